@@ -1,0 +1,1 @@
+//! fieldsync agent (work lands in its own issue).

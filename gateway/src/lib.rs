@@ -1,0 +1,1 @@
+//! fieldsync gateway (work lands in its own issue).

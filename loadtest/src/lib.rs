@@ -1,0 +1,1 @@
+//! fieldsync loadtest (work lands in its own issue).

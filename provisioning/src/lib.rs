@@ -1,0 +1,1 @@
+//! fieldsync provisioning (work lands in its own issue).
