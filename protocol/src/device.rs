@@ -132,7 +132,10 @@ mod tests {
         assert_eq!(DeviceId::new(""), Err(DeviceIdError::Empty));
         assert_eq!(DeviceId::new("a/b"), Err(DeviceIdError::BadCharacter('/')));
         assert_eq!(DeviceId::new(".."), Err(DeviceIdError::BadCharacter('.')));
-        assert!(matches!(DeviceId::new("x".repeat(65)), Err(DeviceIdError::TooLong(65))));
+        assert!(matches!(
+            DeviceId::new("x".repeat(65)),
+            Err(DeviceIdError::TooLong(65))
+        ));
         assert!(matches!(
             DeviceId::from_uri("urn:other:dev-1"),
             Err(DeviceIdError::NotADeviceUri(_))

@@ -135,7 +135,13 @@ impl DeviceStatus {
     /// never returns to service on the same certificate either: it can only be revoked
     /// or retired, and a found device is enrolled again with a new certificate.
     pub fn check_change(self, to: DeviceStatus) -> Result<(), StatusChangeError> {
-        let err = |why| Err(StatusChangeError { from: self, to, why });
+        let err = |why| {
+            Err(StatusChangeError {
+                from: self,
+                to,
+                why,
+            })
+        };
         if self == to {
             return err("the device already has that status");
         }
@@ -143,8 +149,12 @@ impl DeviceStatus {
             DeviceStatus::Revoked | DeviceStatus::Retired => {
                 err("the certificate is dead; enroll the device again with a new certificate")
             }
-            DeviceStatus::Lost if matches!(to, DeviceStatus::InService | DeviceStatus::Suspended) => {
-                err("a lost device's key may have been copied; enroll it again with a new certificate")
+            DeviceStatus::Lost
+                if matches!(to, DeviceStatus::InService | DeviceStatus::Suspended) =>
+            {
+                err(
+                    "a lost device's key may have been copied; enroll it again with a new certificate",
+                )
             }
             _ => Ok(()),
         }
@@ -193,7 +203,10 @@ mod tests {
         }
         assert_eq!(" A ".parse::<AgencyClass>().unwrap(), AgencyClass::A);
         let err = "d".parse::<AgencyClass>().unwrap_err();
-        assert_eq!(err.to_string(), "\"d\" is not a valid agency class; expected one of: a b c ");
+        assert_eq!(
+            err.to_string(),
+            "\"d\" is not a valid agency class; expected one of: a b c "
+        );
     }
 
     #[test]

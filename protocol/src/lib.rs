@@ -6,7 +6,27 @@
 //! property tests instead of sleeps.
 #![warn(missing_docs)]
 
+pub mod allocation;
+pub mod chain;
+pub mod codec;
+pub mod codes;
+pub mod deadline;
 pub mod device;
 pub mod domain;
+pub mod frame;
+pub mod hash;
+pub mod limits;
+pub mod message;
+pub mod two_officer;
 
+/// A point in time: milliseconds since the Unix epoch, UTC.
+///
+/// One integer type for every timestamp on the wire and in the store, so that no
+/// time-zone or calendar arithmetic hides in the protocol.
+pub type Millis = i64;
+
+pub use codes::{CloseCode, ErrorCode, ErrorReply};
 pub use device::{DeviceId, DeviceIdError, certificate_fingerprint};
+pub use hash::Sha256Hash;
+pub use limits::{InvalidField, Limits};
+pub use message::{ALPN, PROTOCOL_VERSION, Request, RequestBody, Response, ResponseBody};
