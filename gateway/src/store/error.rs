@@ -1,0 +1,116 @@
+//! What can go wrong in the store, named so that the caller (admin API, enrollment
+//! tool, QUIC endpoint) can tell the operator exactly which rule refused the change.
+//!
+//! Grouped by whose fault it is: the request names something that does not exist, the
+//! request conflicts with the registry, the input is malformed, or the store itself
+//! failed. A refused change leaves the registry and the audit log untouched.
+
+use std::path::PathBuf;
+
+use protocol::DeviceId;
+use protocol::domain::{AgencyClass, CertificateStatus, StatusChangeError};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    // --- the request names something that is not in the registry ---
+    /// No agency has this name.
+    #[error("no agency is named {0:?}")]
+    UnknownAgency(String),
+    /// No device has this id.
+    #[error("no device has id {0}")]
+    UnknownDevice(DeviceId),
+    /// No officer holds this certificate number.
+    #[error("no officer holds certificate number {0:?}")]
+    UnknownOfficer(String),
+
+    // --- the request conflicts with the registry ---
+    /// An agency with this name exists already.
+    #[error("an agency named {0:?} exists already")]
+    DuplicateAgency(String),
+    /// The device id was used by an earlier enrollment (in any status): a returning
+    /// device gets a new id and a new certificate.
+    #[error("device id {0} is already enrolled; a new enrollment needs a new id")]
+    DeviceIdTaken(DeviceId),
+    /// A live (in service or suspended) device already has this serial.
+    #[error("serial {0:?} already belongs to a live device")]
+    DuplicateSerial(String),
+    /// This certificate was enrolled before; a certificate is enrolled once, ever.
+    #[error("certificate {0} is already enrolled")]
+    DuplicateFingerprint(String),
+    /// The device status rules (`DeviceStatus::check_change`) forbid the change.
+    #[error(transparent)]
+    StatusChange(#[from] StatusChangeError),
+    /// The officer's certificate already has this status.
+    #[error("certificate {number:?} is already {status}")]
+    CertificateUnchanged {
+        /// The certificate number.
+        number: String,
+        /// Its current (and requested) status.
+        status: CertificateStatus,
+    },
+
+    // --- the input is malformed ---
+    /// Class C needs a target number of devices, and classes A and B take none (their
+    /// requirement comes from the officer ratio).
+    #[error("agency class {class} {}", if *.class == AgencyClass::C { "needs a target number of devices" } else { "takes no target number of devices" })]
+    ClassTarget {
+        /// The requested class.
+        class: AgencyClass,
+    },
+    /// A certificate fingerprint is not 64 hex digits.
+    #[error("{0:?} is not a certificate fingerprint (64 hex digits)")]
+    BadFingerprint(String),
+    /// A required text field is empty.
+    #[error("{0} must not be empty")]
+    EmptyField(&'static str),
+    /// A row of an enrollment file is invalid or conflicts with the registry; nothing
+    /// from the file was applied.
+    #[error("enrollment file line {line}: {reason}")]
+    BadEnrollmentRow {
+        /// 1-based line number in the file (the header is line 1).
+        line: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The store configuration is unusable.
+    #[error("store configuration: {0}")]
+    BadConfig(String),
+
+    // --- the store failed ---
+    /// The SQLite file's directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database refused or failed a statement.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema migrations could not be applied (for example, an applied migration
+    /// was edited after the fact).
+    #[error("schema migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A stored value is not valid (a word outside the vocabulary, a bad id): someone
+    /// wrote to the database behind the store's back.
+    #[error("corrupt {what} in the store: {reason}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// Why it is invalid.
+        reason: String,
+    },
+}
+
+impl StoreError {
+    /// Shorthand for a [`StoreError::Corrupt`] from any displayable error.
+    pub(crate) fn corrupt(what: &'static str, reason: impl std::fmt::Display) -> Self {
+        StoreError::Corrupt {
+            what,
+            reason: reason.to_string(),
+        }
+    }
+}

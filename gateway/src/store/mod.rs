@@ -1,0 +1,210 @@
+//! The gateway's store: the device registry (agencies, officers, devices), the
+//! hash-chained audit log, and the revocation broadcast, over SQLite (one file, the
+//! embedded default) or PostgreSQL (several gateways sharing one database).
+//!
+//! One [`Store`] handle, one set of methods, SQL written once with `$1, $2, …`
+//! placeholders (SQLite accepts them too). The `on_pool!` and `on_tx!` macros expand
+//! the same query code once per backend with the native sqlx types, so there is no
+//! `Any` driver and no runtime SQL rewriting. Where the dialects differ (locking the
+//! chain head, `pg_notify`, the read snapshot) the difference stays in one function.
+//!
+//! Every registry change is validated and audited in the same write transaction; a
+//! refused change writes nothing. Time is always a parameter (`now`, ms since the
+//! Unix epoch, UTC): the store never reads a clock.
+
+/// Runs the same query code on whichever pool the store has; `$p` is the
+/// `&SqlitePool` or `&PgPool` (both are executors and `Copy`).
+macro_rules! on_pool {
+    ($db:expr, $p:ident => $body:expr) => {
+        match $db {
+            $crate::store::tx::Db::Sqlite($p) => $body,
+            $crate::store::tx::Db::Postgres($p) => $body,
+        }
+    };
+}
+
+/// Runs the same query code inside a transaction on either backend; `$c` is the
+/// `&mut SqliteConnection` or `&mut PgConnection` (pass it as `&mut *$c`).
+macro_rules! on_tx {
+    ($tx:expr, $c:ident => $body:expr) => {
+        match &mut $tx.conn {
+            $crate::store::tx::TxConn::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::store::tx::TxConn::Postgres(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+mod agencies;
+mod audit;
+pub mod chain;
+mod config;
+mod devices;
+mod enrollment;
+mod error;
+mod notify;
+mod officers;
+mod rows;
+mod tx;
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::SqlitePoolOptions;
+use tokio::sync::broadcast;
+
+pub use audit::{AuditEntry, AuditError, AuditReport, actions};
+pub use config::StoreConfig;
+pub use enrollment::{ENROLLMENT_HEADER, ImportSummary};
+pub use error::StoreError;
+pub use rows::{
+    AgencyRow, DeviceRow, DeviceStatusEvent, NewAgency, NewDevice, OfficerChange, OfficerRecord,
+    OfficerRow, RosterPage,
+};
+
+use notify::{EventHub, ListenerTask};
+use tx::Db;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Which database a [`Store`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// One SQLite file: a single gateway.
+    Sqlite,
+    /// PostgreSQL: one or several gateways.
+    Postgres,
+}
+
+/// The gateway's handle on its database. Cheap to clone (all clones share one pool);
+/// call [`Store::close`] once at shutdown.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    events: EventHub,
+    listener: Mutex<Option<ListenerTask>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, applies the embedded migrations, and on
+    /// PostgreSQL starts listening for status changes made by any gateway.
+    ///
+    /// Returns only once the listener is subscribed, so no change committed after
+    /// `open` returns can be missed.
+    pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
+        let events = EventHub::new();
+        let (db, listener) = match config {
+            StoreConfig::Sqlite { path } => {
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(config::SQLITE_POOL_SIZE)
+                    .connect_with(config::sqlite_options(path)?)
+                    .await?;
+                SQLITE_MIGRATIONS.run(&pool).await?;
+                (Db::Sqlite(pool), None)
+            }
+            StoreConfig::Postgres { url, schema } => {
+                let options = config::postgres_options(url, schema.as_deref())?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(config::PG_POOL_SIZE)
+                    .connect_with(options.clone())
+                    .await?;
+                let current: Option<String> = sqlx::query_scalar("SELECT current_schema()")
+                    .fetch_one(&pool)
+                    .await?;
+                let Some(current) = current else {
+                    pool.close().await;
+                    return Err(StoreError::BadConfig(format!(
+                        "schema {:?} does not exist (create it first)",
+                        schema.as_deref().unwrap_or("(search_path)")
+                    )));
+                };
+                if let Err(e) = POSTGRES_MIGRATIONS.run(&pool).await {
+                    pool.close().await;
+                    return Err(e.into());
+                }
+                let listener = match notify::start_listener(options, current, events.sender()).await
+                {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        pool.close().await;
+                        return Err(e);
+                    }
+                };
+                (Db::Postgres(pool), Some(listener))
+            }
+        };
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                events,
+                listener: Mutex::new(listener),
+            }),
+        })
+    }
+
+    /// Stops the notification listener, ends the status-event channel (receivers then
+    /// see `Closed`), and closes the pool, waiting for connections to be returned.
+    /// Calling it again is harmless.
+    pub async fn close(&self) {
+        let listener = self
+            .inner
+            .listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(listener) = listener {
+            listener.stop().await;
+        }
+        self.inner.events.close();
+        on_pool!(&self.inner.db, pool => pool.close().await);
+    }
+
+    /// Which backend this store runs on.
+    pub fn backend(&self) -> Backend {
+        match self.inner.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Subscribes to device status changes, so the QUIC endpoint can close a revoked
+    /// device's live connection at once.
+    ///
+    /// On SQLite the events of this process are delivered; on PostgreSQL those of every
+    /// gateway sharing the database. A [`DeviceStatusEvent::Resync`] (or a `Lagged`
+    /// receive error) means events may have been lost: re-check every live connection.
+    pub fn device_status_events(&self) -> broadcast::Receiver<DeviceStatusEvent> {
+        self.inner.events.subscribe()
+    }
+
+    fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    async fn write(&self) -> Result<tx::WriteTx, StoreError> {
+        tx::WriteTx::begin(&self.inner.db).await
+    }
+
+    async fn commit(&self, tx: tx::WriteTx) -> Result<(), StoreError> {
+        tx.commit(&self.inner.events).await
+    }
+}
