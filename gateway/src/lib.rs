@@ -1,1 +1,24 @@
-//! fieldsync gateway (work lands in its own issue).
+//! The fieldsync gateway: a QUIC endpoint with mutual TLS that admits only enrolled,
+//! in-service devices and drops a revoked one at once; the device registry and audit
+//! log in a store on SQLite or PostgreSQL; metrics and mDNS.
+//!
+//! `main.rs` is thin: everything here is a library so tests run a real gateway on
+//! `127.0.0.1:0` in-process.
+
+pub mod admission;
+pub mod clock;
+pub mod config;
+pub mod endpoint;
+pub mod handlers;
+pub mod http;
+pub mod live;
+pub mod mdns;
+pub mod metrics;
+pub mod pki;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod tls;
+
+pub use config::Config;
+pub use server::{GatewayError, RunningGateway, run, start, start_with_clock};

@@ -1,0 +1,244 @@
+//! The device's side of the wire: a QUIC client endpoint with mutual TLS, and a
+//! connection that sends one request per stream and reads one reply.
+//!
+//! One [`GatewayEndpoint`] (one UDP socket) can carry many connections, which is how
+//! `loadtest` simulates thousands of devices in one process.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::codec::{read_message, write_message};
+use protocol::message::{Hello, Welcome};
+use protocol::{
+    CloseCode, ErrorReply, Limits, Millis, Request, RequestBody, Response, ResponseBody,
+};
+use quinn::crypto::rustls::QuicClientConfig;
+
+use crate::identity::DeviceIdentity;
+
+/// Why talking to the gateway failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The TLS configuration cannot be built from the identity.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    /// The UDP socket cannot be bound.
+    #[error("cannot bind a UDP socket: {0}")]
+    Bind(std::io::Error),
+    /// The connection cannot be started.
+    #[error("cannot connect: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    /// The connection failed or was closed; [`ClientError::close_code`] tells whether
+    /// the gateway refused the device.
+    #[error("connection: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    /// A stream failed while writing.
+    #[error("stream: {0}")]
+    Write(#[from] quinn::WriteError),
+    /// A frame could not be read or written.
+    #[error("frame: {0}")]
+    Frame(#[from] protocol::frame::FrameError),
+    /// The gateway closed the stream without replying.
+    #[error("the gateway closed the stream without a reply")]
+    NoReply,
+    /// The gateway refused the request.
+    #[error("gateway refused the request: {0}")]
+    Refused(ErrorReply),
+    /// The gateway answered with a reply of the wrong kind.
+    #[error("unexpected reply to {request}: {reply:?}")]
+    UnexpectedReply {
+        /// The request kind.
+        request: &'static str,
+        /// What came back.
+        reply: Box<ResponseBody>,
+    },
+}
+
+impl ClientError {
+    /// The application close code, when the gateway closed the connection with one.
+    pub fn close_code(&self) -> Option<CloseCode> {
+        let err = match self {
+            ClientError::Connection(e) => e,
+            ClientError::Write(quinn::WriteError::ConnectionLost(e)) => e,
+            _ => return None,
+        };
+        match err {
+            quinn::ConnectionError::ApplicationClosed(close) => {
+                u32::try_from(close.error_code.into_inner())
+                    .ok()
+                    .map(CloseCode::from_u32)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Transport settings of a device connection.
+#[derive(Clone, Debug)]
+pub struct TransportSettings {
+    /// Keep-alive interval (keeps cellular NAT bindings open).
+    pub keep_alive: Duration,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+}
+
+impl Default for TransportSettings {
+    fn default() -> Self {
+        Self {
+            keep_alive: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A client UDP endpoint from which devices connect.
+#[derive(Clone)]
+pub struct GatewayEndpoint {
+    endpoint: quinn::Endpoint,
+}
+
+impl GatewayEndpoint {
+    /// Binds a client endpoint on an ephemeral port of the given address family.
+    pub fn bind(for_gateway: SocketAddr) -> Result<Self, ClientError> {
+        let local: SocketAddr = if for_gateway.is_ipv6() {
+            "[::]:0".parse().expect("valid address")
+        } else {
+            "0.0.0.0:0".parse().expect("valid address")
+        };
+        let endpoint = quinn::Endpoint::client(local).map_err(ClientError::Bind)?;
+        Ok(Self { endpoint })
+    }
+
+    /// Connects to the gateway as the device `identity`, authenticating the gateway's
+    /// certificate for `server_name` against the fleet CA.
+    pub async fn connect(
+        &self,
+        gateway: SocketAddr,
+        server_name: &str,
+        identity: &DeviceIdentity,
+        settings: &TransportSettings,
+    ) -> Result<GatewayConnection, ClientError> {
+        let config = client_config(identity, settings)?;
+        let connection = self
+            .endpoint
+            .connect_with(config, gateway, server_name)?
+            .await?;
+        Ok(GatewayConnection {
+            connection,
+            limits: Limits::default(),
+        })
+    }
+
+    /// Waits until every connection of this endpoint is closed.
+    pub async fn wait_idle(&self) {
+        self.endpoint.wait_idle().await;
+    }
+}
+
+/// Builds the QUIC client config for a device identity.
+pub fn client_config(
+    identity: &DeviceIdentity,
+    settings: &TransportSettings,
+) -> Result<quinn::ClientConfig, ClientError> {
+    let tls = |e: &dyn std::fmt::Display| ClientError::Tls(e.to_string());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in &identity.ca {
+        roots.add(ca.clone()).map_err(|e| tls(&e))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| tls(&e))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
+        .map_err(|e| tls(&e))?;
+    config.alpn_protocols = vec![protocol::ALPN.to_vec()];
+    config.enable_early_data = false;
+    let crypto = QuicClientConfig::try_from(config).map_err(|e| tls(&e))?;
+    let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(settings.keep_alive));
+    transport.max_idle_timeout(Some(
+        quinn::IdleTimeout::try_from(settings.idle_timeout).map_err(|e| tls(&e))?,
+    ));
+    client.transport_config(Arc::new(transport));
+    Ok(client)
+}
+
+/// An open connection to the gateway.
+pub struct GatewayConnection {
+    connection: quinn::Connection,
+    limits: Limits,
+}
+
+impl GatewayConnection {
+    /// Sends one request on a new stream and reads its reply. An error reply becomes
+    /// [`ClientError::Refused`].
+    pub async fn request(&self, body: RequestBody) -> Result<ResponseBody, ClientError> {
+        self.exchange(body).await.map_err(|err| match err {
+            // A stream error on a closed connection is reported as the close itself,
+            // so the caller sees the gateway's close code.
+            ClientError::Refused(_) | ClientError::UnexpectedReply { .. } => err,
+            other => self.close_reason().unwrap_or(other),
+        })
+    }
+
+    async fn exchange(&self, body: RequestBody) -> Result<ResponseBody, ClientError> {
+        let (mut send, mut recv) = self.connection.open_bi().await?;
+        let max = self.limits.max_frame_bytes;
+        write_message(&mut send, &Request::new(body), max).await?;
+        let _ = send.finish();
+        match read_message::<Response, _>(&mut recv, max).await? {
+            Some(Response {
+                body: ResponseBody::Error(e),
+                ..
+            }) => Err(ClientError::Refused(e)),
+            Some(response) => Ok(response.body),
+            None => Err(ClientError::NoReply),
+        }
+    }
+
+    /// Says hello; adopts the gateway's limits for later requests.
+    pub async fn hello(
+        &mut self,
+        device_time: Millis,
+        agent_version: &str,
+    ) -> Result<Welcome, ClientError> {
+        let body = RequestBody::Hello(Hello {
+            device_time,
+            agent_version: agent_version.to_owned(),
+        });
+        match self.request(body).await? {
+            ResponseBody::Welcome(welcome) => {
+                self.limits = welcome.limits.clone();
+                Ok(welcome)
+            }
+            other => Err(ClientError::UnexpectedReply {
+                request: "hello",
+                reply: Box::new(other),
+            }),
+        }
+    }
+
+    /// Waits until the connection is closed and returns why.
+    pub async fn closed(&self) -> ClientError {
+        ClientError::Connection(self.connection.closed().await)
+    }
+
+    /// Why the connection is closed, if it is.
+    pub fn close_reason(&self) -> Option<ClientError> {
+        self.connection.close_reason().map(ClientError::Connection)
+    }
+
+    /// The underlying QUIC connection.
+    pub fn quic(&self) -> &quinn::Connection {
+        &self.connection
+    }
+
+    /// Closes the connection normally.
+    pub fn close(&self) {
+        self.connection
+            .close(quinn::VarInt::from_u32(CloseCode::Normal.to_u32()), b"bye");
+    }
+}

@@ -1,0 +1,553 @@
+//! Gateway configuration: a TOML file, then `FIELDSYNC_*` environment overrides, then
+//! validation, all before any port is bound (as linkerd2-proxy does).
+//!
+//! Every key has a default, so the gateway runs with no file at all. The environment
+//! is read through [`EnvSource`] so tests pass a map instead of the process
+//! environment. Every key is documented in `docs/configuration.md`; a test checks that
+//! the document names each one.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use protocol::Limits;
+use protocol::allocation::AllocationPolicy;
+use protocol::deadline::DeadlinePolicy;
+use protocol::two_officer::TwoOfficerPolicy;
+use serde::{Deserialize, Serialize};
+
+use crate::store::StoreConfig;
+
+/// Prefix of every environment override.
+pub const ENV_PREFIX: &str = "FIELDSYNC_";
+
+/// Where environment variables come from.
+pub trait EnvSource {
+    /// The value of `name`, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl EnvSource for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// The whole gateway configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Folder for the SQLite store, the development PKI and media.
+    pub data_dir: PathBuf,
+    /// The device listener (QUIC).
+    pub device: DeviceListenerConfig,
+    /// The operator listener (admin API, pages, `/metrics`).
+    pub http: HttpConfig,
+    /// Which store to use.
+    pub store: StoreSettings,
+    /// Where the fleet CA and the gateway certificate come from.
+    pub pki: PkiConfig,
+    /// mDNS advertisement.
+    pub mdns: MdnsConfig,
+    /// Protocol limits, announced to devices.
+    pub limits: Limits,
+    /// Policy numbers from DOMAIN.md.
+    pub policy: PolicyConfig,
+    /// How long a shutdown waits for in-flight requests, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./fieldsync-data"),
+            device: DeviceListenerConfig::default(),
+            http: HttpConfig::default(),
+            store: StoreSettings::default(),
+            pki: PkiConfig::default(),
+            mdns: MdnsConfig::default(),
+            limits: Limits::default(),
+            policy: PolicyConfig::default(),
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// The QUIC listener for devices, sized for thousands of mostly idle connections.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceListenerConfig {
+    /// UDP address to listen on.
+    pub listen: SocketAddr,
+    /// A connection with no traffic for this long is closed, in seconds.
+    pub idle_timeout_secs: u64,
+    /// Keep-alive interval, in seconds; keeps cellular NAT bindings open.
+    pub keep_alive_secs: u64,
+    /// Connection-level receive window, in bytes.
+    pub receive_window: u32,
+    /// Per-stream receive window, in bytes.
+    pub stream_receive_window: u32,
+    /// Send window, in bytes.
+    pub send_window: u64,
+    /// Above this many handshakes per second, clients must prove their address with a
+    /// Retry round trip first.
+    pub retry_above_handshakes_per_sec: u32,
+}
+
+impl Default for DeviceListenerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:4433".parse().expect("valid address"),
+            idle_timeout_secs: 60,
+            keep_alive_secs: 20,
+            receive_window: 1 << 20,
+            stream_receive_window: 256 << 10,
+            send_window: 1 << 20,
+            retry_above_handshakes_per_sec: 500,
+        }
+    }
+}
+
+/// The operator listener.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// TCP address for the admin API, pages and `/metrics`. Loopback by default.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:4480".parse().expect("valid address"),
+        }
+    }
+}
+
+/// The store backend, as written in the configuration file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `sqlite` (embedded, the default) or `postgres` (several gateways).
+    pub backend: String,
+    /// SQLite file; empty means `<data_dir>/fieldsync.db`.
+    pub sqlite_path: String,
+    /// PostgreSQL connection URL (backend `postgres`).
+    pub postgres_url: String,
+    /// PostgreSQL schema; empty means the server's default search path.
+    pub postgres_schema: String,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            backend: "sqlite".into(),
+            sqlite_path: String::new(),
+            postgres_url: String::new(),
+            postgres_schema: String::new(),
+        }
+    }
+}
+
+/// Where the fleet CA and the gateway certificate live.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PkiConfig {
+    /// Folder with `ca.pem`, `gateway.pem` and `gateway.key`; empty means
+    /// `<data_dir>/pki`.
+    pub dir: String,
+    /// When the folder has no CA, make a development PKI there (and enroll its
+    /// device bundles) instead of refusing to start.
+    pub auto_dev_pki: bool,
+    /// How many device bundles the development PKI makes.
+    pub dev_devices: u32,
+}
+
+impl Default for PkiConfig {
+    fn default() -> Self {
+        Self {
+            dir: String::new(),
+            auto_dev_pki: true,
+            dev_devices: 3,
+        }
+    }
+}
+
+/// mDNS advertisement of `_fieldsync._udp.local.`: opt-in, because it announces the
+/// gateway to everyone on the LAN.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MdnsConfig {
+    /// Advertise the gateway.
+    pub enabled: bool,
+    /// Interface names to advertise on; empty means all.
+    pub interfaces: Vec<String>,
+    /// The instance name advertised.
+    pub instance: String,
+}
+
+impl Default for MdnsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            interfaces: Vec::new(),
+            instance: "fieldsync-gateway".into(),
+        }
+    }
+}
+
+/// Policy numbers (DOMAIN.md): deployment configuration, not code.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The 24-hour upload rule.
+    pub deadline: DeadlinePolicy,
+    /// Allocation ratios.
+    pub allocation: AllocationPolicy,
+    /// Which action kinds need two certified officers.
+    pub two_officer: TwoOfficerPolicy,
+}
+
+/// Why the configuration cannot be used. Each names the file, key or variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// An environment override cannot be parsed.
+    #[error("environment variable {var}: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A key has the wrong type or is unknown.
+    #[error("config key `{key}`: {message}")]
+    Key {
+        /// The dotted key path.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is well-typed but not allowed.
+    #[error("config key `{key}`: {problem}")]
+    Invalid {
+        /// The dotted key path.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then the file (if any), then environment
+    /// overrides, then validation.
+    pub fn load(file: Option<&Path>, env: &dyn EnvSource) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Syntax {
+                        path: path.to_owned(),
+                        message: e.to_string(),
+                    })?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env(&mut table, env)?;
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                ConfigError::Key {
+                    key: e.path().to_string(),
+                    message: e.inner().to_string(),
+                }
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that are well-typed but not allowed.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, problem: String| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                problem,
+            })
+        };
+        if self.device.idle_timeout_secs == 0 {
+            return invalid("device.idle_timeout_secs", "must be at least 1".into());
+        }
+        if self.device.keep_alive_secs == 0
+            || self.device.keep_alive_secs >= self.device.idle_timeout_secs
+        {
+            return invalid(
+                "device.keep_alive_secs",
+                format!(
+                    "must be at least 1 and below device.idle_timeout_secs ({})",
+                    self.device.idle_timeout_secs
+                ),
+            );
+        }
+        if self.device.stream_receive_window > self.device.receive_window {
+            return invalid(
+                "device.stream_receive_window",
+                "must not exceed device.receive_window".into(),
+            );
+        }
+        if self.limits.max_frame_bytes < 1024 {
+            return invalid("limits.max_frame_bytes", "must be at least 1024".into());
+        }
+        if self.limits.max_concurrent_streams == 0 {
+            return invalid("limits.max_concurrent_streams", "must be at least 1".into());
+        }
+        match self.store.backend.as_str() {
+            "sqlite" => {}
+            "postgres" if self.store.postgres_url.is_empty() => {
+                return invalid(
+                    "store.postgres_url",
+                    "must be set when store.backend is \"postgres\"".into(),
+                );
+            }
+            "postgres" => {}
+            other => {
+                return invalid(
+                    "store.backend",
+                    format!("{other:?} is not a store backend; use \"sqlite\" or \"postgres\""),
+                );
+            }
+        }
+        if self.pki.auto_dev_pki && self.pki.dev_devices == 0 {
+            return invalid("pki.dev_devices", "must be at least 1".into());
+        }
+        let policy = |key: &str, e: &dyn std::fmt::Display| invalid(key, e.to_string());
+        if let Err(e) = self.policy.deadline.validate() {
+            return policy("policy.deadline", &e);
+        }
+        if let Err(e) = self.policy.allocation.validate() {
+            return policy("policy.allocation", &e);
+        }
+        if let Err(e) = self.policy.two_officer.validate() {
+            return policy("policy.two_officer", &e);
+        }
+        Ok(())
+    }
+
+    /// The PKI folder.
+    pub fn pki_dir(&self) -> PathBuf {
+        if self.pki.dir.is_empty() {
+            self.data_dir.join("pki")
+        } else {
+            PathBuf::from(&self.pki.dir)
+        }
+    }
+
+    /// The store to open.
+    pub fn store_config(&self) -> StoreConfig {
+        if self.store.backend == "postgres" {
+            StoreConfig::Postgres {
+                url: self.store.postgres_url.clone(),
+                schema: (!self.store.postgres_schema.is_empty())
+                    .then(|| self.store.postgres_schema.clone()),
+            }
+        } else {
+            let path = if self.store.sqlite_path.is_empty() {
+                self.data_dir.join("fieldsync.db")
+            } else {
+                PathBuf::from(&self.store.sqlite_path)
+            };
+            StoreConfig::Sqlite { path }
+        }
+    }
+
+    /// Every configuration key as a dotted path, with its environment variable.
+    pub fn keys() -> Vec<(String, String)> {
+        let defaults = toml::Value::try_from(Config::default()).expect("defaults serialize");
+        let mut out = Vec::new();
+        collect_keys(&defaults, &mut Vec::new(), &mut out);
+        out.into_iter()
+            .map(|path| {
+                let var = format!("{ENV_PREFIX}{}", path.replace('.', "_").to_uppercase());
+                (path, var)
+            })
+            .collect()
+    }
+}
+
+fn collect_keys(value: &toml::Value, path: &mut Vec<String>, out: &mut Vec<String>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, child) in table {
+                path.push(key.clone());
+                collect_keys(child, path, out);
+                path.pop();
+            }
+        }
+        _ => out.push(path.join(".")),
+    }
+}
+
+/// Applies `FIELDSYNC_*` overrides: each known key's variable replaces the key. A
+/// string key takes the value as it is; other keys parse it as a TOML value.
+fn apply_env(table: &mut toml::Table, env: &dyn EnvSource) -> Result<(), ConfigError> {
+    let defaults = toml::Value::try_from(Config::default()).expect("defaults serialize");
+    for (path, var) in Config::keys() {
+        let Some(raw) = env.var(&var) else { continue };
+        let parts: Vec<&str> = path.split('.').collect();
+        let default = parts
+            .iter()
+            .try_fold(&defaults, |v, p| v.get(p))
+            .expect("known key");
+        let value = if default.is_str() {
+            toml::Value::String(raw)
+        } else {
+            format!("v = {raw}")
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError::Env {
+                    var: var.clone(),
+                    message: e.message().to_owned(),
+                })?
+                .remove("v")
+                .expect("parsed key")
+        };
+        let (last, parents) = parts.split_last().expect("non-empty path");
+        let mut node = &mut *table;
+        for part in parents {
+            let entry = node
+                .entry(part.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            node = entry.as_table_mut().ok_or_else(|| ConfigError::Key {
+                key: part.to_string(),
+                message: "must be a table".into(),
+            })?;
+        }
+        node.insert(last.to_string(), value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(Some(&path), &env(vars))
+    }
+
+    #[test]
+    fn no_file_gives_working_defaults() {
+        let config = Config::load(None, &env(&[])).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.device.listen.port(), 4433);
+        assert!(config.http.listen.ip().is_loopback());
+        assert!(!config.mdns.enabled);
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let config = load_text(
+            "data_dir = \"/srv/fs\"\n[device]\nidle_timeout_secs = 90\n",
+            &[
+                ("FIELDSYNC_DEVICE_KEEP_ALIVE_SECS", "30"),
+                ("FIELDSYNC_STORE_POSTGRES_SCHEMA", "42"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/srv/fs"));
+        assert_eq!(config.device.idle_timeout_secs, 90);
+        assert_eq!(config.device.keep_alive_secs, 30);
+        assert_eq!(config.store.postgres_schema, "42");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key() {
+        let err = load_text("[device]\nidle_timeout_secs = \"soon\"\n", &[]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("device.idle_timeout_secs"), "{text}");
+        assert!(text.contains("invalid type"), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let err = load_text("[device]\nidel_timeout_secs = 5\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("idel_timeout_secs"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = load_text("[store]\nbackend = \"mysql\"\n", &[]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("config key `store.backend`"),
+            "{err}"
+        );
+        let err = load_text("[store]\nbackend = \"postgres\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("store.postgres_url"), "{err}");
+        let err = load_text("[policy.allocation]\nratio_a = 0\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("policy.allocation"), "{err}");
+    }
+
+    #[test]
+    fn bad_environment_names_the_variable() {
+        let err =
+            Config::load(None, &env(&[("FIELDSYNC_DEVICE_IDLE_TIMEOUT_SECS", "x y")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("FIELDSYNC_DEVICE_IDLE_TIMEOUT_SECS"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_syntax_names_the_file() {
+        let err = load_text("[device\n", &[]).unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    }
+
+    #[test]
+    fn every_key_is_documented() {
+        let doc = include_str!("../../docs/configuration.md");
+        for (key, var) in Config::keys() {
+            assert!(
+                doc.contains(&format!("`{key}`")),
+                "docs/configuration.md lacks `{key}`"
+            );
+            assert!(doc.contains(&var), "docs/configuration.md lacks {var}");
+        }
+    }
+}

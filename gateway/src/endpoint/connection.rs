@@ -1,0 +1,237 @@
+//! One driver per connection: finish the handshake, admit the device against the
+//! store, then serve one request per bidirectional stream until the connection ends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use protocol::codec::{read_message, write_message};
+use protocol::{CloseCode, Request, Response, ResponseBody};
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::admission::{Admission, certificate_facts, decide, peer_certificate};
+use crate::handlers::{ConnectionContext, dispatch};
+use crate::live::close;
+use crate::metrics::HandshakeOutcome;
+use crate::state::GatewayState;
+
+/// How long a device may take to send a request's frame once it opened the stream.
+const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Malformed requests tolerated on one connection before it is closed.
+const MAX_PROTOCOL_ERRORS: u32 = 8;
+
+/// Completes the handshake of one incoming connection and serves it.
+pub(super) async fn handle_incoming(state: Arc<GatewayState>, incoming: quinn::Incoming) {
+    let remote = incoming.remote_address();
+    let connection = match incoming.accept() {
+        Ok(connecting) => connecting.await,
+        Err(e) => Err(e),
+    };
+    match connection {
+        Ok(connection) => admit_and_serve(state, connection).await,
+        Err(err) => handshake_failed(&state, remote, &err).await,
+    }
+}
+
+/// Counts and reports a failed handshake that the certificate verifier did not see
+/// (the verifier counts its own refusals).
+async fn handshake_failed(
+    state: &GatewayState,
+    remote: std::net::SocketAddr,
+    err: &quinn::ConnectionError,
+) {
+    let reason = match err {
+        quinn::ConnectionError::TransportError(e) => e.reason.clone(),
+        other => other.to_string(),
+    };
+    if reason.starts_with("invalid peer certificate") {
+        tracing::info!(%remote, %reason, "handshake refused");
+        return;
+    }
+    let outcome = if reason.contains("no certificates") {
+        HandshakeOutcome::NoCertificate
+    } else {
+        HandshakeOutcome::Failed
+    };
+    state.metrics.handshake(outcome);
+    tracing::info!(%remote, %reason, outcome = outcome.as_str(), "handshake failed");
+    if outcome == HandshakeOutcome::NoCertificate {
+        let now = state.clock.now();
+        if let Err(e) = state
+            .store
+            .audit_refused_connection(outcome.as_str(), None, &remote.to_string(), now)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot audit a refused handshake");
+        }
+    }
+}
+
+async fn admit_and_serve(state: Arc<GatewayState>, connection: quinn::Connection) {
+    let remote = connection.remote_address();
+    let Some(certificate) = peer_certificate(&connection) else {
+        // rustls requires a client certificate, so this cannot happen; refuse anyway.
+        close(&connection, CloseCode::UnknownDevice);
+        state.metrics.handshake(HandshakeOutcome::NoCertificate);
+        return;
+    };
+    let fingerprint = protocol::certificate_fingerprint(&certificate);
+    let facts = certificate_facts(&certificate);
+    // Register before reading the store: a revocation committed after the read
+    // below still finds this connection in the table and closes it.
+    let guard = facts.device_id.clone().map(|id| {
+        state
+            .live
+            .register(id, fingerprint.clone(), connection.clone())
+    });
+    let enrolled = match state.store.device_by_fingerprint(&fingerprint).await {
+        Ok(row) => row,
+        Err(e) => {
+            tracing::error!(error = %e, "store unavailable during admission");
+            close(&connection, CloseCode::GoingAway);
+            return;
+        }
+    };
+    let device = match decide(enrolled, &facts) {
+        Admission::Admitted(device) => device,
+        Admission::Refused { code, outcome, why } => {
+            close(&connection, code);
+            state.metrics.handshake(outcome);
+            state
+                .metrics
+                .closed
+                .with_label_values(&[code.reason()])
+                .inc();
+            tracing::info!(%remote, %fingerprint, %why, "device refused");
+            let now = state.clock.now();
+            if let Err(e) = state
+                .store
+                .audit_refused_connection(&why, Some(&fingerprint), &remote.to_string(), now)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot audit a refused device");
+            }
+            return;
+        }
+    };
+    state.metrics.handshake(HandshakeOutcome::Ok);
+    state.metrics.live_connections.inc();
+    let span = tracing::info_span!("device", id = %device.id, %remote);
+    serve(state.clone(), connection, ConnectionContext::new(device))
+        .instrument(span)
+        .await;
+    state.metrics.live_connections.dec();
+    drop(guard);
+}
+
+/// Accepts request streams until the connection ends or the gateway shuts down.
+async fn serve(state: Arc<GatewayState>, connection: quinn::Connection, ctx: ConnectionContext) {
+    tracing::info!("device connected");
+    let ctx = Arc::new(ctx);
+    let protocol_errors = Arc::new(AtomicU32::new(0));
+    let requests = TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            stream = connection.accept_bi() => stream,
+            () = state.shutdown.cancelled() => {
+                // Let this connection's in-flight requests finish, then say why it
+                // ends. (The gateway bounds the whole drain by its grace period.)
+                requests.close();
+                requests.wait().await;
+                close(&connection, CloseCode::GoingAway);
+                break;
+            }
+        };
+        let (send, recv) = match stream {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::info!(reason = %e, "device disconnected");
+                break;
+            }
+        };
+        let task = handle_stream(
+            state.clone(),
+            connection.clone(),
+            ctx.clone(),
+            protocol_errors.clone(),
+            send,
+            recv,
+        );
+        requests.spawn(task.in_current_span());
+    }
+}
+
+/// Serves one request: read its frame, dispatch it, write the reply.
+async fn handle_stream(
+    state: Arc<GatewayState>,
+    connection: quinn::Connection,
+    ctx: Arc<ConnectionContext>,
+    protocol_errors: Arc<AtomicU32>,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let started = Instant::now();
+    let max_frame = state.config.limits.max_frame_bytes;
+    let read = tokio::time::timeout(
+        REQUEST_READ_TIMEOUT,
+        read_message::<Request, _>(&mut recv, max_frame),
+    )
+    .await;
+    let (kind, response) = match read {
+        Ok(Ok(Some(request))) => {
+            let kind = request.body.kind();
+            let body = match dispatch(&state, &ctx, request.body).await {
+                Ok(body) => body,
+                Err(err) => {
+                    if let crate::handlers::HandlerError::Store(e) = &err {
+                        tracing::error!(error = %e, kind, "request failed in the store");
+                    }
+                    ResponseBody::Error(err.reply())
+                }
+            };
+            (kind, Response::new(body))
+        }
+        Ok(Ok(None)) => return,
+        Ok(Err(err)) => {
+            let count = protocol_errors.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::info!(error = %err, count, "malformed request");
+            if count >= MAX_PROTOCOL_ERRORS {
+                close(&connection, CloseCode::ProtocolViolation);
+                state
+                    .metrics
+                    .closed
+                    .with_label_values(&[CloseCode::ProtocolViolation.reason()])
+                    .inc();
+                return;
+            }
+            ("malformed", Response::error(err.code(), err.to_string()))
+        }
+        Err(_) => (
+            "timeout",
+            Response::error(
+                protocol::ErrorCode::MalformedMessage,
+                "request frame not received in time",
+            ),
+        ),
+    };
+    let outcome = match &response.body {
+        ResponseBody::Error(e) => format!("{:?}", e.code),
+        _ => "ok".to_owned(),
+    };
+    if let Err(e) = write_message(&mut send, &response, max_frame).await {
+        tracing::debug!(error = %e, "reply not delivered");
+    }
+    let _ = send.finish();
+    state
+        .metrics
+        .requests
+        .with_label_values(&[kind, &outcome])
+        .inc();
+    state
+        .metrics
+        .request_seconds
+        .with_label_values(&[kind])
+        .observe(started.elapsed().as_secs_f64());
+}

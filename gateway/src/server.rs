@@ -1,0 +1,313 @@
+//! Assembles a gateway from its configuration and runs it until a shutdown future
+//! completes: `run(config, shutdown)` (STYLE.md, "Shutdown you can test").
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::CloseCode;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::endpoint::{self, EndpointError};
+use crate::http::{self, HttpError};
+use crate::live::LiveConnections;
+use crate::mdns::{self, MdnsError};
+use crate::metrics::Metrics;
+use crate::pki::{self, PkiSetupError};
+use crate::state::GatewayState;
+use crate::store::{DeviceStatusEvent, Store, StoreError};
+use crate::tls::{self, RefusedCertificate, TlsError};
+
+/// Why the gateway cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The data folder cannot be made.
+    #[error("cannot create data folder {path}: {source}")]
+    DataDir {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The PKI cannot be used.
+    #[error(transparent)]
+    Pki(#[from] PkiSetupError),
+    /// The store cannot be opened.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// TLS cannot be configured.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The device endpoint cannot start.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// The operator listener cannot start.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// mDNS cannot start.
+    #[error(transparent)]
+    Mdns(#[from] MdnsError),
+}
+
+/// A started gateway.
+pub struct RunningGateway {
+    state: Arc<GatewayState>,
+    endpoint: quinn::Endpoint,
+    device_addr: SocketAddr,
+    http_addr: SocketAddr,
+    background: Vec<JoinHandle<()>>,
+    _mdns: Option<mdns::Advertisement>,
+}
+
+impl RunningGateway {
+    /// Where devices connect (UDP).
+    pub fn device_addr(&self) -> SocketAddr {
+        self.device_addr
+    }
+
+    /// Where operators and Prometheus connect (TCP).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The shared state (store, metrics, live connections).
+    pub fn state(&self) -> &Arc<GatewayState> {
+        &self.state
+    }
+
+    /// Stops the gateway: refuse new connections, let in-flight requests finish (up to
+    /// the grace period), close every connection with "going away", close the store.
+    pub async fn shutdown(self) {
+        let state = self.state.clone();
+        tracing::info!("shutting down");
+        self.endpoint.set_server_config(None);
+        state.shutdown.cancel();
+        state.tasks.close();
+        let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+        if tokio::time::timeout(grace, state.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight requests did not finish within {grace:?}");
+        }
+        state.live.close_all(CloseCode::GoingAway);
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        for task in self.background {
+            task.abort();
+            let _ = task.await;
+        }
+        state.store.close().await;
+        tracing::info!("gateway stopped");
+    }
+}
+
+/// Starts a gateway with the system clock.
+pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
+    start_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// Starts a gateway with the given clock (tests pass a manual one).
+pub async fn start_with_clock(
+    config: Config,
+    clock: SharedClock,
+) -> Result<RunningGateway, GatewayError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| GatewayError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let now_utc =
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(clock.now()) * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let pki_dir = config.pki_dir();
+    let gateway_pki = pki::prepare(
+        &pki_dir,
+        config.pki.auto_dev_pki,
+        config.pki.dev_devices,
+        now_utc,
+    )?;
+    let store = Store::open(&config.store_config()).await?;
+    if gateway_pki.made_now {
+        let file = gateway_pki.enrollment_file();
+        let reader = std::fs::File::open(&file).map_err(|source| GatewayError::DataDir {
+            path: file.clone(),
+            source,
+        })?;
+        let summary = store
+            .import_enrollment(reader, None, "gateway (development PKI)", clock.now())
+            .await?;
+        tracing::info!(?summary, file = %file.display(), "enrolled the development devices");
+    }
+
+    let metrics = Metrics::new();
+    let (refusals_tx, refusals_rx) = mpsc::channel(64);
+    let crypto = tls::server_crypto(
+        &gateway_pki.ca,
+        gateway_pki.chain.clone(),
+        gateway_pki.key.clone_key(),
+        metrics.clone(),
+        refusals_tx,
+    )?;
+    let transport = endpoint::transport_config(&config.device, &config.limits)?;
+    let quic = endpoint::bind(config.device.listen, crypto, transport)?;
+    let device_addr = quic.local_addr().map_err(|source| EndpointError::Bind {
+        addr: config.device.listen,
+        source,
+    })?;
+    let listener = http::bind(config.http.listen).await?;
+    let http_addr = listener.local_addr().map_err(|source| HttpError::Bind {
+        addr: config.http.listen,
+        source,
+    })?;
+
+    let advertisement = if config.mdns.enabled {
+        Some(mdns::advertise(
+            &config.mdns,
+            device_addr.port(),
+            &gateway_pki.ca_fingerprint,
+        )?)
+    } else {
+        None
+    };
+
+    let state = Arc::new(GatewayState {
+        config,
+        store,
+        metrics,
+        live: Arc::new(LiveConnections::default()),
+        clock,
+        shutdown: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    });
+    let events = state.store.device_status_events();
+    let router = http::router(state.clone());
+    let http_shutdown = state.shutdown.clone();
+    let background = vec![
+        tokio::spawn(endpoint::accept_loop(state.clone(), quic.clone())),
+        tokio::spawn(enforce_revocations(state.clone(), events)),
+        tokio::spawn(audit_refusals(state.clone(), refusals_rx)),
+        tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "operator listener failed");
+            }
+        }),
+    ];
+    tracing::info!(
+        devices = %device_addr,
+        operators = %http_addr,
+        data = %state.config.data_dir.display(),
+        pki = %pki_dir.display(),
+        "gateway listening"
+    );
+    if gateway_pki.made_now {
+        tracing::info!(
+            "to connect a device, give it a bundle from {}/devices/<id>/ (device.pem, device.key, ca.pem); \
+             to make more, run `cargo run -p certs-dev -- --out DIR --devices N` with the same CA and import DIR/enrollment.csv",
+            pki_dir.display()
+        );
+    }
+    Ok(RunningGateway {
+        state,
+        endpoint: quic,
+        device_addr,
+        http_addr,
+        background,
+        _mdns: advertisement,
+    })
+}
+
+/// Runs a gateway until `shutdown` completes, then stops it gracefully.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), GatewayError> {
+    let gateway = start(config).await?;
+    shutdown.await;
+    gateway.shutdown().await;
+    Ok(())
+}
+
+/// Closes the live connections of devices whose status stops admitting them, as the
+/// store reports changes (from this gateway or, on PostgreSQL, any other).
+async fn enforce_revocations(
+    state: Arc<GatewayState>,
+    mut events: broadcast::Receiver<DeviceStatusEvent>,
+) {
+    loop {
+        match events.recv().await {
+            Ok(DeviceStatusEvent::Changed {
+                device_id, status, ..
+            }) => {
+                if let Some(code) = CloseCode::for_status(status) {
+                    let closed = state.live.close_device(&device_id, code);
+                    if closed > 0 {
+                        state
+                            .metrics
+                            .closed
+                            .with_label_values(&[code.reason()])
+                            .inc_by(closed as u64);
+                        tracing::info!(device = %device_id, %status, closed, "closed a device's live connections");
+                    }
+                }
+            }
+            Ok(DeviceStatusEvent::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                recheck_live_connections(&state).await;
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        }
+    }
+}
+
+/// Re-reads every live connection's enrollment and closes those no longer admitted
+/// (after missed notifications).
+async fn recheck_live_connections(state: &GatewayState) {
+    for live in state.live.snapshot() {
+        match state.store.device_by_fingerprint(&live.fingerprint).await {
+            Ok(row) => {
+                let code = match row {
+                    None => Some(CloseCode::UnknownDevice),
+                    Some(row) => CloseCode::for_status(row.status),
+                };
+                if let Some(code) = code {
+                    crate::live::close(&live.connection, code);
+                    state
+                        .metrics
+                        .closed
+                        .with_label_values(&[code.reason()])
+                        .inc();
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot re-check live connections; will retry on the next resync");
+                return;
+            }
+        }
+    }
+}
+
+/// Writes certificate refusals reported by the TLS verifier to the audit log.
+async fn audit_refusals(
+    state: Arc<GatewayState>,
+    mut refusals: mpsc::Receiver<RefusedCertificate>,
+) {
+    while let Some(refused) = refusals.recv().await {
+        let why = format!("{}: {}", refused.outcome.as_str(), refused.detail);
+        if let Err(e) = state
+            .store
+            .audit_refused_connection(
+                &why,
+                Some(&refused.fingerprint),
+                "tls handshake",
+                state.clock.now(),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "cannot audit a refused certificate");
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! What every part of a running gateway shares.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::live::LiveConnections;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// The shared state of one gateway process.
+pub struct GatewayState {
+    /// The validated configuration.
+    pub config: Config,
+    /// The registry and audit log.
+    pub store: Store,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Devices connected now.
+    pub live: Arc<LiveConnections>,
+    /// The gateway's clock.
+    pub clock: SharedClock,
+    /// Cancelled when the gateway starts shutting down.
+    pub shutdown: CancellationToken,
+    /// Every in-flight connection and request task, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+}

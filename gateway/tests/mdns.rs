@@ -1,0 +1,117 @@
+//! mDNS advertisement, inside a network namespace made for the test so that no
+//! multicast leaves the machine (ARCHITECTURE.md, Operations).
+//!
+//! The outer test makes the namespace and re-runs this same test binary inside it
+//! with `FIELDSYNC_IN_NETNS=1`; the inner run starts a gateway with mDNS on `lo` and
+//! browses for it.
+
+use std::process::Command;
+use std::time::Duration;
+
+use mdns_sd::{ServiceDaemon, ServiceEvent};
+use test_support::{Backend, TestGateway};
+
+const INNER: &str = "FIELDSYNC_IN_NETNS";
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn the_gateway_advertises_its_port_and_ca_fingerprint() {
+    if std::env::var_os(INNER).is_some() {
+        return inner();
+    }
+    let ns = format!("fs-mdns-{}", std::process::id());
+    if !ip(&["netns", "add", &ns]) {
+        eprintln!(
+            "cannot create a network namespace (needs root and iproute2): skipping the mDNS test"
+        );
+        return;
+    }
+    let ok = ip(&[
+        "netns",
+        "exec",
+        &ns,
+        "ip",
+        "link",
+        "set",
+        "lo",
+        "up",
+        "multicast",
+        "on",
+    ]) && ip(&[
+        "netns",
+        "exec",
+        &ns,
+        "ip",
+        "route",
+        "add",
+        "224.0.0.0/4",
+        "dev",
+        "lo",
+    ]);
+    let status = ok.then(|| {
+        Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .arg(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "the_gateway_advertises_its_port_and_ca_fingerprint",
+                "--nocapture",
+            ])
+            .env(INNER, "1")
+            .status()
+            .expect("run the inner test")
+    });
+    ip(&["netns", "del", &ns]);
+    assert!(ok, "could not set up loopback multicast in the namespace");
+    assert!(
+        status.expect("inner run").success(),
+        "the inner mDNS test failed"
+    );
+}
+
+fn inner() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let data = std::sync::Arc::new(tempfile::tempdir().unwrap());
+        let mut config = test_support::test_config(data.path(), &Backend::Sqlite, 1);
+        config.mdns.enabled = true;
+        config.mdns.interfaces = vec!["lo".into()];
+        let gw = TestGateway::start_with(
+            config,
+            data,
+            std::sync::Arc::new(gateway::clock::SystemClock),
+        )
+        .await;
+        let port = gw.gateway.device_addr().port();
+        let ca = protocol::certificate_fingerprint(&gw.device(1).1.ca[0]);
+
+        let browser = ServiceDaemon::new().unwrap();
+        let events = browser.browse(gateway::mdns::SERVICE_TYPE).unwrap();
+        let found = tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while let Ok(event) =
+                events.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            {
+                if let ServiceEvent::ServiceResolved(info) = event {
+                    return Some((
+                        info.get_port(),
+                        info.get_property_val_str("ca").map(str::to_owned),
+                    ));
+                }
+            }
+            None
+        })
+        .await
+        .unwrap();
+        let _ = browser.shutdown();
+        assert_eq!(found, Some((port, Some(ca))), "advertisement not seen");
+        gw.gateway.shutdown().await;
+    });
+}

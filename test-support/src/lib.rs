@@ -1,0 +1,288 @@
+//! Fixtures shared by fieldsync's integration tests, so that no test copies set-up:
+//! a gateway on loopback with its own data folder and development PKI, on SQLite or
+//! on a fresh PostgreSQL schema, and device identities (enrolled or deliberately
+//! wrong) to connect with.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent::transport::TransportSettings;
+use agent::{ClientError, DeviceIdentity, GatewayConnection, GatewayEndpoint};
+use certs_dev::{DeviceEku, FleetCa, Validity};
+use gateway::RunningGateway;
+use gateway::clock::{ManualClock, SharedClock, SystemClock};
+use gateway::config::Config;
+use protocol::DeviceId;
+
+/// The environment variable naming a PostgreSQL server for tests.
+pub const PG_ENV: &str = "FIELDSYNC_TEST_PG";
+
+/// Which store a test gateway uses.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// SQLite in the gateway's data folder.
+    Sqlite,
+    /// PostgreSQL: the URL and a schema made for this test.
+    Postgres {
+        /// Server URL.
+        url: String,
+        /// The test's own schema.
+        schema: String,
+    },
+}
+
+impl Backend {
+    /// A short name for test output.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres { .. } => "postgres",
+        }
+    }
+}
+
+/// SQLite, plus PostgreSQL on a fresh schema when `FIELDSYNC_TEST_PG` is set (with a
+/// printed notice when it is not).
+pub async fn backends() -> Vec<Backend> {
+    let mut out = vec![Backend::Sqlite];
+    match postgres_backend().await {
+        Some(pg) => out.push(pg),
+        None => eprintln!("{PG_ENV} unset: skipping PostgreSQL"),
+    }
+    out
+}
+
+/// A fresh PostgreSQL schema, or `None` when `FIELDSYNC_TEST_PG` is unset.
+pub async fn postgres_backend() -> Option<Backend> {
+    let url = std::env::var(PG_ENV).ok()?;
+    let schema = format!("fs_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("FIELDSYNC_TEST_PG is set but PostgreSQL is not reachable");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test schema");
+    Some(Backend::Postgres { url, schema })
+}
+
+/// A gateway configuration for tests: loopback on ephemeral ports, its own data
+/// folder, a development PKI with `devices` enrolled bundles.
+pub fn test_config(data_dir: &Path, backend: &Backend, devices: u32) -> Config {
+    let mut config = Config {
+        data_dir: data_dir.to_owned(),
+        shutdown_grace_secs: 5,
+        ..Config::default()
+    };
+    config.device.listen = "127.0.0.1:0".parse().expect("address");
+    config.http.listen = "127.0.0.1:0".parse().expect("address");
+    config.pki.dev_devices = devices;
+    if let Backend::Postgres { url, schema } = backend {
+        config.store.backend = "postgres".into();
+        config.store.postgres_url = url.clone();
+        config.store.postgres_schema = schema.clone();
+    }
+    config
+}
+
+/// A gateway running in this process, with the folder it owns.
+pub struct TestGateway {
+    /// The gateway.
+    pub gateway: RunningGateway,
+    /// Its data folder (deleted when the fixture is dropped).
+    pub data: Arc<tempfile::TempDir>,
+    /// Its configuration.
+    pub config: Config,
+}
+
+impl TestGateway {
+    /// Starts a gateway with `devices` enrolled development bundles.
+    pub async fn start(backend: &Backend, devices: u32) -> Self {
+        let data = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let config = test_config(data.path(), backend, devices);
+        Self::start_with(config, data, Arc::new(SystemClock)).await
+    }
+
+    /// Starts a gateway with a manual clock.
+    pub async fn start_with_clock(backend: &Backend, devices: u32, clock: ManualClock) -> Self {
+        let data = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let config = test_config(data.path(), backend, devices);
+        Self::start_with(config, data, Arc::new(clock)).await
+    }
+
+    /// Starts a gateway from a configuration and a folder it may share with another.
+    pub async fn start_with(
+        config: Config,
+        data: Arc<tempfile::TempDir>,
+        clock: SharedClock,
+    ) -> Self {
+        let gateway = gateway::start_with_clock(config.clone(), clock)
+            .await
+            .expect("gateway starts");
+        Self {
+            gateway,
+            data,
+            config,
+        }
+    }
+
+    /// The PKI folder.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.config.pki_dir()
+    }
+
+    /// The fleet CA (to issue extra certificates in tests).
+    pub fn fleet_ca(&self) -> FleetCa {
+        certs_dev::load_pki_dir(&self.pki_dir()).expect("fleet CA loads")
+    }
+
+    /// The enrolled development device `n` (1-based).
+    pub fn device(&self, n: u32) -> (DeviceId, DeviceIdentity) {
+        let id = DeviceId::new(format!("dev-{n:05}")).expect("device id");
+        let dir = certs_dev::layout::device_dir(&self.pki_dir(), &id);
+        let identity = DeviceIdentity::load_bundle(&dir).expect("bundle loads");
+        (id, identity)
+    }
+
+    /// Connects as `identity`.
+    pub async fn connect(
+        &self,
+        identity: &DeviceIdentity,
+    ) -> Result<GatewayConnection, ClientError> {
+        connect(self.gateway.device_addr(), identity).await
+    }
+
+    /// Reads `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        http_get(self.gateway.http_addr(), "/metrics").await
+    }
+
+    /// Stops the gateway and keeps the folder.
+    pub async fn stop(self) -> (Arc<tempfile::TempDir>, Config) {
+        self.gateway.shutdown().await;
+        (self.data, self.config)
+    }
+}
+
+/// Connects a device to a gateway on loopback.
+pub async fn connect(
+    gateway: std::net::SocketAddr,
+    identity: &DeviceIdentity,
+) -> Result<GatewayConnection, ClientError> {
+    let endpoint = GatewayEndpoint::bind(gateway)?;
+    endpoint
+        .connect(
+            gateway,
+            "localhost",
+            identity,
+            &TransportSettings::default(),
+        )
+        .await
+}
+
+/// Issues an extra device identity from `ca` (enrolled or not is up to the test).
+pub fn issue_identity(
+    ca: &FleetCa,
+    id: &str,
+    validity: Validity,
+    eku: DeviceEku,
+) -> (DeviceId, DeviceIdentity, String) {
+    let device = DeviceId::new(id).expect("device id");
+    let issued = ca
+        .issue_device_bundle_with(&device, &format!("SN-{id}"), validity, eku)
+        .expect("certificate issued");
+    let identity = DeviceIdentity::from_pem(&issued.cert_pem, &issued.key_pem, ca.cert_pem())
+        .expect("identity");
+    (device, identity, issued.fingerprint())
+}
+
+/// Validity from `from` to `to`, relative to now.
+pub fn validity(from: time::Duration, to: time::Duration) -> Validity {
+    let now = time::OffsetDateTime::now_utc();
+    Validity::new(now + from, now + to)
+}
+
+/// A plain HTTP GET over loopback (no client library needed for tests).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to operator listener");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("read response");
+    response
+}
+
+/// Polls `check` every 20 ms until it holds, for at most `limit`; returns whether it
+/// held. For waiting on asynchronous effects without asserting on timing.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Connects with no client certificate at all (the gateway must refuse), and tries a
+/// hello. Returns `Ok` only if a request was served.
+pub async fn connect_without_certificate(
+    gateway: std::net::SocketAddr,
+    ca: &[rustls::pki_types::CertificateDer<'static>],
+) -> Result<(), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in ca {
+        roots.add(c.clone()).map_err(|e| e.to_string())?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![protocol::ALPN.to_vec()];
+    let crypto =
+        quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| e.to_string())?;
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("address"))
+        .map_err(|e| e.to_string())?;
+    let connection = endpoint
+        .connect_with(
+            quinn::ClientConfig::new(Arc::new(crypto)),
+            gateway,
+            "localhost",
+        )
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut send, mut recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
+    let hello = protocol::Request::new(protocol::RequestBody::Hello(protocol::message::Hello {
+        device_time: 0,
+        agent_version: "no-cert".into(),
+    }));
+    protocol::codec::write_message(&mut send, &hello, 1 << 20)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = send.finish();
+    match protocol::codec::read_message::<protocol::Response, _>(&mut recv, 1 << 20).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err("no reply".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
