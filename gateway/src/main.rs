@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use gateway::config::{Config, ProcessEnv};
+use gateway::store::Store;
 
 /// The fieldsync gateway.
 #[derive(Parser, Debug)]
@@ -19,7 +20,28 @@ struct Args {
     /// Print the effective configuration and exit.
     #[arg(long)]
     print_config: bool,
+    /// What to do; without a command the gateway serves.
+    #[command(subcommand)]
+    command: Option<Command>,
 }
+
+/// Commands besides serving.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Verify the audit log's hash chain in the configured store: every entry's hash
+    /// and link is recomputed, so an edit, deletion or reordering made directly in
+    /// the database is found. Exit 0 when intact, 2 when broken.
+    VerifyAudit {
+        /// The head hash recorded earlier (printed by a previous run); when given, the
+        /// log must still contain that entry unchanged, which also detects a rewrite
+        /// of the whole chain.
+        #[arg(long, value_name = "HEX")]
+        expect_head: Option<String>,
+    },
+}
+
+/// Exit code for an audit log that does not verify.
+const EXIT_AUDIT_BROKEN: u8 = 2;
 
 /// Exit code for a configuration error (EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
@@ -43,6 +65,9 @@ fn main() -> ExitCode {
         print!("{}", toml::to_string_pretty(&config).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
+    if let Some(Command::VerifyAudit { expect_head }) = args.command {
+        return verify_audit(config, expect_head.as_deref());
+    }
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -63,6 +88,50 @@ fn serve(config: Config) -> anyhow::Result<()> {
             .await
             .context("gateway failed")
     })
+}
+
+/// Runs the audit verification and reports it on stdout (intact) or stderr (broken).
+fn verify_audit(config: Config, expect_head: Option<&str>) -> ExitCode {
+    let checked = tokio::runtime::Runtime::new()
+        .context("starting the async runtime")
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let store = Store::open(&config.store_config())
+                    .await
+                    .context("opening the store")?;
+                let report = store.verify_audit_log().await;
+                let earlier = match expect_head {
+                    Some(head) => Some(store.audit_contains_hash(head).await?),
+                    None => None,
+                };
+                store.close().await;
+                Ok::<_, anyhow::Error>((report, earlier))
+            })
+        });
+    match checked {
+        Ok((Ok(report), earlier)) => {
+            if earlier == Some(false) {
+                eprintln!(
+                    "gateway: audit log BROKEN: the head recorded earlier is no longer in the log \
+                     (the chain was rewritten or truncated)"
+                );
+                return ExitCode::from(EXIT_AUDIT_BROKEN);
+            }
+            println!(
+                "audit log intact: {} entries, head {}",
+                report.entries, report.head_hash
+            );
+            ExitCode::SUCCESS
+        }
+        Ok((Err(broken), _)) => {
+            eprintln!("gateway: audit log BROKEN: {broken}");
+            ExitCode::from(EXIT_AUDIT_BROKEN)
+        }
+        Err(e) => {
+            eprintln!("gateway: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -43,3 +43,57 @@ fn print_config_shows_the_defaults_with_overrides() {
     assert!(stdout.contains("listen = \"127.0.0.1:5999\""), "{stdout}");
     assert!(stdout.contains("upload_deadline_hours = 24"), "{stdout}");
 }
+
+/// Runs `gateway verify-audit` on the data folder.
+fn verify_audit(data: &std::path::Path, expect_head: Option<&str>) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gateway"));
+    command.env("FIELDSYNC_DATA_DIR", data).arg("verify-audit");
+    if let Some(head) = expect_head {
+        command.arg("--expect-head").arg(head);
+    }
+    command.output().unwrap()
+}
+
+#[tokio::test]
+async fn verify_audit_finds_an_entry_edited_in_the_database() {
+    let backend = test_support::Backend::Sqlite;
+    let gw = test_support::TestGateway::start(&backend, 3).await;
+    let (keep, config) = gw.stop().await;
+    let data = config.data_dir.clone();
+
+    let out = verify_audit(&data, None);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("audit log intact: "), "{stdout}");
+    let head = stdout.trim().rsplit(' ').next().unwrap().to_owned();
+    let out = verify_audit(&data, Some(&head));
+    assert!(out.status.success());
+    let out = verify_audit(&data, Some(&"0".repeat(64)));
+    assert_eq!(out.status.code(), Some(2));
+
+    // Someone with database access drops the guard and rewrites an entry.
+    let db = data.join("fieldsync.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    for sql in [
+        "DROP TRIGGER audit_log_no_update",
+        "UPDATE audit_log SET actor = 'nobody' WHERE seq = 2",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let out = verify_audit(&data, None);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("BROKEN") && stderr.contains('2'),
+        "{stderr}"
+    );
+    drop(keep);
+}

@@ -244,6 +244,20 @@ impl Store {
         }))
     }
 
+    /// True when an entry with this hash is in the log. After
+    /// [`Store::verify_audit_log`] succeeds, a head hash kept outside the database
+    /// still being present proves every entry up to it is unchanged, which catches a
+    /// rewrite of the whole chain that a self-consistent walk cannot.
+    pub async fn audit_contains_hash(&self, hash: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = on_pool!(self.db(), p => {
+            sqlx::query_scalar("SELECT seq FROM audit_log WHERE hash = $1")
+                .bind(hash.to_ascii_lowercase())
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(found.is_some())
+    }
+
     /// Walks the whole chain in one snapshot and checks every link and the head.
     /// See the module documentation for what is detected and the limits.
     pub async fn verify_audit_log(&self) -> Result<AuditReport, AuditError> {
