@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use protocol::DeviceId;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -25,6 +26,9 @@ pub enum IdentityError {
         /// What is wrong.
         message: String,
     },
+    /// The certificate does not name a device (`urn:fieldsync:device:<id>` URI SAN).
+    #[error("the device certificate names no device: {0}")]
+    NoDeviceId(String),
 }
 
 /// A device's credentials.
@@ -88,6 +92,51 @@ impl DeviceIdentity {
             ca: parse_certs("fleet CA", ca_pem)?,
         })
     }
+}
+
+impl DeviceIdentity {
+    /// The device id the certificate names in its `urn:fieldsync:device:<id>` URI SAN:
+    /// records are sealed under it before the device ever reaches the gateway.
+    pub fn device_id(&self) -> Result<DeviceId, IdentityError> {
+        let leaf = self
+            .chain
+            .first()
+            .ok_or_else(|| IdentityError::NoDeviceId("the chain is empty".into()))?;
+        device_id_of(leaf)
+    }
+
+    /// The SHA-256 fingerprint of the fleet CA certificate, as the gateway's mDNS
+    /// advertisement carries it.
+    pub fn ca_fingerprint(&self) -> Option<String> {
+        self.ca
+            .first()
+            .map(|ca| protocol::certificate_fingerprint(ca))
+    }
+}
+
+/// The device id a certificate names in its URI SAN.
+pub fn device_id_of(cert: &CertificateDer<'_>) -> Result<DeviceId, IdentityError> {
+    let bad = |m: String| IdentityError::NoDeviceId(m);
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|e| bad(format!("it does not parse ({e})")))?;
+    let san = parsed
+        .subject_alternative_name()
+        .map_err(|e| bad(e.to_string()))?
+        .ok_or_else(|| bad("it has no subject alternative name".into()))?;
+    let uri = san
+        .value
+        .general_names
+        .iter()
+        .find_map(|name| match name {
+            x509_parser::extensions::GeneralName::URI(uri)
+                if uri.starts_with(protocol::device::DEVICE_URI_PREFIX) =>
+            {
+                Some(*uri)
+            }
+            _ => None,
+        })
+        .ok_or_else(|| bad("no urn:fieldsync:device: URI".into()))?;
+    DeviceId::from_uri(uri).map_err(|e| bad(e.to_string()))
 }
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, IdentityError> {

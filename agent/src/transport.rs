@@ -242,3 +242,133 @@ impl GatewayConnection {
             .close(quinn::VarInt::from_u32(CloseCode::Normal.to_u32()), b"bye");
     }
 }
+
+/// The gateway's answer to an upload chunk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UploadReply {
+    /// The gateway holds this many bytes; send the next chunk from there.
+    Offset(protocol::message::UploadOffset),
+    /// The recording is complete, verified and durable: the device may delete its copy
+    /// (and must, DOMAIN R2).
+    Stored(protocol::message::RecordingStored),
+}
+
+impl GatewayConnection {
+    /// Announces a recording; the gateway tracks its deadline from now on and says how
+    /// many bytes it already holds (or that it is stored).
+    pub async fn announce_recording(
+        &self,
+        announcement: protocol::message::RecordingAnnouncement,
+    ) -> Result<protocol::message::RecordingTracked, ClientError> {
+        match self
+            .request(RequestBody::AnnounceRecording(announcement))
+            .await?
+        {
+            ResponseBody::RecordingTracked(tracked) => Ok(tracked),
+            other => Err(ClientError::UnexpectedReply {
+                request: "announce_recording",
+                reply: Box::new(other),
+            }),
+        }
+    }
+
+    /// Asks how many bytes of a recording the gateway holds (resume from there).
+    pub async fn upload_offset(
+        &self,
+        recording_id: uuid::Uuid,
+    ) -> Result<protocol::message::UploadOffset, ClientError> {
+        let query = protocol::message::UploadOffsetQuery { recording_id };
+        match self.request(RequestBody::UploadOffset(query)).await? {
+            ResponseBody::UploadOffset(offset) => Ok(offset),
+            other => Err(ClientError::UnexpectedReply {
+                request: "upload_offset",
+                reply: Box::new(other),
+            }),
+        }
+    }
+
+    /// Uploads one chunk: the header frame, then exactly `header.length` raw bytes read
+    /// from `body` (streamed, never held whole in memory), then the gateway's reply.
+    ///
+    /// If the gateway refuses the chunk before reading it all (wrong offset, full
+    /// disk), it stops the stream; the refusal is still read and returned as
+    /// [`ClientError::Refused`].
+    pub async fn upload_chunk<R>(
+        &self,
+        header: protocol::message::UploadHeader,
+        body: R,
+    ) -> Result<UploadReply, ClientError>
+    where
+        R: tokio::io::AsyncRead + Unpin,
+    {
+        self.send_chunk(header, body)
+            .await
+            .map_err(|err| match err {
+                ClientError::Refused(_) | ClientError::UnexpectedReply { .. } => err,
+                other => self.close_reason().unwrap_or(other),
+            })
+    }
+
+    async fn send_chunk<R>(
+        &self,
+        header: protocol::message::UploadHeader,
+        mut body: R,
+    ) -> Result<UploadReply, ClientError>
+    where
+        R: tokio::io::AsyncRead + Unpin,
+    {
+        use tokio::io::AsyncReadExt;
+        let (mut send, mut recv) = self.connection.open_bi().await?;
+        let max = self.limits.max_frame_bytes;
+        write_message(
+            &mut send,
+            &Request::new(RequestBody::UploadChunk(header)),
+            max,
+        )
+        .await?;
+        let mut left = header.length;
+        let mut buf = vec![0u8; 64 << 10];
+        while left > 0 {
+            let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+            let n = body
+                .read(&mut buf[..want])
+                .await
+                .map_err(protocol::frame::FrameError::Io)?;
+            if n == 0 {
+                let _ = send.reset(quinn::VarInt::from_u32(0));
+                return Err(ClientError::Frame(protocol::frame::FrameError::Io(
+                    std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("the recording ended {left} bytes before the chunk's length"),
+                    ),
+                )));
+            }
+            match send.write_all(&buf[..n]).await {
+                Ok(()) => left -= n as u64,
+                // The gateway refused the chunk and stopped reading: its reply says why.
+                Err(quinn::WriteError::Stopped(_)) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let _ = send.finish();
+        match read_message::<Response, _>(&mut recv, max).await? {
+            Some(Response {
+                body: ResponseBody::Error(e),
+                ..
+            }) => Err(ClientError::Refused(e)),
+            Some(Response {
+                body: ResponseBody::UploadOffset(offset),
+                ..
+            }) => Ok(UploadReply::Offset(offset)),
+            Some(Response {
+                body: ResponseBody::RecordingStored(stored),
+                ..
+            }) => Ok(UploadReply::Stored(stored)),
+            Some(other) => Err(ClientError::UnexpectedReply {
+                request: "upload_chunk",
+                reply: Box::new(other.body),
+            }),
+            None => Err(ClientError::NoReply),
+        }
+    }
+}

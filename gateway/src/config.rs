@@ -65,6 +65,14 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// How long a shutdown waits for in-flight requests, in seconds.
     pub shutdown_grace_secs: u64,
+    /// Group commit of field records.
+    pub ingest: crate::ingest::IngestConfig,
+    /// Where recordings' bytes are kept.
+    pub media: crate::media::MediaSettings,
+    /// How often the deadline watcher re-evaluates recordings and flags, in seconds.
+    pub deadline_check_secs: u64,
+    /// When the daily allocation snapshot is taken, and the local time zone of days.
+    pub allocation_report: crate::reports::allocation::AllocationReportConfig,
 }
 
 impl Default for Config {
@@ -79,6 +87,10 @@ impl Default for Config {
             limits: Limits::default(),
             policy: PolicyConfig::default(),
             shutdown_grace_secs: 10,
+            ingest: crate::ingest::IngestConfig::default(),
+            media: crate::media::MediaSettings::default(),
+            deadline_check_secs: 60,
+            allocation_report: crate::reports::allocation::AllocationReportConfig::default(),
         }
     }
 }
@@ -102,6 +114,10 @@ pub struct DeviceListenerConfig {
     /// Above this many handshakes per second, clients must prove their address with a
     /// Retry round trip first.
     pub retry_above_handshakes_per_sec: u32,
+    /// Receive buffer of the UDP socket, in bytes (0 keeps the system default). A
+    /// reconnect storm of thousands of devices overflows the usual 208 KiB default
+    /// and dropped handshake packets cost whole retransmission timeouts.
+    pub udp_receive_buffer: u32,
 }
 
 impl Default for DeviceListenerConfig {
@@ -113,7 +129,8 @@ impl Default for DeviceListenerConfig {
             receive_window: 1 << 20,
             stream_receive_window: 256 << 10,
             send_window: 1 << 20,
-            retry_above_handshakes_per_sec: 500,
+            retry_above_handshakes_per_sec: 2_000,
+            udp_receive_buffer: 4 << 20,
         }
     }
 }
@@ -124,14 +141,28 @@ impl Default for DeviceListenerConfig {
 pub struct HttpConfig {
     /// TCP address for the admin API, pages and `/metrics`. Loopback by default.
     pub listen: SocketAddr,
+    /// When the listener speaks TLS with the gateway's certificate.
+    pub tls: HttpTls,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:4480".parse().expect("valid address"),
+            tls: HttpTls::Auto,
         }
     }
+}
+
+/// When the operator listener speaks TLS. Plain HTTP is never allowed off loopback:
+/// bearer tokens must not cross a network in clear text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpTls {
+    /// Plain HTTP on a loopback address, TLS on any other.
+    Auto,
+    /// TLS on every address, loopback included.
+    Always,
 }
 
 /// The store backend, as written in the configuration file.
@@ -216,6 +247,8 @@ pub struct PolicyConfig {
     pub allocation: AllocationPolicy,
     /// Which action kinds need two certified officers.
     pub two_officer: TwoOfficerPolicy,
+    /// Full-process recording (R3): action kinds that need audio-video, archive days.
+    pub full_process: crate::deadlines::FullProcessPolicy,
 }
 
 /// Why the configuration cannot be used. Each names the file, key or variable.
@@ -355,6 +388,21 @@ impl Config {
         }
         if let Err(e) = self.policy.two_officer.validate() {
             return policy("policy.two_officer", &e);
+        }
+        if let Err((key, problem)) = self.ingest.validate() {
+            return invalid(key, problem);
+        }
+        if let Err(e) = self.policy.full_process.validate() {
+            return policy("policy.full_process", &e);
+        }
+        if let Err((key, problem)) = self.media.validate() {
+            return invalid(key, problem);
+        }
+        if self.deadline_check_secs == 0 {
+            return invalid("deadline_check_secs", "must be at least 1".into());
+        }
+        if let Err((key, problem)) = self.allocation_report.validate() {
+            return invalid(key, problem);
         }
         Ok(())
     }

@@ -1,5 +1,8 @@
-//! The operator listener: `/metrics` for Prometheus and `/healthz` for load balancers.
-//! (The admin API and pages join it in their own issue.)
+//! The operator listener: `/metrics` for Prometheus, `/healthz` for load balancers,
+//! the admin API under `/api/v1` (see [`crate::api`]) and the dashboard pages (see
+//! [`crate::pages`]). Plain HTTP on loopback;
+//! TLS with the gateway's certificate on any other address (or always, when
+//! configured), see [`crate::api::listener`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,12 +26,16 @@ pub enum HttpError {
         /// The cause.
         source: std::io::Error,
     },
-    /// A non-loopback address without TLS.
+    /// A non-loopback address without TLS (no longer refused: such an address is
+    /// served over TLS).
     #[error(
         "http.listen = {0} is not a loopback address; the operator listener serves plain HTTP \
          and must stay on loopback (127.0.0.1 or ::1)"
     )]
     NotLoopback(SocketAddr),
+    /// The TLS configuration of the listener cannot be built.
+    #[error("operator listener TLS: {0}")]
+    Tls(String),
 }
 
 /// The router of the operator listener.
@@ -36,7 +43,33 @@ pub fn router(state: Arc<GatewayState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::api::router(state.clone()))
+        .merge(crate::pages::router(state))
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, over TLS when `tls`
+/// is given.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    let stop = async move { shutdown.cancelled().await };
+    match tls {
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        Some(config) => {
+            let listener = crate::api::listener::TlsListener::new(listener, config)?;
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+    }
 }
 
 async fn metrics(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
@@ -46,11 +79,9 @@ async fn metrics(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
     )
 }
 
-/// Binds the operator listener (loopback only while it speaks plain HTTP).
+/// Binds the operator listener. Whether it then speaks TLS is decided by
+/// [`crate::api::listener::needs_tls`]: plain HTTP only ever on loopback.
 pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, HttpError> {
-    if !addr.ip().is_loopback() {
-        return Err(HttpError::NotLoopback(addr));
-    }
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| HttpError::Bind { addr, source })

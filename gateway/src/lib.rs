@@ -6,15 +6,21 @@
 //! `127.0.0.1:0` in-process.
 
 pub mod admission;
+pub mod api;
 pub mod clock;
 pub mod config;
+pub mod deadlines;
 pub mod endpoint;
 pub mod handlers;
 pub mod http;
+pub mod ingest;
 pub mod live;
 pub mod mdns;
+pub mod media;
 pub mod metrics;
+pub mod pages;
 pub mod pki;
+pub mod reports;
 pub mod server;
 pub mod state;
 pub mod store;

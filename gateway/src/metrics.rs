@@ -4,7 +4,8 @@
 //! gateways in one test process do not share counters.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// Handshake outcomes, as the `outcome` label of `fieldsync_handshakes_total`.
@@ -70,6 +71,8 @@ pub struct Metrics {
     pub request_seconds: HistogramVec,
     /// Connections closed by the gateway, by close reason.
     pub closed: IntCounterVec,
+    /// Handshakes answered with a QUIC Retry (address validation under load).
+    pub retries: IntCounter,
 }
 
 impl Metrics {
@@ -112,8 +115,14 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let retries = IntCounter::new(
+            "fieldsync_handshake_retries_total",
+            "Handshakes answered with a QUIC Retry because the handshake rate was high",
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(live_connections.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(retries.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(live_connections.clone()),
             Box::new(handshakes.clone()),
             Box::new(requests.clone()),
             Box::new(request_seconds.clone()),
@@ -128,6 +137,7 @@ impl Metrics {
             requests,
             request_seconds,
             closed,
+            retries,
         }
     }
 

@@ -53,6 +53,12 @@ pub enum GatewayError {
     /// mDNS cannot start.
     #[error(transparent)]
     Mdns(#[from] MdnsError),
+    /// The bootstrap admin token cannot be stored.
+    #[error("admin token: {0}")]
+    AdminToken(#[from] crate::store::OperatorTokenError),
+    /// The media store cannot be opened.
+    #[error("media store: {0}")]
+    Media(#[from] crate::media::MediaError),
 }
 
 /// A started gateway.
@@ -96,6 +102,8 @@ impl RunningGateway {
         {
             tracing::warn!("in-flight requests did not finish within {grace:?}");
         }
+        // Every handler has finished: commit what is queued, then stop the committer.
+        state.ingest.stop().await;
         state.live.close_all(CloseCode::GoingAway);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
         for task in self.background {
@@ -143,6 +151,7 @@ pub async fn start_with_clock(
             .await?;
         tracing::info!(?summary, file = %file.display(), "enrolled the development devices");
     }
+    crate::api::bootstrap::seed_admin_token(&store, &pki_dir, clock.now()).await?;
 
     let metrics = Metrics::new();
     let (refusals_tx, refusals_rx) = mpsc::channel(64);
@@ -154,7 +163,12 @@ pub async fn start_with_clock(
         refusals_tx,
     )?;
     let transport = endpoint::transport_config(&config.device, &config.limits)?;
-    let quic = endpoint::bind(config.device.listen, crypto, transport)?;
+    let quic = endpoint::bind(
+        config.device.listen,
+        config.device.udp_receive_buffer,
+        crypto,
+        transport,
+    )?;
     let device_addr = quic.local_addr().map_err(|source| EndpointError::Bind {
         addr: config.device.listen,
         source,
@@ -164,6 +178,16 @@ pub async fn start_with_clock(
         addr: config.http.listen,
         source,
     })?;
+    let http_tls = if crate::api::listener::needs_tls(http_addr, config.http.tls) {
+        let tls = crate::api::listener::server_config(
+            gateway_pki.chain.clone(),
+            gateway_pki.key.clone_key(),
+        )
+        .map_err(|e| HttpError::Tls(e.to_string()))?;
+        Some(tls)
+    } else {
+        None
+    };
 
     let advertisement = if config.mdns.enabled {
         Some(mdns::advertise(
@@ -175,10 +199,22 @@ pub async fn start_with_clock(
         None
     };
 
+    let media = crate::media::MediaStore::open(&config.media, &config.data_dir)?;
+    let recording_metrics = crate::deadlines::RecordingMetrics::register(&metrics);
+    let ingest = crate::ingest::Committer::start(
+        store.clone(),
+        config.policy.two_officer.clone(),
+        clock.clone(),
+        crate::ingest::RecordMetrics::register(&metrics),
+        config.ingest.settings(),
+    );
     let state = Arc::new(GatewayState {
         config,
         store,
         metrics,
+        ingest,
+        media,
+        recording_metrics,
         live: Arc::new(LiveConnections::default()),
         clock,
         shutdown: CancellationToken::new(),
@@ -191,10 +227,12 @@ pub async fn start_with_clock(
         tokio::spawn(endpoint::accept_loop(state.clone(), quic.clone())),
         tokio::spawn(enforce_revocations(state.clone(), events)),
         tokio::spawn(audit_refusals(state.clone(), refusals_rx)),
+        tokio::spawn(crate::deadlines::watch(state.clone())),
+        tokio::spawn(crate::reports::allocation::run_daily_snapshots(
+            state.clone(),
+        )),
         tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-                .await;
+            let served = http::serve(listener, router, http_tls, http_shutdown).await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "operator listener failed");
             }

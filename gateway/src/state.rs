@@ -27,4 +27,10 @@ pub struct GatewayState {
     pub shutdown: CancellationToken,
     /// Every in-flight connection and request task, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// The group committer of field records.
+    pub ingest: crate::ingest::Committer,
+    /// Where recordings' bytes go (staging, then the content-addressed store).
+    pub media: crate::media::MediaStore,
+    /// Recording metrics (overdue, silent devices, bytes, stored).
+    pub recording_metrics: crate::deadlines::RecordingMetrics,
 }

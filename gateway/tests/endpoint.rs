@@ -359,3 +359,30 @@ async fn shutdown_says_going_away() {
         .expect("closed");
     assert_eq!(closed.close_code(), Some(CloseCode::GoingAway));
 }
+
+#[tokio::test]
+async fn above_the_handshake_rate_devices_prove_their_address_with_a_retry_first() {
+    let backend = Backend::Sqlite;
+    let data = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let mut config = test_support::test_config(data.path(), &backend, 2);
+    // Every handshake is "above the rate": each device must come back with a token.
+    config.device.retry_above_handshakes_per_sec = 0;
+    let gw = TestGateway::start_with(
+        config,
+        data,
+        std::sync::Arc::new(gateway::clock::SystemClock),
+    )
+    .await;
+    for n in 1..=2 {
+        let (_, identity) = gw.device(n);
+        let mut conn = gw.connect(&identity).await.expect("connects after a Retry");
+        conn.hello(T0, "test/1").await.expect("hello");
+    }
+    assert_eq!(gw.gateway.state().metrics.retries.get(), 2);
+    assert!(
+        gw.metrics_text()
+            .await
+            .contains("fieldsync_handshake_retries_total 2")
+    );
+    gw.stop().await;
+}

@@ -119,11 +119,16 @@ async fn admit_and_serve(state: Arc<GatewayState>, connection: quinn::Connection
     state.metrics.handshake(HandshakeOutcome::Ok);
     state.metrics.live_connections.inc();
     let span = tracing::info_span!("device", id = %device.id, %remote);
-    serve(state.clone(), connection, ConnectionContext::new(device))
-        .instrument(span)
-        .await;
-    state.metrics.live_connections.dec();
-    drop(guard);
+    // Serve on a task of its own and let this one end: the handshake's and the
+    // admission's futures (a store query's is several KiB) would otherwise stay
+    // allocated inside every idle device's task for as long as it is connected.
+    let tasks = state.tasks.clone();
+    let serving = async move {
+        serve(state.clone(), connection, ConnectionContext::new(device)).await;
+        state.metrics.live_connections.dec();
+        drop(guard);
+    };
+    tasks.spawn(serving.instrument(span));
 }
 
 /// Accepts request streams until the connection ends or the gateway shuts down.
@@ -182,7 +187,15 @@ async fn handle_stream(
     let (kind, response) = match read {
         Ok(Ok(Some(request))) => {
             let kind = request.body.kind();
-            let body = match dispatch(&state, &ctx, request.body).await {
+            // An upload chunk's raw bytes follow its frame on this stream, so its
+            // handler reads them from `recv`; every other request is its frame alone.
+            let served = match request.body {
+                protocol::RequestBody::UploadChunk(header) => {
+                    crate::handlers::upload(&state, &ctx, header, &mut recv).await
+                }
+                body => dispatch(&state, &ctx, body).await,
+            };
+            let body = match served {
                 Ok(body) => body,
                 Err(err) => {
                     if let crate::handlers::HandlerError::Store(e) = &err {

@@ -56,15 +56,44 @@ pub fn transport_config(
     Ok(t)
 }
 
-/// Binds the device endpoint.
+/// Binds the device endpoint, with the UDP receive buffer asked for (the kernel caps
+/// it at `net.core.rmem_max`; the size obtained is logged).
 pub fn bind(
     addr: SocketAddr,
+    receive_buffer: u32,
     crypto: quinn::crypto::rustls::QuicServerConfig,
     transport: TransportConfig,
 ) -> Result<quinn::Endpoint, EndpointError> {
+    let err = |source| EndpointError::Bind { addr, source };
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .map_err(err)?;
+    if addr.is_ipv6() {
+        // Accept IPv4-mapped peers too when bound to [::], as std does not promise.
+        let _ = socket.set_only_v6(false);
+    }
+    if receive_buffer > 0 {
+        socket
+            .set_recv_buffer_size(receive_buffer as usize)
+            .map_err(err)?;
+    }
+    socket.bind(&addr.into()).map_err(err)?;
+    let got = socket.recv_buffer_size().unwrap_or(0);
+    tracing::debug!(asked = receive_buffer, got, "device socket receive buffer");
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     server.transport_config(Arc::new(transport));
-    quinn::Endpoint::server(server, addr).map_err(|source| EndpointError::Bind { addr, source })
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| err(std::io::Error::other("no async runtime for quinn")))?;
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server),
+        socket.into(),
+        runtime,
+    )
+    .map_err(err)
 }
 
 /// Accepts connections until shutdown; each is served on its own task.
@@ -81,7 +110,9 @@ pub async fn accept_loop(state: Arc<GatewayState>, endpoint: quinn::Endpoint) {
         if per_sec > limit && !incoming.remote_address_validated() && incoming.may_retry() {
             // Under load, make the client prove its address before we spend a
             // handshake on it.
-            let _ = incoming.retry();
+            if incoming.retry().is_ok() {
+                state.metrics.retries.inc();
+            }
             continue;
         }
         let state = state.clone();

@@ -2,7 +2,6 @@
 //! with gateway time and the limits.
 
 use protocol::ResponseBody;
-use protocol::chain::ChainHead;
 use protocol::deadline::ClockSkew;
 use protocol::message::{Hello, Welcome};
 
@@ -24,6 +23,7 @@ pub(super) async fn handle(
         .await?;
     let _ = ctx.skew.set(skew);
     let roster_version = state.store.roster_version().await?;
+    let chain = state.store.chain_head(&ctx.device.id).await?;
     tracing::debug!(device = %ctx.device.id, skew_ms = skew.as_millis(), "hello");
     Ok(ResponseBody::Welcome(Welcome {
         device_id: ctx.device.id.clone(),
@@ -31,8 +31,8 @@ pub(super) async fn handle(
         clock_skew_ms: skew.as_millis(),
         limits: state.config.limits.clone(),
         roster_version,
-        // Field records are not stored by this gateway version yet: the chain it holds
-        // for every device is empty.
-        chain: ChainHead::GENESIS,
+        // Where the device's stored chain ends, so a device that lost its outbox (or a
+        // replacement) continues the chain instead of forking it.
+        chain,
     }))
 }

@@ -2,6 +2,10 @@
 //! request to its handler and turns a handler error into a typed error reply.
 
 mod hello;
+mod identity;
+mod recordings;
+mod records;
+mod roster;
 
 use std::sync::OnceLock;
 
@@ -44,20 +48,48 @@ pub enum HandlerError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// A push carries more items than the protocol limit.
+    #[error("{count} {what} in one push; the limit is {limit}")]
+    TooMany {
+        /// What was counted.
+        what: &'static str,
+        /// How many were sent.
+        count: usize,
+        /// The limit announced in the welcome.
+        limit: u32,
+    },
+    /// The group commit of field records failed or stopped; nothing was acknowledged.
+    #[error(transparent)]
+    Ingest(#[from] crate::ingest::IngestError),
+    /// The gateway broke one of its own invariants.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+    /// A recording request was refused (it has its own codes).
+    #[error(transparent)]
+    Recording(recordings::RecordingError),
 }
 
 impl HandlerError {
     /// The typed error reply for the device.
     pub fn reply(&self) -> ErrorReply {
+        if let HandlerError::Recording(e) = self {
+            return e.reply();
+        }
         let code = match self {
             HandlerError::Invalid(_) => ErrorCode::InvalidField,
             HandlerError::HelloRequired => ErrorCode::HelloRequired,
             HandlerError::NotServed(_) => ErrorCode::UnexpectedMessage,
             HandlerError::Store(_) => ErrorCode::Internal,
+            HandlerError::TooMany { .. } => ErrorCode::TooManyItems,
+            HandlerError::Ingest(crate::ingest::IngestError::Stopped) => ErrorCode::ShuttingDown,
+            HandlerError::Ingest(_) | HandlerError::Internal(_) => ErrorCode::Internal,
+            HandlerError::Recording(e) => e.reply().code,
         };
         let message = match self {
             // Store internals are logged, not sent to devices.
-            HandlerError::Store(_) => "the gateway could not complete the request; retry".into(),
+            HandlerError::Store(_) | HandlerError::Ingest(_) | HandlerError::Internal(_) => {
+                "the gateway could not complete the request; retry".into()
+            }
             other => other.to_string(),
         };
         ErrorReply::new(code, message)
@@ -75,6 +107,28 @@ pub async fn dispatch(
     }
     match body {
         RequestBody::Hello(hello) => hello::handle(state, ctx, hello).await,
+        RequestBody::PushRecords(push) => records::handle(state, ctx, push).await,
+        RequestBody::CheckIdentity(check) => identity::check(state, ctx, check).await,
+        RequestBody::PushIdentityChecks(push) => identity::push(state, ctx, push).await,
+        RequestBody::RosterSince(since) => roster::handle(state, ctx, since).await,
+        RequestBody::AnnounceRecording(a) => recordings::announce(state, ctx, a).await,
+        RequestBody::UploadOffset(query) => recordings::offset(state, ctx, query).await,
         other => Err(HandlerError::NotServed(other.kind())),
     }
+}
+
+/// Serves an upload chunk, whose `header.length` raw bytes follow its frame on `recv`
+/// (the only request with a body after its frame, so it cannot go through
+/// [`dispatch`]).
+pub async fn upload(
+    state: &GatewayState,
+    ctx: &ConnectionContext,
+    header: protocol::message::UploadHeader,
+    recv: &mut quinn::RecvStream,
+) -> Result<ResponseBody, HandlerError> {
+    if ctx.skew.get().is_none() {
+        let _ = recv.stop(quinn::VarInt::from_u32(0));
+        return Err(HandlerError::HelloRequired);
+    }
+    recordings::upload_chunk(state, ctx, header, recv).await
 }

@@ -41,7 +41,9 @@ macro_rules! on_tx {
 }
 
 mod agencies;
+mod allocation;
 mod audit;
+mod bulk;
 pub mod chain;
 mod config;
 mod devices;
@@ -49,8 +51,17 @@ mod enrollment;
 mod error;
 mod notify;
 mod officers;
+mod operators;
 mod rows;
 mod tx;
+// Field records, identity checks and certificate history (issue 5).
+mod certificate_history;
+mod identity_checks;
+mod record_plan;
+mod record_reads;
+mod records;
+// Recordings, the 24-hour rule and the full-process flags (issue 6).
+pub mod recordings;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -59,10 +70,20 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::SqlitePoolOptions;
 use tokio::sync::broadcast;
 
+pub use allocation::{AgencyAllocationFacts, AllocationSnapshotRow};
 pub use audit::{AuditEntry, AuditError, AuditReport, actions};
+pub use bulk::{DeviceImportOutcome, DeviceImportRow, ImportMode, RowError};
+pub use certificate_history::{CertificateState, status_at};
 pub use config::StoreConfig;
 pub use enrollment::{ENROLLMENT_HEADER, ImportSummary};
 pub use error::StoreError;
+pub use identity_checks::{IdentityCheckRow, roster_entry};
+pub use operators::{
+    OperatorRole, OperatorToken, OperatorTokenError, UnknownRole, operator_actions,
+};
+pub use record_reads::{RecordView, StoredRecord, TamperFlag, TwoOfficerFlag};
+pub use recordings::{Announced, RecordingRow, StateChange};
+pub use records::{IngestSummary, RecordBatch};
 pub use rows::{
     AgencyRow, DeviceRow, DeviceStatusEvent, NewAgency, NewDevice, OfficerChange, OfficerRecord,
     OfficerRow, RosterPage,

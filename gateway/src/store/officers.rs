@@ -129,6 +129,7 @@ impl Store {
                 .execute(&mut *c)
                 .await?;
         });
+        tx.append_certificate_history(&after).await?;
         let (action, detail) = match &before {
             Some(before) => (actions::OFFICER_UPDATED, officer_diff(before, &after)),
             None => (
@@ -185,6 +186,13 @@ impl Store {
             .execute(&mut *c)
             .await?;
         });
+        let after = OfficerRow {
+            certificate_status: status,
+            roster_version: version,
+            updated_at: now,
+            ..before.clone()
+        };
+        tx.append_certificate_history(&after).await?;
         let detail = json!({
             "from": before.certificate_status.as_str(),
             "to": status.as_str(),
@@ -199,12 +207,7 @@ impl Store {
         )
         .await?;
         self.commit(tx).await?;
-        Ok(OfficerRow {
-            certificate_status: status,
-            roster_version: version,
-            updated_at: now,
-            ..before
-        })
+        Ok(after)
     }
 
     /// The officer holding this certificate number, if any.

@@ -1,0 +1,142 @@
+//! The agent's local store: one SQLite file (`agent.db`) in the data folder, in WAL
+//! mode with `synchronous=FULL`, so a committed transaction survives a kill -9 or a
+//! power cut. It holds the outbox of field records ([`records`]) and offline identity
+//! checks ([`checks`]), the roster cache ([`roster`]), the recordings queue
+//! ([`recordings`]) and small sync facts ([`state`]).
+//!
+//! Every write that must be atomic with a read (sealing a record onto the chain head,
+//! re-chaining after a refusal) runs in a `BEGIN IMMEDIATE` transaction, which takes
+//! SQLite's write lock up front: the CLI's `record` and the `run` daemon may write at
+//! the same time from two processes and never fork the chain.
+
+pub mod acks;
+pub mod checks;
+pub mod rechain;
+pub mod recordings;
+pub mod records;
+pub mod roster;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use protocol::DeviceId;
+use sqlx::SqlitePool;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+/// File name of the local store inside the data folder.
+pub const DB_FILE: &str = "agent.db";
+
+static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// How long a writer waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the local store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("local store: {0}")]
+    Sqlite(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("local store migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value does not parse: the file was damaged or edited.
+    #[error("local store is damaged: {what}: {detail}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(what: &'static str, detail: impl ToString) -> Self {
+        StoreError::Corrupt {
+            what,
+            detail: detail.to_string(),
+        }
+    }
+}
+
+/// The agent's SQLite file, for one device.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    pool: SqlitePool,
+    device: DeviceId,
+    path: PathBuf,
+}
+
+impl Outbox {
+    /// Opens (creating if needed) `agent.db` in `data_dir` for `device` and applies
+    /// the migrations.
+    pub async fn open(data_dir: &Path, device: DeviceId) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(sqlx::Error::Io)?;
+        let path = data_dir.join(DB_FILE);
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .min_connections(0)
+            .idle_timeout(Some(Duration::from_secs(60)))
+            .connect_with(options)
+            .await?;
+        if let Err(first) = MIGRATIONS.run(&pool).await {
+            // Another agent process (the daemon, a `record`) may have been applying the
+            // same migration at the same moment; once it has, ours is a no-op.
+            tracing::debug!(error = %first, "migration failed once; retrying");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            MIGRATIONS.run(&pool).await?;
+        }
+        Ok(Self { pool, device, path })
+    }
+
+    /// The device whose chain this outbox holds.
+    pub fn device(&self) -> &DeviceId {
+        &self.device
+    }
+
+    /// The SQLite file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection pool (for the modules of this store).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes the pool, waiting for its connections.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Reads a 32-byte hash column.
+pub(crate) fn hash_column(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<protocol::Sha256Hash, StoreError> {
+    protocol::Sha256Hash::from_slice(bytes).map_err(|e| StoreError::corrupt(what, e.0))
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use super::*;
+
+    /// An outbox on a real SQLite file in a fresh folder.
+    pub(crate) async fn outbox() -> (tempfile::TempDir, Outbox) {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path(), DeviceId::new("dev-test").unwrap())
+            .await
+            .unwrap();
+        (dir, outbox)
+    }
+}

@@ -1,0 +1,339 @@
+//! One sync over an open connection: hello (clock skew, limits, the gateway's chain
+//! head), then the outbox's field records in batches, then offline identity checks,
+//! then the roster delta, then recordings. Every step commits what the gateway
+//! acknowledged before the next request, so an interruption at any point loses
+//! nothing and the next sync resumes where this one stopped.
+
+pub mod batch;
+
+use std::future::Future;
+
+use protocol::chain::ChainHead;
+use protocol::message::{PushIdentityChecks, PushRecords, RosterSince, Welcome};
+use protocol::{ErrorCode, RequestBody, ResponseBody};
+
+use crate::agent::{AGENT_VERSION, Agent};
+use crate::outbox::StoreError;
+use crate::outbox::acks::{Sent, plan_acks};
+use crate::outbox::roster::RosterError;
+use crate::outbox::state::keys;
+use crate::transport::{ClientError, GatewayConnection};
+
+/// Re-chains allowed in one sync: each one follows a refusal, so more than a few in
+/// a row means the gateway and the device disagree in a way a retry will not fix.
+const MAX_RECHAINS_PER_SYNC: u32 = 4;
+
+/// Roster pages fetched in one sync at most (a runaway `more` flag cannot spin).
+const MAX_ROSTER_PAGES: u32 = 10_000;
+
+/// What one sync did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Gateway time minus device time, from the hello.
+    pub clock_skew_ms: i64,
+    /// Records pushed.
+    pub records_sent: usize,
+    /// Records the gateway stored now.
+    pub records_stored: usize,
+    /// Records the gateway already held (replays).
+    pub records_duplicate: usize,
+    /// Records confirmed by the gateway's chain head without a push.
+    pub records_confirmed: u64,
+    /// Records the gateway refused (kept locally with the reason).
+    pub records_rejected: usize,
+    /// Records sealed again onto the gateway's chain after a refusal.
+    pub records_resealed: usize,
+    /// Offline identity checks acknowledged.
+    pub checks_uploaded: usize,
+    /// Offline identity checks refused.
+    pub checks_rejected: usize,
+    /// Roster version held afterwards.
+    pub roster_version: u64,
+    /// Roster entries received.
+    pub roster_entries: usize,
+    /// Recordings announced.
+    pub recordings_announced: usize,
+    /// Recordings the gateway confirmed stored (local copies deleted).
+    pub recordings_stored: usize,
+    /// Recording bytes sent.
+    pub recording_bytes_sent: u64,
+}
+
+/// Why a sync stopped. What was acknowledged before stays acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The connection or a request failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A request got no reply in time.
+    #[error("the gateway did not answer {0} within the request timeout")]
+    Timeout(&'static str),
+    /// The gateway says it is another device's connection.
+    #[error("the gateway greeted device {found}, but this agent is {expected}")]
+    WrongDevice {
+        /// The id in the welcome.
+        found: String,
+        /// Our id.
+        expected: String,
+    },
+    /// The gateway's acks did not cover what was pushed.
+    #[error("the gateway acknowledged {answered} of {sent} records pushed")]
+    IncompleteAcks {
+        /// Records pushed.
+        sent: usize,
+        /// Records answered.
+        answered: usize,
+    },
+    /// Refusals kept coming after re-chaining.
+    #[error("the gateway refused records {0} times in one sync; see `agent status`")]
+    TooManyRefusals(u32),
+    /// The recordings step failed.
+    #[error(transparent)]
+    Recordings(#[from] Box<crate::uploader::UploadError>),
+    /// The roster delta could not be applied.
+    #[error(transparent)]
+    Roster(#[from] RosterError),
+    /// The local store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SyncError {
+    /// True when the gateway does not serve a request kind yet (an older gateway).
+    pub fn is_not_served(&self) -> bool {
+        matches!(self, SyncError::Client(ClientError::Refused(e)) if e.code == ErrorCode::UnexpectedMessage)
+    }
+}
+
+/// Sends one request within the agent's request timeout.
+pub(crate) async fn request(
+    agent: &Agent,
+    conn: &GatewayConnection,
+    what: &'static str,
+    body: RequestBody,
+) -> Result<ResponseBody, SyncError> {
+    within(agent, what, conn.request(body)).await
+}
+
+/// Runs a request future within the agent's request timeout.
+pub(crate) async fn within<T>(
+    agent: &Agent,
+    what: &'static str,
+    fut: impl Future<Output = Result<T, ClientError>>,
+) -> Result<T, SyncError> {
+    match tokio::time::timeout(agent.config().request_timeout(), fut).await {
+        Err(_) => Err(SyncError::Timeout(what)),
+        Ok(result) => Ok(result?),
+    }
+}
+
+fn unexpected(request: &'static str, reply: ResponseBody) -> SyncError {
+    SyncError::Client(ClientError::UnexpectedReply {
+        request,
+        reply: Box::new(reply),
+    })
+}
+
+impl Agent {
+    /// Says hello and keeps what the welcome tells: skew, limits.
+    pub async fn hello(&self, conn: &mut GatewayConnection) -> Result<Welcome, SyncError> {
+        let now = self.now();
+        let welcome = within(self, "hello", conn.hello(now, AGENT_VERSION)).await?;
+        if &welcome.device_id != self.device_id() {
+            return Err(SyncError::WrongDevice {
+                found: welcome.device_id.to_string(),
+                expected: self.device_id().to_string(),
+            });
+        }
+        let outbox = self.outbox();
+        outbox
+            .set_state(keys::CLOCK_SKEW_MS, &welcome.clock_skew_ms.to_string())
+            .await?;
+        outbox.set_limits(&welcome.limits).await?;
+        Ok(welcome)
+    }
+
+    /// One complete sync over `conn` (which may be shared with nothing else but may
+    /// come from a shared endpoint). Says hello first.
+    pub async fn sync_once(&self, conn: &mut GatewayConnection) -> Result<SyncReport, SyncError> {
+        let outbox = self.outbox();
+        outbox
+            .set_state(keys::LAST_ATTEMPT_AT, &self.now().to_string())
+            .await?;
+        let result = self.sync_steps(conn).await;
+        match &result {
+            Ok(_) => {
+                outbox
+                    .set_state(keys::LAST_SYNC_AT, &self.now().to_string())
+                    .await?;
+                outbox
+                    .set_state(keys::GATEWAY, &conn.quic().remote_address().to_string())
+                    .await?;
+                outbox.clear_state(keys::LAST_ERROR).await?;
+            }
+            Err(e) => outbox.set_state(keys::LAST_ERROR, &e.to_string()).await?,
+        }
+        result
+    }
+
+    async fn sync_steps(&self, conn: &mut GatewayConnection) -> Result<SyncReport, SyncError> {
+        let welcome = self.hello(conn).await?;
+        let mut report = SyncReport {
+            clock_skew_ms: welcome.clock_skew_ms,
+            ..SyncReport::default()
+        };
+        report.records_confirmed = self.outbox().reconcile(welcome.chain).await?;
+        self.push_records(conn, &welcome, &mut report).await?;
+        self.push_checks(conn, &welcome, &mut report).await?;
+        self.pull_roster(conn, &welcome, &mut report).await?;
+        self.sync_recordings(conn, &mut report)
+            .await
+            .map_err(|e| match e {
+                crate::uploader::UploadError::Sync(inner) => *inner,
+                other => SyncError::Recordings(Box::new(other)),
+            })?;
+        Ok(report)
+    }
+
+    /// Pushes queued records in batches until the outbox is empty.
+    async fn push_records(
+        &self,
+        conn: &mut GatewayConnection,
+        welcome: &Welcome,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let limits = &welcome.limits;
+        let per_push = self
+            .config()
+            .records_per_push
+            .min(limits.max_records_per_push);
+        let mut refusals = 0;
+        loop {
+            let queued = self.outbox().queued_records(per_push).await?;
+            let records: Vec<_> = queued.iter().map(|q| q.record.clone()).collect();
+            let n = batch::fit(&records, per_push, limits.max_frame_bytes);
+            if n == 0 {
+                return Ok(());
+            }
+            let sent: Vec<Sent> = queued[..n]
+                .iter()
+                .map(|q| Sent {
+                    entry: q.entry,
+                    sequence: q.record.sequence,
+                })
+                .collect();
+            let body = RequestBody::PushRecords(PushRecords {
+                records: records[..n].to_vec(),
+            });
+            let acks = match request(self, conn, "push_records", body).await? {
+                ResponseBody::RecordAcks(acks) => acks,
+                other => return Err(unexpected("push_records", other)),
+            };
+            let plan = plan_acks(&sent, &acks.acks);
+            self.outbox().apply_record_acks(&plan, self.now()).await?;
+            report.records_sent += n;
+            report.records_stored += plan.stored;
+            report.records_duplicate += plan.duplicate;
+            if let Some((entry, reason)) = &plan.rejected {
+                report.records_rejected += 1;
+                refusals += 1;
+                tracing::warn!(
+                    reason = %crate::outbox::acks::describe(reason),
+                    "the gateway refused a record"
+                );
+                if refusals > MAX_RECHAINS_PER_SYNC {
+                    return Err(SyncError::TooManyRefusals(refusals));
+                }
+                // The gateway's chain head now, to seal the rest onto.
+                let head: ChainHead = self.hello(conn).await?.chain;
+                let done = self
+                    .outbox()
+                    .rechain(head, Some((*entry, reason)), self.now())
+                    .await?;
+                report.records_resealed += done.resealed;
+                continue;
+            }
+            if !plan.is_complete() || plan.durable.is_empty() {
+                return Err(SyncError::IncompleteAcks {
+                    sent: n,
+                    answered: plan.durable.len(),
+                });
+            }
+        }
+    }
+
+    /// Uploads queued offline identity checks.
+    async fn push_checks(
+        &self,
+        conn: &GatewayConnection,
+        welcome: &Welcome,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let limits = &welcome.limits;
+        let per_push = limits.max_identity_checks_per_push.max(1);
+        loop {
+            let queued = self.outbox().queued_checks(per_push).await?;
+            let n = batch::fit(&queued, per_push, limits.max_frame_bytes);
+            if n == 0 {
+                return Ok(());
+            }
+            let ids: Vec<_> = queued[..n].iter().map(|c| c.check_id).collect();
+            let body = RequestBody::PushIdentityChecks(PushIdentityChecks {
+                checks: queued[..n].to_vec(),
+            });
+            let acks = match request(self, conn, "push_identity_checks", body).await? {
+                ResponseBody::IdentityCheckAcks(acks) => acks,
+                other => return Err(unexpected("push_identity_checks", other)),
+            };
+            let summary = self.outbox().apply_check_acks(&ids, &acks.acks).await?;
+            report.checks_uploaded += summary.durable;
+            report.checks_rejected += summary.rejected;
+            if summary.unanswered > 0 || summary.durable + summary.rejected == 0 {
+                return Err(SyncError::IncompleteAcks {
+                    sent: n,
+                    answered: summary.durable + summary.rejected,
+                });
+            }
+        }
+    }
+
+    /// Fetches roster deltas until the device holds the gateway's version.
+    async fn pull_roster(
+        &self,
+        conn: &GatewayConnection,
+        welcome: &Welcome,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let outbox = self.outbox();
+        let mut version = outbox.roster_version().await?;
+        if version > welcome.roster_version {
+            // The gateway's registry is older than what we hold (restored from a
+            // backup, or another deployment): start over from its version 0.
+            tracing::warn!(
+                held = version,
+                gateway = welcome.roster_version,
+                "the gateway's roster is older than ours; fetching it whole"
+            );
+            outbox.reset_roster().await?;
+            version = 0;
+        }
+        let mut pages = 0;
+        while version < welcome.roster_version && pages < MAX_ROSTER_PAGES {
+            pages += 1;
+            let body = RequestBody::RosterSince(RosterSince { version });
+            let delta = match request(self, conn, "roster_since", body).await? {
+                ResponseBody::RosterDelta(delta) => delta,
+                other => return Err(unexpected("roster_since", other)),
+            };
+            outbox.apply_roster_delta(&delta).await?;
+            report.roster_entries += delta.entries.len();
+            let progressed = delta.to_version > version;
+            version = delta.to_version;
+            if !delta.more || !progressed {
+                break;
+            }
+        }
+        report.roster_version = version;
+        Ok(())
+    }
+}

@@ -1,0 +1,240 @@
+//! The `agent` binary as a terminal's script uses it: enrollment by CSR, config,
+//! record, status, check-id, sync, and the exit codes (64 usage or configuration, 69
+//! gateway unreachable, 77 device refused).
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use gateway::store::NewDevice;
+use protocol::DeviceId;
+use protocol::domain::{DeviceKind, DeviceStatus};
+use test_support::{Backend, TestGateway, validity};
+use tokio::process::Command;
+
+fn agent(data: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agent"));
+    cmd.arg("--data")
+        .arg(data)
+        .args(args)
+        .env("RUST_LOG", "error");
+    cmd
+}
+
+async fn run(data: &Path, args: &[&str]) -> Output {
+    agent(data, args).output().await.expect("run agent")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+async fn ok(data: &Path, args: &[&str]) -> String {
+    let o = run(data, args).await;
+    assert!(o.status.success(), "{args:?}: {}", text(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+async fn fails(data: &Path, args: &[&str], code: i32) -> String {
+    let o = run(data, args).await;
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {}", text(&o));
+    String::from_utf8(o.stderr).unwrap()
+}
+
+const RECORD: &[&str] = &[
+    "record",
+    "--case",
+    "CASE-CLI-1",
+    "--target",
+    "Stall 3",
+    "--stage",
+    "service_execution",
+    "--action-kind",
+    "seizure",
+    "--officer",
+    "ZF-0001",
+    "--officer",
+    "ZF-0002",
+    "--coordinates",
+    "31.2304,121.4737",
+    "--text",
+    "goods sealed",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_enrolled_by_csr_records_syncs_and_reports_status() {
+    let gw = TestGateway::start(&Backend::Sqlite, 1).await;
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path();
+
+    // Before enrollment, every command that needs the identity is a usage error.
+    let err = fails(data, RECORD, 64).await;
+    assert!(err.contains("not enrolled"), "{err}");
+
+    // The key is made on the device; only the CSR leaves it.
+    let csr_path = data.join("out.csr");
+    ok(
+        data,
+        &[
+            "enroll",
+            "request",
+            "--device-id",
+            "trm-0007",
+            "--serial",
+            "SN-TRM-0007",
+            "--out",
+            csr_path.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let csr = std::fs::read_to_string(&csr_path).unwrap();
+    assert!(!csr.contains("PRIVATE KEY"));
+    // The equipment manager signs it and enrolls the device at the gateway.
+    let ca = gw.fleet_ca();
+    let device = DeviceId::new("trm-0007").unwrap();
+    let v = validity(-time::Duration::hours(1), time::Duration::days(30));
+    let signed = ca.sign_device_csr(&csr, &device, "SN-TRM-0007", v).unwrap();
+    gw.gateway
+        .state()
+        .store
+        .enroll_device(
+            &NewDevice {
+                id: device.clone(),
+                kind: DeviceKind::Terminal,
+                serial: "SN-TRM-0007".into(),
+                certificate_fingerprint: signed.fingerprint(),
+                certificate_not_after: (v.not_after.unix_timestamp() * 1000),
+                agency: None,
+            },
+            "test",
+            0,
+        )
+        .await
+        .unwrap();
+    let cert = data.join("signed.pem");
+    std::fs::write(&cert, &signed.cert_pem).unwrap();
+    let ca_file = data.join("ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let out = ok(
+        data,
+        &[
+            "enroll",
+            "install",
+            cert.to_str().unwrap(),
+            "--ca",
+            ca_file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(out.contains("trm-0007"), "{out}");
+
+    // No gateway configured: discovery (shown by config show).
+    let shown = ok(data, &["config", "show"]).await;
+    assert!(shown.contains("mDNS"), "{shown}");
+    let addr = gw.gateway.device_addr().to_string();
+    ok(data, &["config", "set", "gateway", &addr]).await;
+    ok(data, &["config", "set", "server_name", "localhost"]).await;
+
+    let out = ok(data, RECORD).await;
+    assert!(out.starts_with("queued record 1 "), "{out}");
+    let out = ok(data, &["check-id", "ZF-0001", "--offline"]).await;
+    assert!(
+        out.starts_with("unknown (offline, roster never synced"),
+        "{out}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(data, &["status", "--json"]).await).unwrap();
+    assert_eq!(status["queued_records"], 1);
+    assert_eq!(status["queued_checks"], 1);
+    assert_eq!(status["device_id"], "trm-0007");
+
+    let out = ok(data, &["sync"]).await;
+    assert!(out.contains("1 records sent (1 stored"), "{out}");
+    let status = ok(data, &["status"]).await;
+    assert!(status.contains("queued records    0"), "{status}");
+    let out = ok(data, &["check-id", "ZF-4242"]).await;
+    assert!(out.starts_with("unknown (online, roster version"), "{out}");
+    assert!(status.contains("clock skew"), "{status}");
+    let stored = gw
+        .gateway
+        .state()
+        .store
+        .device_records(&device)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0].record.content.coordinates.unwrap().lat_e6,
+        31_230_400
+    );
+
+    // A revoked device is refused, and told so: exit 77, not "try again".
+    gw.gateway
+        .state()
+        .store
+        .set_device_status(&device, DeviceStatus::Revoked, "test", "stolen", 0)
+        .await
+        .unwrap();
+    ok(data, RECORD).await;
+    let err = fails(data, &["sync"], 77).await;
+    assert!(err.contains("revoked"), "{err}");
+    gw.gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_and_configuration_errors_exit_64_and_an_absent_gateway_69() {
+    let gw = TestGateway::start(&Backend::Sqlite, 1).await;
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path();
+    let (device, _) = gw.device(1);
+    let bundle = certs_dev::layout::device_dir(&gw.pki_dir(), &device);
+    ok(data, &["enroll", "bundle", bundle.to_str().unwrap()]).await;
+    // Installing again needs --force.
+    let err = fails(data, &["enroll", "bundle", bundle.to_str().unwrap()], 64).await;
+    assert!(err.contains("--force"), "{err}");
+
+    fails(data, &["record", "--case", "C"], 64).await;
+    fails(data, &["no-such-command"], 64).await;
+    let err = fails(data, &["config", "set", "sync_interval_secs", "0"], 64).await;
+    assert!(err.contains("sync_interval_secs"), "{err}");
+    let err = fails(data, &["config", "set", "gatway", "x:1"], 64).await;
+    assert!(err.contains("unknown config key"), "{err}");
+    let err = fails(
+        data,
+        &[
+            "record",
+            "--case",
+            " ",
+            "--target",
+            "T",
+            "--stage",
+            "archive",
+            "--action-kind",
+            "k",
+        ],
+        64,
+    )
+    .await;
+    assert!(err.contains("case_number"), "{err}");
+    std::fs::write(data.join("agent.toml"), "sync_interval_secs = \"soon\"\n").unwrap();
+    let err = fails(data, &["status"], 64).await;
+    assert!(err.contains("sync_interval_secs"), "{err}");
+    std::fs::remove_file(data.join("agent.toml")).unwrap();
+
+    // Nothing listens at this address: the gateway is unavailable (retry later).
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    ok(data, &["config", "set", "connect_timeout_secs", "1"]).await;
+    let err = fails(data, &["--gateway", &addr, "sync"], 69).await;
+    assert!(err.contains("did not answer"), "{err}");
+    // check-id falls back to the roster.
+    let out = ok(data, &["--gateway", &addr, "check-id", "ZF-0001"]).await;
+    assert!(out.contains("offline"), "{out}");
+    gw.gateway.shutdown().await;
+}

@@ -1,0 +1,96 @@
+//! Helpers shared by the agent's integration tests: an agent for one of a test
+//! gateway's development devices, and record content that names itself.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use agent::clock::{SharedClock, SystemClock};
+use agent::{Agent, AgentConfig};
+use protocol::domain::Stage;
+use protocol::message::RecordContent;
+use test_support::TestGateway;
+
+/// A configuration pointing at `gw` with short timeouts for tests.
+pub fn config_for(gw: &TestGateway) -> AgentConfig {
+    AgentConfig {
+        gateway: Some(gw.gateway.device_addr().to_string()),
+        server_name: Some("localhost".into()),
+        connect_timeout_secs: 5,
+        request_timeout_secs: 20,
+        backoff_initial_ms: 50,
+        backoff_max_secs: 1,
+        sync_interval_secs: 1,
+        ..AgentConfig::default()
+    }
+}
+
+/// The agent of development device `n` of `gw`, with its data in `dir`.
+pub async fn agent_for(gw: &TestGateway, n: u32, dir: &Path) -> Agent {
+    agent_with(gw, n, dir, config_for(gw), Arc::new(SystemClock)).await
+}
+
+/// [`agent_for`] with a configuration and a clock.
+pub async fn agent_with(
+    gw: &TestGateway,
+    n: u32,
+    dir: &Path,
+    config: AgentConfig,
+    clock: SharedClock,
+) -> Agent {
+    let (_, identity) = gw.device(n);
+    Agent::open_with(dir, config, identity, clock)
+        .await
+        .expect("agent opens")
+}
+
+/// Record content whose text names it (`label`), so stored records can be matched.
+pub fn content(label: &str, made_at: protocol::Millis) -> RecordContent {
+    RecordContent {
+        case_number: "CASE-2026-0042".into(),
+        target: "Shop 7, Main St".into(),
+        stage: Stage::Investigation,
+        action_kind: "inspection".into(),
+        text: label.into(),
+        officers: vec!["ZF-0001".into(), "ZF-0002".into()],
+        location: Some("Main St 7".into()),
+        coordinates: None,
+        made_at,
+        recordings: vec![],
+        corrects: None,
+    }
+}
+
+/// The texts of the records the gateway stored for device `n`, in sequence order,
+/// after checking the chain: sequences 1..=n without a gap, every record verified.
+pub async fn stored_texts(gw: &TestGateway, n: u32) -> Vec<String> {
+    let (device, _) = gw.device(n);
+    let stored = gw
+        .gateway
+        .state()
+        .store
+        .device_records(&device)
+        .await
+        .expect("read stored records");
+    for (i, r) in stored.iter().enumerate() {
+        assert_eq!(r.record.sequence, i as u64 + 1, "stored chain has a gap");
+        assert!(
+            r.chain_break.is_none(),
+            "stored chain breaks at {i}: {:?}",
+            r.chain_break
+        );
+    }
+    let records: Vec<_> = stored.iter().map(|r| r.record.clone()).collect();
+    protocol::chain::verify_chain(&device, &records).expect("the stored chain verifies");
+    stored.into_iter().map(|r| r.record.content.text).collect()
+}
+
+/// Asserts that no text occurs twice.
+pub fn assert_unique(texts: &[String]) {
+    let mut seen = std::collections::HashSet::new();
+    for t in texts {
+        assert!(seen.insert(t), "record {t:?} stored twice");
+    }
+}
+
+pub mod relay;

@@ -1,0 +1,133 @@
+//! Applies the full-process rules (DOMAIN R3) to the stored field records: a record of
+//! a full-process action kind with no linked recording covering its time is flagged
+//! "missing audio-video" once its upload deadline has passed; a case whose execution
+//! stage ended more than `archive_days` ago without an archive-stage record is flagged
+//! "archive overdue". Open flags whose rule no longer holds are cleared.
+
+use protocol::Millis;
+use protocol::deadline::MILLIS_PER_HOUR;
+
+use super::full_process::{LinkedRecording, covered};
+use crate::state::GatewayState;
+use crate::store::StoreError;
+use crate::store::recordings::{CaseFlagKind, NewCaseFlag};
+
+/// Raises and clears case flags at gateway time `now`; returns how many were raised.
+pub(super) async fn evaluate(state: &GatewayState, now: Millis) -> Result<usize, StoreError> {
+    let raised = missing_audio_video(state, now).await? + archive_overdue(state, now).await?;
+    for kind in [
+        CaseFlagKind::MissingAudioVideo,
+        CaseFlagKind::ArchiveOverdue,
+    ] {
+        let open = state.store.open_case_flags(kind).await?.len();
+        state
+            .recording_metrics
+            .case_flags
+            .with_label_values(&[kind.as_str()])
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
+    }
+    Ok(raised)
+}
+
+async fn linked(
+    state: &GatewayState,
+    device: &str,
+    seq: i64,
+) -> Result<Vec<LinkedRecording>, StoreError> {
+    Ok(state
+        .store
+        .linked_recording_spans(device, seq)
+        .await?
+        .into_iter()
+        .map(|(started_at, ended_at)| LinkedRecording {
+            started_at,
+            ended_at,
+        })
+        .collect())
+}
+
+async fn missing_audio_video(state: &GatewayState, now: Millis) -> Result<usize, StoreError> {
+    let store = &state.store;
+    let policy = &state.config.policy;
+    let window = Millis::from(policy.deadline.upload_deadline_hours) * MILLIS_PER_HOUR;
+    // A record's recording is due `upload_deadline_hours` after the record; only then
+    // is a missing one a breach (the deadline instant itself still counts as in time).
+    let before = now.saturating_sub(window);
+    let mut raised = 0;
+    for record in store
+        .unflagged_full_process_records(&policy.full_process.action_kinds, before)
+        .await?
+    {
+        let spans = linked(state, &record.device_id, record.sequence).await?;
+        if covered(record.made_at, &spans) {
+            continue;
+        }
+        let flag = NewCaseFlag {
+            case_number: record.case_number.clone(),
+            kind: CaseFlagKind::MissingAudioVideo,
+            subject: record.subject(),
+            due_at: record.made_at.saturating_add(window),
+            detail: format!(
+                "{} record {} has no linked recording covering its time",
+                record.action_kind,
+                record.subject()
+            ),
+        };
+        if store.raise_case_flag(&flag, now).await? {
+            raised += 1;
+            tracing::warn!(case = %record.case_number, record = %record.subject(), "missing audio-video");
+        }
+    }
+    for flag in store
+        .open_case_flags(CaseFlagKind::MissingAudioVideo)
+        .await?
+    {
+        let Some((device, seq)) = flag.subject.rsplit_once('/') else {
+            continue;
+        };
+        let Ok(seq) = seq.parse::<i64>() else {
+            continue;
+        };
+        let made_at = flag.due_at.saturating_sub(window);
+        if covered(made_at, &linked(state, device, seq).await?) {
+            store
+                .clear_case_flag(CaseFlagKind::MissingAudioVideo, &flag.subject, now)
+                .await?;
+        }
+    }
+    Ok(raised)
+}
+
+async fn archive_overdue(state: &GatewayState, now: Millis) -> Result<usize, StoreError> {
+    let store = &state.store;
+    let policy = &state.config.policy.full_process;
+    let mut raised = 0;
+    for (case_number, ended) in store.unarchived_executions().await? {
+        let due = policy.archive_due(ended);
+        if now <= due {
+            continue;
+        }
+        let flag = NewCaseFlag {
+            case_number: case_number.clone(),
+            kind: CaseFlagKind::ArchiveOverdue,
+            subject: case_number.clone(),
+            due_at: due,
+            detail: format!(
+                "execution ended more than {} days ago and the case has no archive record",
+                policy.archive_days
+            ),
+        };
+        if store.raise_case_flag(&flag, now).await? {
+            raised += 1;
+            tracing::warn!(case = %case_number, "archive overdue");
+        }
+    }
+    for flag in store.open_case_flags(CaseFlagKind::ArchiveOverdue).await? {
+        if store.case_is_archived(&flag.case_number).await? {
+            store
+                .clear_case_flag(CaseFlagKind::ArchiveOverdue, &flag.subject, now)
+                .await?;
+        }
+    }
+    Ok(raised)
+}

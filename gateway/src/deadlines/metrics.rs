@@ -1,0 +1,83 @@
+//! The recording metrics on `/metrics`: overdue recordings and silent devices (set by
+//! the deadline watcher), bytes received and recordings stored (by the upload handler).
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
+
+use crate::metrics::Metrics;
+
+/// Recording metrics, registered in the gateway's registry.
+#[derive(Clone, Debug)]
+pub struct RecordingMetrics {
+    /// Recordings not stored whose deadline has passed, at the last watcher pass.
+    pub overdue: IntGauge,
+    /// Devices in service silent for `silent_device_hours` or more, at the last pass.
+    pub silent_devices: IntGauge,
+    /// Open case flags by rule, at the last pass.
+    pub case_flags: prometheus::IntGaugeVec,
+    /// Recording bytes made durable in staging.
+    pub bytes_received: IntCounter,
+    /// Recordings stored, by final state (`uploaded_on_time`, `uploaded_late`).
+    pub stored: IntCounterVec,
+    /// Uploads refused because the bytes did not match the announced SHA-256.
+    pub hash_mismatches: IntCounter,
+}
+
+impl RecordingMetrics {
+    /// Creates the metrics and registers them in `metrics`' registry.
+    pub fn register(metrics: &Metrics) -> Self {
+        let overdue = IntGauge::new(
+            "fieldsync_recordings_overdue",
+            "Recordings not stored whose upload deadline has passed",
+        )
+        .expect("valid metric");
+        let silent_devices = IntGauge::new(
+            "fieldsync_devices_silent",
+            "Devices in service not synced for silent_device_hours or more",
+        )
+        .expect("valid metric");
+        let case_flags = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "fieldsync_case_flags_open",
+                "Open full-process flags on cases, by rule",
+            ),
+            &["flag"],
+        )
+        .expect("valid metric");
+        let bytes_received = IntCounter::new(
+            "fieldsync_recording_bytes_received_total",
+            "Recording bytes made durable in staging",
+        )
+        .expect("valid metric");
+        let stored = IntCounterVec::new(
+            Opts::new(
+                "fieldsync_recordings_stored_total",
+                "Recordings stored, by final state",
+            ),
+            &["state"],
+        )
+        .expect("valid metric");
+        let hash_mismatches = IntCounter::new(
+            "fieldsync_recording_hash_mismatches_total",
+            "Uploads refused because the bytes did not have the announced SHA-256",
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(overdue.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(silent_devices.clone()),
+            Box::new(case_flags.clone()),
+            Box::new(bytes_received.clone()),
+            Box::new(stored.clone()),
+            Box::new(hash_mismatches.clone()),
+        ] {
+            metrics.register(c);
+        }
+        Self {
+            overdue,
+            silent_devices,
+            case_flags,
+            bytes_received,
+            stored,
+            hash_mismatches,
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! Recordings (DOMAIN R2): announce, ask for the offset, upload a chunk.
+//!
+//! The order that makes "stored" true: bytes go to a staging file and are fsync'd; the
+//! SHA-256 is verified; the file is made durable in the content-addressed media store;
+//! the store row is committed; only then does the device hear [`RecordingStored`] (or
+//! `stored: true`), and only then may it delete its copy.
+//!
+//! If the gateway dies between the media store and the commit, the next request about
+//! the recording finds its content already held (by hash and size) and commits then:
+//! the retried upload collapses onto the stored file. If it dies between the commit and
+//! the reply, the retry finds the row stored. Either way the device deletes its copy
+//! only after hearing "stored" from a gateway that holds it.
+
+use std::time::Duration;
+
+use protocol::message::{
+    RecordingAnnouncement, RecordingStored, RecordingTracked, UploadHeader, UploadOffset,
+    UploadOffsetQuery,
+};
+use protocol::{ErrorCode, ErrorReply, ResponseBody, Sha256Hash};
+use quinn::VarInt;
+use uuid::Uuid;
+
+use super::{ConnectionContext, HandlerError};
+use crate::media::{MediaError, Received, Stop, UploadSlot};
+use crate::state::GatewayState;
+use crate::store::recordings::Announced;
+use crate::store::{RecordingRow, StoreError};
+
+/// Why a recording request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    /// The announced size is over `limits.max_recording_bytes`.
+    #[error("recording of {size} bytes is over the limit of {max} bytes")]
+    TooLarge {
+        /// As announced.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A chunk runs past the announced size.
+    #[error("{length} bytes from offset {offset} run past the announced size of {size} bytes")]
+    PastEnd {
+        /// The chunk's offset.
+        offset: u64,
+        /// The chunk's length.
+        length: u64,
+        /// The announced size.
+        size: u64,
+    },
+    /// No recording with this id was announced by this device.
+    #[error("recording {0} was not announced by this device")]
+    Unknown(Uuid),
+    /// The id was announced before with another device, size or hash.
+    #[error("recording {0} was announced before with a different size or hash")]
+    Conflict(Uuid),
+    /// The chunk does not start at the gateway's offset.
+    #[error("the chunk starts at {got}; the gateway holds {expected} bytes, resume from there")]
+    OffsetMismatch {
+        /// The gateway's offset.
+        expected: u64,
+        /// The chunk's offset.
+        got: u64,
+    },
+    /// The bytes do not have the announced SHA-256; they were dropped.
+    #[error(
+        "the uploaded bytes have SHA-256 {actual}, not the announced {expected}; they were dropped, upload again from offset 0"
+    )]
+    HashMismatch {
+        /// As announced.
+        expected: Sha256Hash,
+        /// As received.
+        actual: Sha256Hash,
+    },
+    /// The media storage is full.
+    #[error(
+        "the gateway's media storage is full; it holds {offset} bytes of this recording, retry later from there"
+    )]
+    StorageFull {
+        /// The durable offset.
+        offset: u64,
+    },
+    /// The gateway is stopping.
+    #[error(
+        "the gateway is shutting down; it holds {offset} bytes of this recording, resume from there on a new connection"
+    )]
+    ShuttingDown {
+        /// The durable offset.
+        offset: u64,
+    },
+    /// The media store failed.
+    #[error("media store: {0}")]
+    Media(MediaError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<MediaError> for RecordingError {
+    fn from(e: MediaError) -> Self {
+        match e {
+            MediaError::StorageFull { offset } => RecordingError::StorageFull { offset },
+            MediaError::HashMismatch { expected, actual } => {
+                RecordingError::HashMismatch { expected, actual }
+            }
+            other => RecordingError::Media(other),
+        }
+    }
+}
+
+impl RecordingError {
+    /// The typed error reply for the device.
+    pub fn reply(&self) -> ErrorReply {
+        let code = match self {
+            RecordingError::TooLarge { .. } | RecordingError::PastEnd { .. } => {
+                ErrorCode::RecordingTooLarge
+            }
+            RecordingError::Unknown(_) => ErrorCode::UnknownRecording,
+            RecordingError::Conflict(_) => ErrorCode::AnnouncementConflict,
+            RecordingError::OffsetMismatch { .. } => ErrorCode::OffsetMismatch,
+            RecordingError::HashMismatch { .. } => ErrorCode::HashMismatch,
+            RecordingError::StorageFull { .. } => ErrorCode::StorageFull,
+            RecordingError::ShuttingDown { .. } => ErrorCode::ShuttingDown,
+            RecordingError::Media(_) | RecordingError::Store(_) => ErrorCode::Internal,
+        };
+        let message = match self {
+            // Internals are logged, not sent to devices.
+            RecordingError::Media(_) | RecordingError::Store(_) => {
+                "the gateway could not complete the request; retry".into()
+            }
+            other => other.to_string(),
+        };
+        ErrorReply::new(code, message)
+    }
+}
+
+/// Where an upload stands: stored, or how many bytes the gateway holds.
+enum Position {
+    Stored(Box<RecordingRow>),
+    Held(u64),
+}
+
+/// Logs the gateway's own failures (the device only hears "retry").
+fn logged(result: Result<ResponseBody, HandlerError>) -> Result<ResponseBody, HandlerError> {
+    if let Err(
+        e @ (HandlerError::Store(_)
+        | HandlerError::Recording(RecordingError::Store(_) | RecordingError::Media(_))),
+    ) = &result
+    {
+        tracing::error!(error = %e, "recording request failed in the gateway");
+    }
+    result
+}
+
+/// Serves an announcement: the recording is tracked at once, with its deadline.
+pub(super) async fn announce(
+    state: &GatewayState,
+    ctx: &ConnectionContext,
+    announcement: RecordingAnnouncement,
+) -> Result<ResponseBody, HandlerError> {
+    logged(announce_inner(state, ctx, announcement).await)
+}
+
+async fn announce_inner(
+    state: &GatewayState,
+    ctx: &ConnectionContext,
+    announcement: RecordingAnnouncement,
+) -> Result<ResponseBody, HandlerError> {
+    let limits = &state.config.limits;
+    if announcement.size > limits.max_recording_bytes {
+        return Err(RecordingError::TooLarge {
+            size: announcement.size,
+            max: limits.max_recording_bytes,
+        }
+        .into());
+    }
+    announcement.validate(limits)?;
+    let skew = ctx.skew.get().copied().ok_or(HandlerError::HelloRequired)?;
+    let now = state.clock.now();
+    let fresh = RecordingRow::announced(
+        &announcement,
+        &ctx.device.id,
+        skew,
+        now,
+        &state.config.policy.deadline,
+    );
+    let row = match state.store.announce_recording(&fresh).await? {
+        Announced::New(row) => {
+            tracing::info!(
+                recording = %row.id, size = row.size, deadline = row.deadline,
+                state = row.state.as_str(), "recording announced"
+            );
+            row
+        }
+        Announced::Existing(row) => row,
+        Announced::Conflict(_) => return Err(RecordingError::Conflict(fresh.id).into()),
+    };
+    let deadline = row.deadline;
+    let id = row.id;
+    let (offset, stored) = match position(state, row).await? {
+        Position::Stored(row) => (row.size, true),
+        Position::Held(offset) => (offset, false),
+    };
+    Ok(ResponseBody::RecordingTracked(RecordingTracked {
+        recording_id: id,
+        deadline,
+        offset,
+        stored,
+    }))
+}
+
+/// Serves an offset query.
+pub(super) async fn offset(
+    state: &GatewayState,
+    ctx: &ConnectionContext,
+    query: UploadOffsetQuery,
+) -> Result<ResponseBody, HandlerError> {
+    logged(offset_inner(state, ctx, query).await)
+}
+
+async fn offset_inner(
+    state: &GatewayState,
+    ctx: &ConnectionContext,
+    query: UploadOffsetQuery,
+) -> Result<ResponseBody, HandlerError> {
+    let row = own_recording(state, ctx, query.recording_id).await?;
+    Ok(ResponseBody::UploadOffset(
+        match position(state, row).await? {
+            Position::Stored(row) => UploadOffset {
+                recording_id: row.id,
+                offset: row.size,
+                stored: true,
+            },
+            Position::Held(offset) => UploadOffset {
+                recording_id: query.recording_id,
+                offset,
+                stored: false,
+            },
+        },
+    ))
+}
+
+/// Serves a chunk: `header.length` raw bytes follow the header on `recv`. Whatever
+/// the outcome, the bytes that arrived are durable before the reply; a refused chunk's
+/// bytes are not read (the stream is stopped).
+pub(super) async fn upload_chunk(
+    state: &GatewayState,
+    ctx: &ConnectionContext,
+    header: UploadHeader,
+    recv: &mut quinn::RecvStream,
+) -> Result<ResponseBody, HandlerError> {
+    let result = logged(receive_chunk(state, ctx, header, recv).await);
+    if result.is_err() {
+        // Tell the device to stop sending: nothing more of this chunk will be read.
+        let _ = recv.stop(VarInt::from_u32(0));
+    }
+    result
+}
+
+async fn receive_chunk(
+    state: &GatewayState,
+    ctx: &ConnectionContext,
+    header: UploadHeader,
+    recv: &mut quinn::RecvStream,
+) -> Result<ResponseBody, HandlerError> {
+    let row = own_recording(state, ctx, header.recording_id).await?;
+    if row.is_stored() {
+        return Ok(stored_reply(&row));
+    }
+    if header.offset.saturating_add(header.length) > row.size {
+        return Err(RecordingError::PastEnd {
+            offset: header.offset,
+            length: header.length,
+            size: row.size,
+        }
+        .into());
+    }
+    if let Some(row) = collapse(state, &row).await? {
+        return Ok(stored_reply(&row));
+    }
+    let mut slot = state.media.acquire(row.id).await;
+    let start = slot
+        .offset(row.bytes_received)
+        .await
+        .map_err(RecordingError::from)?;
+    if header.offset != start {
+        return Err(RecordingError::OffsetMismatch {
+            expected: start,
+            got: header.offset,
+        }
+        .into());
+    }
+    let stall = Duration::from_secs(state.config.media.stall_timeout_secs);
+    let received = slot
+        .receive(recv, header.length, &state.shutdown, stall)
+        .await;
+    let offset = match &received {
+        Ok(Received::Complete { offset } | Received::Stopped { offset, .. }) => *offset,
+        Err(MediaError::StorageFull { offset }) => *offset,
+        Err(_) => start,
+    };
+    if offset > start {
+        state
+            .recording_metrics
+            .bytes_received
+            .inc_by(offset - start);
+        state.store.set_recording_progress(row.id, offset).await?;
+    }
+    match received.map_err(RecordingError::from)? {
+        Received::Complete { offset } if offset == row.size => {
+            let row = complete(state, &mut slot, &row).await?;
+            Ok(stored_reply(&row))
+        }
+        Received::Stopped {
+            why: Stop::Cancelled,
+            offset,
+        } if state.shutdown.is_cancelled() => Err(RecordingError::ShuttingDown { offset }.into()),
+        Received::Complete { offset } | Received::Stopped { offset, .. } => {
+            Ok(ResponseBody::UploadOffset(UploadOffset {
+                recording_id: row.id,
+                offset,
+                stored: false,
+            }))
+        }
+    }
+}
+
+/// The recording, if this device announced it.
+async fn own_recording(
+    state: &GatewayState,
+    ctx: &ConnectionContext,
+    id: Uuid,
+) -> Result<RecordingRow, HandlerError> {
+    match state.store.recording(id).await? {
+        Some(row) if row.device_id == ctx.device.id => Ok(row),
+        _ => Err(RecordingError::Unknown(id).into()),
+    }
+}
+
+/// Where an upload stands. Finishes it when every byte is already held (the gateway
+/// stopped after the last chunk's fsync) or the content is already in the media store
+/// (it stopped before the commit).
+async fn position(state: &GatewayState, row: RecordingRow) -> Result<Position, HandlerError> {
+    if row.is_stored() {
+        return Ok(Position::Stored(Box::new(row)));
+    }
+    if let Some(stored) = collapse(state, &row).await? {
+        return Ok(Position::Stored(Box::new(stored)));
+    }
+    let mut slot = state.media.acquire(row.id).await;
+    let offset = slot
+        .offset(row.bytes_received)
+        .await
+        .map_err(RecordingError::from)?;
+    if offset == row.size {
+        return Ok(Position::Stored(Box::new(
+            complete(state, &mut slot, &row).await?,
+        )));
+    }
+    Ok(Position::Held(offset))
+}
+
+/// If the media store already holds this content, commits the recording as stored now.
+async fn collapse(
+    state: &GatewayState,
+    row: &RecordingRow,
+) -> Result<Option<RecordingRow>, HandlerError> {
+    let Some(key) = state
+        .media
+        .holds(&row.sha256, row.size)
+        .await
+        .map_err(RecordingError::from)?
+    else {
+        return Ok(None);
+    };
+    tracing::info!(recording = %row.id, %key, "content already held: committing it as stored");
+    commit(state, row, &key).await.map(Some)
+}
+
+/// Verifies and publishes a complete staging file, then commits the row.
+async fn complete(
+    state: &GatewayState,
+    slot: &mut UploadSlot,
+    row: &RecordingRow,
+) -> Result<RecordingRow, HandlerError> {
+    match state.media.publish(slot, row.sha256, row.size).await {
+        Ok(key) => commit(state, row, &key).await,
+        Err(MediaError::HashMismatch { expected, actual }) => {
+            state.recording_metrics.hash_mismatches.inc();
+            state.store.set_recording_progress(row.id, 0).await?;
+            tracing::warn!(recording = %row.id, %expected, %actual, "hash mismatch: upload dropped");
+            Err(RecordingError::HashMismatch { expected, actual }.into())
+        }
+        Err(e) => Err(RecordingError::from(e).into()),
+    }
+}
+
+async fn commit(
+    state: &GatewayState,
+    row: &RecordingRow,
+    key: &str,
+) -> Result<RecordingRow, HandlerError> {
+    let now = state.clock.now();
+    let stored = state
+        .store
+        .mark_recording_stored(row.id, key, now, &state.config.policy.deadline)
+        .await?
+        .ok_or(HandlerError::Internal(
+            "a tracked recording vanished from the store",
+        ))?;
+    if stored.stored_at == Some(now) {
+        state
+            .recording_metrics
+            .stored
+            .with_label_values(&[stored.state.as_str()])
+            .inc();
+        tracing::info!(recording = %row.id, state = stored.state.as_str(), "recording stored");
+    }
+    Ok(stored)
+}
+
+fn stored_reply(row: &RecordingRow) -> ResponseBody {
+    ResponseBody::RecordingStored(RecordingStored {
+        recording_id: row.id,
+        sha256: row.sha256,
+        stored_at: row.stored_at.unwrap_or_default(),
+    })
+}
+
+impl From<RecordingError> for HandlerError {
+    fn from(e: RecordingError) -> Self {
+        HandlerError::Recording(e)
+    }
+}

@@ -1,0 +1,297 @@
+//! The media store: where recordings' bytes go (DOMAIN R2, ARCHITECTURE "Data and
+//! durability").
+//!
+//! Bytes arrive into a staging file on this gateway's disk ([`staging`]), hashed as
+//! they are written and fsync'd before any offset is reported. When the last byte is
+//! in, the SHA-256 is checked; a wrong hash drops the file. A verified file is then
+//! made durable in a content-addressed store, either the local file system ([`fs`]:
+//! rename + fsync of the folder) or an S3-compatible bucket ([`s3`]), chosen in
+//! configuration. Only after that does the caller commit the store row and tell the
+//! device "stored".
+
+pub mod fs;
+mod fsutil;
+pub mod s3;
+pub mod staging;
+
+use std::path::{Path, PathBuf};
+
+use protocol::Sha256Hash;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use staging::{Received, Staging, Stop, UploadSlot};
+
+/// The `[media]` configuration table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSettings {
+    /// `fs` (the local file system, the default) or `s3` (an S3-compatible bucket).
+    pub backend: String,
+    /// Folder for staging files (both backends) and, with `fs`, the stored
+    /// recordings; empty means `<data_dir>/media`.
+    pub dir: String,
+    /// A chunk whose bytes stop arriving for this long is ended (what arrived is kept).
+    pub stall_timeout_secs: u64,
+    /// S3 endpoint URL; empty means AWS.
+    pub s3_endpoint: String,
+    /// S3 bucket (required with `s3`).
+    pub s3_bucket: String,
+    /// S3 region.
+    pub s3_region: String,
+    /// Key prefix inside the bucket (for example `fieldsync/`).
+    pub s3_prefix: String,
+    /// Access key id; empty means the `AWS_*` environment variables.
+    pub s3_access_key_id: String,
+    /// Secret access key (with `s3_access_key_id`).
+    pub s3_secret_access_key: String,
+    /// Allow a plain-HTTP endpoint (a test server on loopback).
+    pub s3_allow_http: bool,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        Self {
+            backend: "fs".into(),
+            dir: String::new(),
+            stall_timeout_secs: 60,
+            s3_endpoint: String::new(),
+            s3_bucket: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_prefix: String::new(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: String::new(),
+            s3_allow_http: false,
+        }
+    }
+}
+
+impl MediaSettings {
+    /// Checks the settings; the error names the key (under `media.`) and the problem.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        match self.backend.as_str() {
+            "fs" => {}
+            "s3" => {
+                if self.s3_bucket.trim().is_empty() {
+                    return Err((
+                        "media.s3_bucket",
+                        "must be set when media.backend is \"s3\"".into(),
+                    ));
+                }
+                if self.s3_endpoint.starts_with("http://") && !self.s3_allow_http {
+                    return Err((
+                        "media.s3_allow_http",
+                        "must be true for a plain-HTTP media.s3_endpoint".into(),
+                    ));
+                }
+                if self.s3_access_key_id.is_empty() != self.s3_secret_access_key.is_empty() {
+                    return Err((
+                        "media.s3_secret_access_key",
+                        "set both media.s3_access_key_id and media.s3_secret_access_key, or neither".into(),
+                    ));
+                }
+            }
+            other => {
+                return Err((
+                    "media.backend",
+                    format!("{other:?} is not a media backend; use \"fs\" or \"s3\""),
+                ));
+            }
+        }
+        if self.stall_timeout_secs == 0 {
+            return Err(("media.stall_timeout_secs", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The media folder.
+    pub fn dir(&self, data_dir: &Path) -> PathBuf {
+        if self.dir.is_empty() {
+            data_dir.join("media")
+        } else {
+            PathBuf::from(&self.dir)
+        }
+    }
+}
+
+/// Why the media store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The disk (or quota) is full. Bytes up to `offset` of the upload are durable;
+    /// nothing acknowledged was lost.
+    #[error("the gateway's media storage is full; {offset} bytes of this upload are held")]
+    StorageFull {
+        /// The durable offset of the upload.
+        offset: u64,
+    },
+    /// The bytes do not have the announced SHA-256; the partial file was dropped.
+    #[error(
+        "the uploaded bytes have SHA-256 {actual}, not the announced {expected}; they were dropped"
+    )]
+    HashMismatch {
+        /// As announced.
+        expected: Sha256Hash,
+        /// As received.
+        actual: Sha256Hash,
+    },
+    /// A file operation failed.
+    #[error("cannot {what} ({path}): {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The object store failed.
+    #[error("object store: {0}")]
+    ObjectStore(#[source] object_store::Error),
+    /// The object store accepted an upload but does not show it.
+    #[error("object store did not keep the upload: {0}")]
+    NotDurable(String),
+    /// A background task failed.
+    #[error("media task: {0}")]
+    Task(String),
+}
+
+enum Blobs {
+    Fs(fs::FsBlobs),
+    S3(s3::S3Blobs),
+}
+
+/// Staging plus the content-addressed store chosen in configuration.
+pub struct MediaStore {
+    staging: Staging,
+    blobs: Blobs,
+}
+
+impl std::fmt::Debug for MediaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaStore")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The backend-neutral key of stored content: `sha256/<hex>`.
+pub fn storage_key(sha256: &Sha256Hash) -> String {
+    format!("sha256/{}", sha256.to_hex())
+}
+
+impl MediaStore {
+    /// Opens the media store of a gateway whose data folder is `data_dir`.
+    pub fn open(settings: &MediaSettings, data_dir: &Path) -> Result<Self, MediaError> {
+        let dir = settings.dir(data_dir);
+        let staging = Staging::open(dir.join("staging"))?;
+        let blobs = match settings.backend.as_str() {
+            "s3" => Blobs::S3(s3::S3Blobs::open(settings)?),
+            _ => Blobs::Fs(fs::FsBlobs::open(dir)?),
+        };
+        Ok(Self { staging, blobs })
+    }
+
+    /// `fs` or `s3`.
+    pub fn backend(&self) -> &'static str {
+        match self.blobs {
+            Blobs::Fs(_) => "fs",
+            Blobs::S3(_) => "s3",
+        }
+    }
+
+    /// Takes a recording's upload slot (see [`Staging::acquire`]).
+    pub async fn acquire(&self, id: Uuid) -> UploadSlot {
+        self.staging.acquire(id).await
+    }
+
+    /// Checks a complete staging file against the announced hash and makes it durable
+    /// in the content-addressed store; returns its storage key. A wrong hash drops the
+    /// staging file and is [`MediaError::HashMismatch`].
+    pub async fn publish(
+        &self,
+        slot: &mut UploadSlot,
+        expected: Sha256Hash,
+        size: u64,
+    ) -> Result<String, MediaError> {
+        let actual = slot
+            .digest()
+            .ok_or_else(|| MediaError::Task("no partial upload to publish".into()))?;
+        if actual != expected {
+            slot.discard().await?;
+            return Err(MediaError::HashMismatch { expected, actual });
+        }
+        let staged = slot.path().to_owned();
+        match &self.blobs {
+            Blobs::Fs(fs) => {
+                let blobs = fs.clone();
+                tokio::task::spawn_blocking(move || blobs.publish(&staged, &expected, size))
+                    .await
+                    .map_err(|e| MediaError::Task(e.to_string()))??;
+                slot.release();
+            }
+            Blobs::S3(s3) => {
+                s3.publish(&staged, &expected, size).await?;
+                slot.discard().await?;
+            }
+        }
+        Ok(storage_key(&expected))
+    }
+
+    /// The storage key of this content if the store holds it with this size: a
+    /// recording whose bytes became durable before a crash is found here.
+    pub async fn holds(
+        &self,
+        sha256: &Sha256Hash,
+        size: u64,
+    ) -> Result<Option<String>, MediaError> {
+        let held = match &self.blobs {
+            Blobs::Fs(fs) => fs.holds(sha256, size)?,
+            Blobs::S3(s3) => s3.holds(sha256, size).await?,
+        };
+        Ok(held.then(|| storage_key(sha256)))
+    }
+
+    /// Reads stored content back and returns its SHA-256 (to check what is kept).
+    pub async fn digest(&self, sha256: &Sha256Hash) -> Result<Sha256Hash, MediaError> {
+        match &self.blobs {
+            Blobs::Fs(fs) => {
+                let path = fs.path_of(sha256);
+                tokio::task::spawn_blocking(move || {
+                    use sha2::Digest;
+                    use std::io::Read;
+                    let mut file = std::fs::File::open(&path)
+                        .map_err(|e| fsutil::io_error("open a recording", &path, e))?;
+                    let mut hasher = sha2::Sha256::new();
+                    let mut buf = vec![0u8; 1 << 20];
+                    loop {
+                        let n = file
+                            .read(&mut buf)
+                            .map_err(|e| fsutil::io_error("read a recording", &path, e))?;
+                        if n == 0 {
+                            break;
+                        }
+                        hasher.update(&buf[..n]);
+                    }
+                    Ok(Sha256Hash(hasher.finalize().into()))
+                })
+                .await
+                .map_err(|e| MediaError::Task(e.to_string()))?
+            }
+            Blobs::S3(s3) => s3.digest(sha256).await,
+        }
+    }
+
+    /// Where the local file system backend keeps this content (`None` with S3).
+    pub fn local_path(&self, sha256: &Sha256Hash) -> Option<PathBuf> {
+        match &self.blobs {
+            Blobs::Fs(fs) => Some(fs.path_of(sha256)),
+            Blobs::S3(_) => None,
+        }
+    }
+
+    /// The staging file of a recording (on this gateway's disk).
+    pub fn staging_path(&self, id: Uuid) -> PathBuf {
+        self.staging.path(id)
+    }
+}

@@ -1,0 +1,480 @@
+//! Partial uploads: one staging file per recording on this gateway's disk, written as
+//! bytes arrive, hashed as they are written, and fsync'd before an offset is reported.
+//!
+//! Durability rule: an offset the gateway reports (in any reply) is durable. The
+//! staging file is fsync'd at the end of every chunk and whenever a chunk stops early,
+//! before the new offset is reported or recorded in the store. After a restart the
+//! file is cut back to the offset the store recorded (bytes past it were never
+//! reported and may not have reached the disk intact), and the SHA-256 of what remains
+//! is recomputed once, so verification stays incremental across restarts.
+//!
+//! One upload per recording at a time: [`Staging::acquire`] takes the recording's
+//! slot and tells an earlier holder to stop (a device that reconnects has given up on
+//! its old stream, which may still be waiting for bytes from a dead connection).
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use protocol::Sha256Hash;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{OwnedMutexGuard, mpsc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::MediaError;
+use super::fsutil::{fsync_dir, io_error};
+
+/// Bytes read from the stream per write.
+const BUFFER: usize = 256 << 10;
+/// Buffers in flight between the stream reader and the file writer (bounds memory per
+/// upload to `BUFFER × (QUEUE + 2)`, whatever the file size).
+const QUEUE: usize = 4;
+
+/// What the gateway remembers of a partial upload between chunks: no open file (an
+/// abandoned upload must not hold a descriptor), only where it stands.
+struct Partial {
+    /// Bytes durable in the file; the next chunk starts here.
+    offset: u64,
+    /// SHA-256 state over bytes `[0, offset)`.
+    hasher: Sha256,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Partial>>>;
+
+/// The slots of recordings being uploaded, and who holds each (a number, so that a
+/// holder only ever removes its own entry).
+#[derive(Default)]
+struct Slots {
+    slots: HashMap<Uuid, Slot>,
+    holders: HashMap<Uuid, (u64, CancellationToken)>,
+    next_holder: u64,
+}
+
+/// The staging area of partial uploads.
+pub struct Staging {
+    dir: PathBuf,
+    slots: Arc<Mutex<Slots>>,
+}
+
+/// Why [`UploadSlot::receive`] stopped before `length` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The stream ended or failed (the device went away).
+    StreamEnded,
+    /// Another upload of the same recording took over, or the gateway is stopping.
+    Cancelled,
+    /// No byte arrived for the stall timeout.
+    Stalled,
+}
+
+/// How a chunk ended; in every case the returned offset is durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// All `length` bytes are durable.
+    Complete {
+        /// The new offset.
+        offset: u64,
+    },
+    /// Some bytes are durable; the chunk stopped early.
+    Stopped {
+        /// The new offset.
+        offset: u64,
+        /// Why.
+        why: Stop,
+    },
+}
+
+impl Staging {
+    /// A staging area in `dir` (created if missing).
+    pub fn open(dir: PathBuf) -> Result<Self, MediaError> {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| io_error("create the staging folder", &dir, e))?;
+        Ok(Self {
+            dir,
+            slots: Arc::default(),
+        })
+    }
+
+    /// The staging file of a recording.
+    pub fn path(&self, id: Uuid) -> PathBuf {
+        self.dir.join(format!("{id}.part"))
+    }
+
+    /// Takes the recording's slot, first telling any earlier holder to stop. The
+    /// returned slot's [`UploadSlot::stop_token`] is cancelled if a later upload of the
+    /// same recording takes over.
+    pub async fn acquire(&self, id: Uuid) -> UploadSlot {
+        let token = CancellationToken::new();
+        let (holder, slot) = {
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            slots.next_holder += 1;
+            let holder = slots.next_holder;
+            if let Some((_, earlier)) = slots.holders.insert(id, (holder, token.clone())) {
+                earlier.cancel();
+            }
+            (holder, slots.slots.entry(id).or_default().clone())
+        };
+        let guard = slot.lock_owned().await;
+        UploadSlot {
+            id,
+            path: self.path(id),
+            dir: self.dir.clone(),
+            guard: Some(guard),
+            token,
+            holder,
+            slots: self.slots.clone(),
+        }
+    }
+}
+
+/// Exclusive access to one recording's partial upload.
+pub struct UploadSlot {
+    id: Uuid,
+    path: PathBuf,
+    dir: PathBuf,
+    /// Always `Some` until dropped.
+    guard: Option<OwnedMutexGuard<Option<Partial>>>,
+    token: CancellationToken,
+    holder: u64,
+    slots: Arc<Mutex<Slots>>,
+}
+
+impl Drop for UploadSlot {
+    /// Gives the slot up; forgets it entirely when nobody else wants it and no partial
+    /// upload is remembered, so the table does not grow with every recording ever seen.
+    fn drop(&mut self) {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if slots
+            .holders
+            .get(&self.id)
+            .is_some_and(|(h, _)| *h == self.holder)
+        {
+            slots.holders.remove(&self.id);
+        }
+        let idle = self.guard.as_ref().is_some_and(|g| g.is_none());
+        drop(self.guard.take());
+        // Only the table's own reference is left: nobody is waiting for this slot, and
+        // nobody can start to while we hold the table's lock.
+        if idle
+            && slots
+                .slots
+                .get(&self.id)
+                .is_some_and(|slot| Arc::strong_count(slot) == 1)
+        {
+            slots.slots.remove(&self.id);
+        }
+    }
+}
+
+impl UploadSlot {
+    fn partial(&self) -> &Option<Partial> {
+        self.guard.as_ref().expect("held until dropped")
+    }
+
+    fn partial_mut(&mut self) -> &mut Option<Partial> {
+        self.guard.as_mut().expect("held until dropped")
+    }
+
+    /// Cancelled when a later upload of the same recording takes over.
+    pub fn stop_token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    /// The staging file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The durable offset. On first use after a start, opens the staging file, cuts it
+    /// back to `recorded` (the offset the store recorded as durable) if it is longer,
+    /// and rehashes what remains.
+    pub async fn offset(&mut self, recorded: u64) -> Result<u64, MediaError> {
+        if let Some(partial) = self.partial().as_ref() {
+            return Ok(partial.offset);
+        }
+        let path = self.path.clone();
+        let dir = self.dir.clone();
+        let partial = tokio::task::spawn_blocking(move || load(&path, &dir, recorded))
+            .await
+            .map_err(|e| MediaError::Task(e.to_string()))??;
+        let offset = partial.offset;
+        *self.partial_mut() = Some(partial);
+        Ok(offset)
+    }
+
+    /// Streams up to `length` bytes from `reader` into the staging file at the current
+    /// offset (the caller checked that the chunk starts there), hashing them on the way,
+    /// then fsyncs. Stops early (keeping what arrived, fsync'd) when the stream ends,
+    /// when `stop` or this slot's token is cancelled, or when no byte arrives within
+    /// `stall`.
+    ///
+    /// A full disk is [`MediaError::StorageFull`]: the file is cut back to the last
+    /// durable offset, so nothing acknowledged is lost and nothing unacknowledged is
+    /// kept.
+    pub async fn receive<R: AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut R,
+        length: u64,
+        stop: &CancellationToken,
+        stall: Duration,
+    ) -> Result<Received, MediaError> {
+        let partial = self
+            .partial_mut()
+            .take()
+            .ok_or_else(|| MediaError::Task("offset() must be read before receive()".into()))?;
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+        let path = self.path.clone();
+        let writer = tokio::task::spawn_blocking(move || write_chunk(partial, rx, &path));
+        let mut remaining = length;
+        let mut why = None;
+        while remaining > 0 {
+            let want = usize::try_from(remaining.min(BUFFER as u64)).unwrap_or(BUFFER);
+            let mut buf = vec![0u8; want];
+            let read = tokio::select! {
+                biased;
+                () = self.token.cancelled() => { why = Some(Stop::Cancelled); break; }
+                () = stop.cancelled() => { why = Some(Stop::Cancelled); break; }
+                read = tokio::time::timeout(stall, reader.read(&mut buf)) => read,
+            };
+            let n = match read {
+                Err(_) => {
+                    why = Some(Stop::Stalled);
+                    break;
+                }
+                Ok(Err(_)) | Ok(Ok(0)) => {
+                    why = Some(Stop::StreamEnded);
+                    break;
+                }
+                Ok(Ok(n)) => n,
+            };
+            buf.truncate(n);
+            remaining -= n as u64;
+            if tx.send(buf).await.is_err() {
+                // The writer stopped (a write failed); its result says why.
+                break;
+            }
+        }
+        drop(tx);
+        let (partial, result) = writer.await.map_err(|e| MediaError::Task(e.to_string()))?;
+        let offset = partial.as_ref().map(|p| p.offset);
+        *self.partial_mut() = partial;
+        result?;
+        let offset = offset.ok_or_else(|| MediaError::Task("partial lost".into()))?;
+        Ok(match why {
+            None => Received::Complete { offset },
+            Some(why) => Received::Stopped { offset, why },
+        })
+    }
+
+    /// The SHA-256 of the durable bytes (the whole file once the offset equals its
+    /// size).
+    pub fn digest(&self) -> Option<Sha256Hash> {
+        self.partial()
+            .as_ref()
+            .map(|p| Sha256Hash(p.hasher.clone().finalize().into()))
+    }
+
+    /// Forgets the in-memory state (the file was moved away or is to be dropped).
+    pub fn release(&mut self) {
+        *self.partial_mut() = None;
+    }
+
+    /// Drops the partial upload and its file.
+    pub async fn discard(&mut self) -> Result<(), MediaError> {
+        *self.partial_mut() = None;
+        match tokio::fs::remove_file(&self.path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error("remove a staging file", &self.path, e)),
+        }
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || fsync_dir(&dir))
+            .await
+            .map_err(|e| MediaError::Task(e.to_string()))?
+    }
+
+    /// The recording this slot is for.
+    pub fn recording_id(&self) -> Uuid {
+        self.id
+    }
+}
+
+/// Opens a staging file, cuts it back to `recorded` if longer, and hashes it.
+fn load(path: &Path, dir: &Path, recorded: u64) -> Result<Partial, MediaError> {
+    let existed = path.exists();
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| io_error("open a staging file", path, e))?;
+    if !existed {
+        fsync_dir(dir)?;
+    }
+    let len = file
+        .metadata()
+        .map_err(|e| io_error("read a staging file's size", path, e))?
+        .len();
+    let offset = len.min(recorded);
+    if len > offset {
+        file.set_len(offset)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io_error("cut back a staging file", path, e))?;
+    }
+    let mut hasher = Sha256::new();
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| io_error("read a staging file", path, e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = offset;
+    while left > 0 {
+        let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+        file.read_exact(&mut buf[..want])
+            .map_err(|e| io_error("read a staging file", path, e))?;
+        hasher.update(&buf[..want]);
+        left -= want as u64;
+    }
+    Ok(Partial { offset, hasher })
+}
+
+/// The blocking side of a chunk: write and hash each buffer, then fsync. On failure the
+/// file is cut back to the chunk's start (the last durable offset) and the hash state
+/// restored, so the partial stays consistent; if even that fails the partial is
+/// dropped from memory and reloaded from disk next time.
+fn write_chunk(
+    mut partial: Partial,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    path: &Path,
+) -> (Option<Partial>, Result<(), MediaError>) {
+    let start = partial.offset;
+    let start_hash = partial.hasher.clone();
+    let mut written = 0u64;
+    let mut file = match OpenOptions::new().write(true).open(path) {
+        Ok(file) => file,
+        // The file is gone: forget the partial; the next request reloads from disk.
+        Err(e) => return (None, Err(io_error("open a staging file", path, e))),
+    };
+    let result = (|| {
+        file.seek(SeekFrom::Start(start))
+            .map_err(|e| io_error("seek in a staging file", path, e))?;
+        while let Some(buf) = rx.blocking_recv() {
+            file.write_all(&buf)
+                .map_err(|e| io_error("write a staging file", path, e))?;
+            partial.hasher.update(&buf);
+            written += buf.len() as u64;
+        }
+        file.sync_data()
+            .map_err(|e| io_error("fsync a staging file", path, e))
+    })();
+    match result {
+        Ok(()) => {
+            partial.offset = start + written;
+            (Some(partial), Ok(()))
+        }
+        Err(err) => {
+            drop(rx);
+            let full = matches!(err, MediaError::StorageFull { .. });
+            let rolled_back = file.set_len(start).and_then(|()| file.sync_all());
+            let err = if full {
+                MediaError::StorageFull { offset: start }
+            } else {
+                err
+            };
+            match rolled_back {
+                Ok(()) => {
+                    partial.offset = start;
+                    partial.hasher = start_hash;
+                    (Some(partial), Err(err))
+                }
+                Err(_) => (None, Err(err)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STALL: Duration = Duration::from_secs(5);
+
+    fn staging() -> (tempfile::TempDir, Staging) {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Staging::open(dir.path().join("staging")).unwrap();
+        (dir, staging)
+    }
+
+    #[tokio::test]
+    async fn bytes_are_hashed_as_written_and_resume_from_the_recorded_offset() {
+        let (_dir, staging) = staging();
+        let id = Uuid::new_v4();
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let never = CancellationToken::new();
+        {
+            let mut slot = staging.acquire(id).await;
+            assert_eq!(slot.offset(0).await.unwrap(), 0);
+            let mut first = &bytes[..100_000];
+            let got = slot
+                .receive(&mut first, 100_000, &never, STALL)
+                .await
+                .unwrap();
+            assert_eq!(got, Received::Complete { offset: 100_000 });
+            // The stream ends early: what arrived is kept.
+            let mut short = &bytes[100_000..150_000];
+            let got = slot
+                .receive(&mut short, 200_000, &never, STALL)
+                .await
+                .unwrap();
+            assert_eq!(
+                got,
+                Received::Stopped {
+                    offset: 150_000,
+                    why: Stop::StreamEnded
+                }
+            );
+        }
+        // A fresh process (a new staging area) trusts only the recorded offset.
+        let restarted = Staging::open(staging.dir.clone()).unwrap();
+        let mut slot = restarted.acquire(id).await;
+        assert_eq!(slot.offset(100_000).await.unwrap(), 100_000);
+        let mut rest = &bytes[100_000..];
+        let got = slot
+            .receive(&mut rest, 200_000, &never, STALL)
+            .await
+            .unwrap();
+        assert_eq!(got, Received::Complete { offset: 300_000 });
+        assert_eq!(slot.digest(), Some(Sha256Hash::of(&bytes)));
+        assert_eq!(std::fs::read(slot.path()).unwrap(), bytes);
+    }
+
+    #[tokio::test]
+    async fn a_later_upload_takes_over_and_idle_slots_are_forgotten() {
+        let (_dir, staging) = staging();
+        let id = Uuid::new_v4();
+        let first = staging.acquire(id).await;
+        assert!(!first.stop_token().is_cancelled());
+        let second = {
+            let fut = staging.acquire(id);
+            tokio::pin!(fut);
+            // The newcomer tells the holder to stop, then waits for the slot.
+            assert!(futures::poll!(&mut fut).is_pending());
+            assert!(first.stop_token().is_cancelled());
+            drop(first);
+            // The newcomer still wants the slot: it is not forgotten.
+            assert_eq!(staging.slots.lock().unwrap().slots.len(), 1);
+            fut.await
+        };
+        assert!(!second.stop_token().is_cancelled());
+        drop(second);
+        let slots = staging.slots.lock().unwrap();
+        assert!(
+            slots.slots.is_empty() && slots.holders.is_empty(),
+            "nothing left behind"
+        );
+    }
+}

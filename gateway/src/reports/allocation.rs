@@ -1,0 +1,596 @@
+//! The allocation report (DOMAIN R1): per agency and in total, its class, certified
+//! officers, devices in service by kind, the devices required, the shortfall and
+//! whether it complies; as JSON and CSV. A snapshot is kept once a day so finance sees
+//! the trend and the number of devices to buy.
+//!
+//! Building the report is pure (facts and policy in, rows out); the arithmetic is
+//! `protocol::allocation`. The store gathers the facts, the API serves the result, and
+//! [`run_daily_snapshots`] keeps the history.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::Millis;
+use protocol::allocation::{self, AllocationPolicy, Assessment};
+use protocol::domain::AgencyClass;
+use serde::{Deserialize, Serialize};
+use time::{OffsetDateTime, UtcOffset};
+use utoipa::ToSchema;
+
+use crate::state::GatewayState;
+use crate::store::{AgencyAllocationFacts, AllocationSnapshotRow, StoreError};
+
+/// When the daily snapshot is taken (configuration `[allocation_report]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AllocationReportConfig {
+    /// Local hour (0–23) from which the day's snapshot is taken.
+    pub snapshot_hour: u8,
+    /// The local time zone as minutes east of UTC (China Standard Time: 480). Days of
+    /// the trend are local days.
+    pub utc_offset_minutes: i32,
+}
+
+impl Default for AllocationReportConfig {
+    fn default() -> Self {
+        AllocationReportConfig {
+            snapshot_hour: 1,
+            utc_offset_minutes: 480,
+        }
+    }
+}
+
+impl AllocationReportConfig {
+    /// Checks the values; the error names the key.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.snapshot_hour > 23 {
+            return Err(("allocation_report.snapshot_hour", "must be 0 to 23".into()));
+        }
+        if self.utc_offset_minutes.abs() > 14 * 60 {
+            return Err((
+                "allocation_report.utc_offset_minutes",
+                "must be within ±840 (±14 hours)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One agency's row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AllocationRow {
+    /// The agency.
+    pub agency: String,
+    /// `a`, `b` or `c`.
+    #[schema(value_type = String)]
+    pub class: AgencyClass,
+    /// Class C: the target number of devices.
+    pub class_c_target: Option<u32>,
+    /// Officers with a valid certificate who are not auxiliary staff.
+    pub certified_officers: u32,
+    /// Recorders in service.
+    pub recorders: u32,
+    /// Terminals in service.
+    pub terminals: u32,
+    /// Recorders and terminals in service.
+    pub in_service: u32,
+    /// Devices required; absent when the agency cannot be assessed.
+    pub required: Option<u32>,
+    /// Devices missing (to buy); absent when it cannot be assessed.
+    pub shortfall: Option<u32>,
+    /// Compliant; absent when it cannot be assessed.
+    pub compliant: Option<bool>,
+    /// Why the agency cannot be assessed (a class-C agency without a target).
+    pub problem: Option<String>,
+}
+
+/// The "in total" row.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AllocationTotal {
+    /// Certified officers, all agencies.
+    pub certified_officers: u32,
+    /// Recorders in service.
+    pub recorders: u32,
+    /// Terminals in service.
+    pub terminals: u32,
+    /// Devices in service.
+    pub in_service: u32,
+    /// Devices required by the agencies that could be assessed.
+    pub required: u32,
+    /// The sum of the agencies' shortfalls: the number of devices to buy. One
+    /// agency's spare devices do not fill another's gap.
+    pub shortfall: u32,
+    /// True when every agency is assessed and compliant.
+    pub compliant: bool,
+    /// Agencies that could not be assessed.
+    pub unassessed: u32,
+}
+
+/// The ratios the report used.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RatiosUsed {
+    /// Officers per device, class A.
+    pub ratio_a: u32,
+    /// Officers per device, class B.
+    pub ratio_b: u32,
+}
+
+/// The allocation report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AllocationReport {
+    /// When it was made (ms since the Unix epoch, gateway time).
+    pub generated_at: Millis,
+    /// The configured ratios.
+    pub ratios: RatiosUsed,
+    /// One row per agency, by name.
+    pub agencies: Vec<AllocationRow>,
+    /// All agencies together.
+    pub total: AllocationTotal,
+}
+
+/// Builds the report from the registry's facts (pure).
+pub fn build(
+    facts: &[AgencyAllocationFacts],
+    policy: &AllocationPolicy,
+    now: Millis,
+) -> AllocationReport {
+    let agencies: Vec<AllocationRow> = facts.iter().map(|f| assess_agency(f, policy)).collect();
+    AllocationReport {
+        generated_at: now,
+        ratios: RatiosUsed {
+            ratio_a: policy.ratio_a,
+            ratio_b: policy.ratio_b,
+        },
+        total: total_of(&agencies),
+        agencies,
+    }
+}
+
+fn assess_agency(f: &AgencyAllocationFacts, policy: &AllocationPolicy) -> AllocationRow {
+    let certified = allocation::count_certified(&f.officers);
+    let devices = allocation::count_in_service(&f.devices);
+    let assessed = allocation::assess(
+        f.agency.class,
+        f.agency.class_c_target,
+        certified,
+        devices.total,
+        policy,
+    );
+    let (required, shortfall, compliant, problem) = match assessed {
+        Ok(Assessment {
+            required,
+            shortfall,
+            compliant,
+            ..
+        }) => (Some(required), Some(shortfall), Some(compliant), None),
+        Err(e) => (None, None, None, Some(e.to_string())),
+    };
+    AllocationRow {
+        agency: f.agency.name.clone(),
+        class: f.agency.class,
+        class_c_target: f.agency.class_c_target,
+        certified_officers: certified,
+        recorders: devices.recorders,
+        terminals: devices.terminals,
+        in_service: devices.total,
+        required,
+        shortfall,
+        compliant,
+        problem,
+    }
+}
+
+/// The total row of a set of agency rows (the protocol's rule for assessed rows; an
+/// unassessed agency makes the total non-compliant).
+pub fn total_of(rows: &[AllocationRow]) -> AllocationTotal {
+    let assessed: Vec<Assessment> = rows
+        .iter()
+        .filter_map(|r| {
+            Some(Assessment {
+                certified_officers: r.certified_officers,
+                in_service: r.in_service,
+                required: r.required?,
+                shortfall: r.shortfall?,
+                compliant: r.compliant?,
+            })
+        })
+        .collect();
+    let sum = allocation::total(&assessed);
+    let unassessed = u32::try_from(rows.len() - assessed.len()).unwrap_or(u32::MAX);
+    let add =
+        |f: fn(&AllocationRow) -> u32| rows.iter().map(f).fold(0u32, |a, b| a.saturating_add(b));
+    AllocationTotal {
+        certified_officers: add(|r| r.certified_officers),
+        recorders: add(|r| r.recorders),
+        terminals: add(|r| r.terminals),
+        in_service: add(|r| r.in_service),
+        required: sum.required,
+        shortfall: sum.shortfall,
+        compliant: sum.compliant && unassessed == 0,
+        unassessed,
+    }
+}
+
+/// The CSV header of the report.
+pub const CSV_HEADER: [&str; 11] = [
+    "agency",
+    "class",
+    "class_c_target",
+    "certified_officers",
+    "recorders",
+    "terminals",
+    "in_service",
+    "required",
+    "shortfall",
+    "compliant",
+    "problem",
+];
+
+/// The report as CSV: one line per agency, then a `TOTAL` line.
+pub fn to_csv(report: &AllocationReport) -> String {
+    fn opt<T: ToString>(v: Option<T>) -> String {
+        v.map(|v| v.to_string()).unwrap_or_default()
+    }
+    let mut out = csv::Writer::from_writer(Vec::new());
+    // Writing to a Vec cannot fail.
+    let _ = out.write_record(CSV_HEADER);
+    for r in &report.agencies {
+        let _ = out.write_record([
+            r.agency.clone(),
+            r.class.to_string(),
+            opt(r.class_c_target),
+            r.certified_officers.to_string(),
+            r.recorders.to_string(),
+            r.terminals.to_string(),
+            r.in_service.to_string(),
+            opt(r.required),
+            opt(r.shortfall),
+            opt(r.compliant),
+            r.problem.clone().unwrap_or_default(),
+        ]);
+    }
+    let t = &report.total;
+    let _ = out.write_record([
+        "TOTAL".to_owned(),
+        String::new(),
+        String::new(),
+        t.certified_officers.to_string(),
+        t.recorders.to_string(),
+        t.terminals.to_string(),
+        t.in_service.to_string(),
+        t.required.to_string(),
+        t.shortfall.to_string(),
+        t.compliant.to_string(),
+        if t.unassessed > 0 {
+            format!("{} agencies not assessed", t.unassessed)
+        } else {
+            String::new()
+        },
+    ]);
+    String::from_utf8(out.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// The local day (`YYYY-MM-DD`) and hour of `now`.
+pub fn local_day(now: Millis, utc_offset_minutes: i32) -> (String, u8) {
+    let offset = UtcOffset::from_whole_seconds(utc_offset_minutes.saturating_mul(60))
+        .unwrap_or(UtcOffset::UTC);
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .to_offset(offset);
+    let date = at.date();
+    (
+        format!(
+            "{:04}-{:02}-{:02}",
+            date.year(),
+            u8::from(date.month()),
+            date.day()
+        ),
+        at.hour(),
+    )
+}
+
+/// The day whose snapshot is due at `now`, if one is: from the configured local hour
+/// on, when the day has none yet (pure; the caller asks the store).
+pub fn snapshot_due(
+    now: Millis,
+    config: &AllocationReportConfig,
+    taken_today: impl FnOnce(&str) -> bool,
+) -> Option<String> {
+    let (day, hour) = local_day(now, config.utc_offset_minutes);
+    (hour >= config.snapshot_hour && !taken_today(&day)).then_some(day)
+}
+
+/// A report's agency rows as snapshot rows of `day`.
+pub fn snapshot_rows(
+    report: &AllocationReport,
+    facts: &[AgencyAllocationFacts],
+    day: &str,
+) -> Vec<AllocationSnapshotRow> {
+    report
+        .agencies
+        .iter()
+        .zip(facts)
+        .map(|(r, f)| AllocationSnapshotRow {
+            day: day.to_owned(),
+            agency_id: f.agency.id,
+            agency_name: r.agency.clone(),
+            class: r.class,
+            certified_officers: r.certified_officers,
+            recorders: r.recorders,
+            terminals: r.terminals,
+            required: r.required,
+            shortfall: r.shortfall,
+            compliant: r.compliant,
+            taken_at: report.generated_at,
+        })
+        .collect()
+}
+
+/// One day of the trend.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TrendDay {
+    /// The local day.
+    pub day: String,
+    /// The agencies as they were.
+    pub agencies: Vec<AllocationRow>,
+    /// All agencies together; `total.shortfall` is the number of devices to buy.
+    pub total: AllocationTotal,
+}
+
+/// Groups snapshot rows into `days` (every day with a snapshot, oldest first, some
+/// perhaps with no agencies) with their totals.
+pub fn trend(days: Vec<String>, rows: Vec<AllocationSnapshotRow>) -> Vec<TrendDay> {
+    let mut days: Vec<TrendDay> = days
+        .into_iter()
+        .map(|day| TrendDay {
+            day,
+            agencies: Vec::new(),
+            total: AllocationTotal::default(),
+        })
+        .collect();
+    let index: std::collections::HashMap<String, usize> = days
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.day.clone(), i))
+        .collect();
+    for r in rows {
+        let row = AllocationRow {
+            agency: r.agency_name,
+            class: r.class,
+            class_c_target: None,
+            certified_officers: r.certified_officers,
+            recorders: r.recorders,
+            terminals: r.terminals,
+            in_service: r.recorders.saturating_add(r.terminals),
+            required: r.required,
+            shortfall: r.shortfall,
+            compliant: r.compliant,
+            problem: r
+                .required
+                .is_none()
+                .then(|| "not assessed (class C agency without a target)".to_owned()),
+        };
+        if let Some(&i) = index.get(&r.day) {
+            days[i].agencies.push(row);
+        }
+    }
+    for d in &mut days {
+        d.total = total_of(&d.agencies);
+    }
+    days
+}
+
+/// Builds the current report from the store.
+pub async fn current(state: &GatewayState) -> Result<AllocationReport, StoreError> {
+    let facts = state.store.allocation_facts().await?;
+    Ok(build(
+        &facts,
+        &state.config.policy.allocation,
+        state.clock.now(),
+    ))
+}
+
+/// Takes `day`'s snapshot now unless one exists; returns whether it was taken.
+pub async fn take_snapshot(state: &GatewayState, day: &str) -> Result<bool, StoreError> {
+    let facts = state.store.allocation_facts().await?;
+    let report = build(&facts, &state.config.policy.allocation, state.clock.now());
+    state
+        .store
+        .save_allocation_snapshot(
+            day,
+            &snapshot_rows(&report, &facts, day),
+            report.generated_at,
+        )
+        .await
+}
+
+/// Takes today's snapshot if it is due; returns the day taken.
+pub async fn snapshot_if_due(state: &GatewayState) -> Result<Option<String>, StoreError> {
+    let (day, _) = local_day(
+        state.clock.now(),
+        state.config.allocation_report.utc_offset_minutes,
+    );
+    let taken = state.store.has_allocation_snapshot(&day).await?;
+    let Some(day) = snapshot_due(state.clock.now(), &state.config.allocation_report, |_| {
+        taken
+    }) else {
+        return Ok(None);
+    };
+    Ok(take_snapshot(state, &day).await?.then_some(day))
+}
+
+/// How often the snapshot task looks at the clock.
+const CHECK_EVERY: Duration = Duration::from_secs(60);
+
+/// Runs until shutdown: every minute, takes the day's snapshot when it is due.
+pub async fn run_daily_snapshots(state: Arc<GatewayState>) {
+    loop {
+        match snapshot_if_due(&state).await {
+            Ok(Some(day)) => tracing::info!(%day, "took the daily allocation snapshot"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot take the allocation snapshot; will retry"),
+        }
+        tokio::select! {
+            () = state.shutdown.cancelled() => break,
+            () = tokio::time::sleep(CHECK_EVERY) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::AgencyRow;
+    use protocol::allocation::{DeviceStanding, OfficerStanding};
+    use protocol::domain::{CertificateStatus, DeviceKind, DeviceStatus};
+
+    fn facts(
+        name: &str,
+        class: AgencyClass,
+        target: Option<u32>,
+        officers: Vec<OfficerStanding>,
+        devices: Vec<DeviceStanding>,
+    ) -> AgencyAllocationFacts {
+        AgencyAllocationFacts {
+            agency: AgencyRow {
+                id: 1,
+                name: name.into(),
+                class,
+                class_c_target: target,
+                created_at: 0,
+            },
+            officers,
+            devices,
+        }
+    }
+
+    fn officers(valid: usize, auxiliary: usize, withdrawn: usize) -> Vec<OfficerStanding> {
+        let o = |certificate_status, auxiliary| OfficerStanding {
+            certificate_status,
+            auxiliary,
+        };
+        std::iter::repeat_n(o(CertificateStatus::Valid, false), valid)
+            .chain(std::iter::repeat_n(
+                o(CertificateStatus::Valid, true),
+                auxiliary,
+            ))
+            .chain(std::iter::repeat_n(
+                o(CertificateStatus::Withdrawn, false),
+                withdrawn,
+            ))
+            .collect()
+    }
+
+    fn devices(kind: DeviceKind, status: DeviceStatus, n: usize) -> Vec<DeviceStanding> {
+        vec![DeviceStanding { kind, status }; n]
+    }
+
+    #[test]
+    fn class_a_with_41_certified_officers_needs_21() {
+        let mut d = devices(DeviceKind::Recorder, DeviceStatus::InService, 10);
+        d.extend(devices(DeviceKind::Terminal, DeviceStatus::InService, 5));
+        d.extend(devices(DeviceKind::Recorder, DeviceStatus::Lost, 4));
+        let f = [facts("A1", AgencyClass::A, None, officers(41, 3, 2), d)];
+        let r = build(&f, &AllocationPolicy::default(), 7);
+        let row = &r.agencies[0];
+        assert_eq!(row.certified_officers, 41);
+        assert_eq!((row.recorders, row.terminals, row.in_service), (10, 5, 15));
+        assert_eq!((row.required, row.shortfall), (Some(21), Some(6)));
+        assert_eq!(r.total.shortfall, 6);
+        assert!(!r.total.compliant);
+    }
+
+    #[test]
+    fn a_class_c_agency_without_a_target_is_shown_not_counted_as_compliant() {
+        let f = [
+            facts("C1", AgencyClass::C, None, officers(3, 0, 0), vec![]),
+            facts(
+                "B1",
+                AgencyClass::B,
+                None,
+                officers(3, 0, 0),
+                devices(DeviceKind::Terminal, DeviceStatus::InService, 1),
+            ),
+        ];
+        let r = build(&f, &AllocationPolicy::default(), 0);
+        assert!(r.agencies[0].problem.is_some());
+        assert_eq!(r.agencies[0].required, None);
+        assert_eq!(r.total.unassessed, 1);
+        assert_eq!(r.total.shortfall, 0);
+        assert!(!r.total.compliant);
+        let csv = to_csv(&r);
+        assert!(csv.starts_with("agency,class,"), "{csv}");
+        assert!(
+            csv.lines()
+                .last()
+                .unwrap()
+                .starts_with("TOTAL,,,6,0,1,1,1,0,false"),
+            "{csv}"
+        );
+    }
+
+    #[test]
+    fn days_are_local_and_the_snapshot_waits_for_its_hour() {
+        // 2026-11-25T16:30:00Z is 2026-11-26 00:30 in China.
+        let now = 1_795_624_200_000;
+        assert_eq!(local_day(now, 480), ("2026-11-26".to_owned(), 0));
+        assert_eq!(local_day(now, 0), ("2026-11-25".to_owned(), 16));
+        let config = AllocationReportConfig::default();
+        assert_eq!(snapshot_due(now, &config, |_| false), None);
+        let later = now + 3_600_000;
+        assert_eq!(
+            snapshot_due(later, &config, |_| false).as_deref(),
+            Some("2026-11-26")
+        );
+        assert_eq!(snapshot_due(later, &config, |_| true), None);
+    }
+
+    #[test]
+    fn the_trend_groups_days_and_totals_them() {
+        let row = |day: &str, name: &str, shortfall| AllocationSnapshotRow {
+            day: day.into(),
+            agency_id: 1,
+            agency_name: name.into(),
+            class: AgencyClass::A,
+            certified_officers: 4,
+            recorders: 1,
+            terminals: 0,
+            required: Some(2),
+            shortfall: Some(shortfall),
+            compliant: Some(shortfall == 0),
+            taken_at: 0,
+        };
+        let days = ["2026-11-23", "2026-11-24", "2026-11-25"].map(String::from);
+        let t = trend(
+            days.to_vec(),
+            vec![
+                row("2026-11-24", "A1", 1),
+                row("2026-11-24", "A2", 1),
+                row("2026-11-25", "A1", 0),
+            ],
+        );
+        assert_eq!(t.len(), 3);
+        assert!(t[0].agencies.is_empty() && t[0].total.compliant);
+        let t = &t[1..];
+        assert_eq!(t[0].total.shortfall, 2);
+        assert_eq!(t[1].total.shortfall, 0);
+        assert!(t[1].total.compliant);
+    }
+
+    #[test]
+    fn bad_snapshot_settings_are_named() {
+        let bad = AllocationReportConfig {
+            snapshot_hour: 24,
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.validate().unwrap_err().0,
+            "allocation_report.snapshot_hour"
+        );
+        let bad = AllocationReportConfig {
+            utc_offset_minutes: 900,
+            ..Default::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}

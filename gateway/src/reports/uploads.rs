@@ -1,0 +1,280 @@
+//! The upload report (DOMAIN R2): per agency, officer and device, how many recordings
+//! are pending, due soon, overdue, uploaded on time and uploaded late; every overdue
+//! recording with how late it is; and the devices silent long enough to be holding
+//! recordings.
+//!
+//! States are computed at the report's time from each recording's deadline and
+//! storage time (`protocol::deadline::upload_state`), not read from the last watcher
+//! pass, so the report is exact at `now`. Building it is pure ([`build`]); [`upload_report`]
+//! gathers the facts from the store.
+
+use std::collections::BTreeMap;
+
+use protocol::Millis;
+use protocol::deadline::{DeadlinePolicy, UploadState, lateness, upload_state};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::store::recordings::{DeviceFlag, ReportRecording, SILENT};
+use crate::store::{Store, StoreError};
+
+/// How many recordings are in each state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UploadCounts {
+    /// Not stored, deadline more than `due_soon_hours` away.
+    pub pending: u64,
+    /// Not stored, deadline within `due_soon_hours`.
+    pub due_soon: u64,
+    /// Not stored, deadline passed.
+    pub overdue: u64,
+    /// Stored at or before the deadline.
+    pub uploaded_on_time: u64,
+    /// Stored after the deadline.
+    pub uploaded_late: u64,
+}
+
+impl UploadCounts {
+    fn add(&mut self, state: UploadState) {
+        match state {
+            UploadState::Pending => self.pending += 1,
+            UploadState::DueSoon => self.due_soon += 1,
+            UploadState::Overdue => self.overdue += 1,
+            UploadState::UploadedOnTime => self.uploaded_on_time += 1,
+            UploadState::UploadedLate => self.uploaded_late += 1,
+        }
+    }
+
+    /// Every recording counted.
+    pub fn total(&self) -> u64 {
+        self.pending + self.due_soon + self.overdue + self.uploaded_on_time + self.uploaded_late
+    }
+}
+
+/// One agency's row (`agency: None` = devices not assigned to an agency).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgencyUploads {
+    /// The agency's name.
+    pub agency: Option<String>,
+    /// Its recordings by state.
+    pub counts: UploadCounts,
+}
+
+/// One officer's row (`officer: None` = neither the recording nor its device names one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OfficerUploads {
+    /// Certificate number.
+    pub officer: Option<String>,
+    /// Their recordings by state.
+    pub counts: UploadCounts,
+}
+
+/// One device's row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceUploads {
+    /// The device id.
+    pub device_id: String,
+    /// Its agency.
+    pub agency: Option<String>,
+    /// Its recordings by state.
+    pub counts: UploadCounts,
+    /// Since when it has been silent, if it is flagged as possibly holding recordings.
+    pub silent_since: Option<Millis>,
+}
+
+/// A recording past its deadline and not stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OverdueRecording {
+    /// The recording.
+    pub recording_id: String,
+    /// The device holding it.
+    pub device_id: String,
+    /// The device's agency.
+    pub agency: Option<String>,
+    /// The officer.
+    pub officer: Option<String>,
+    /// The case.
+    pub case_number: Option<String>,
+    /// End of the recording (gateway time).
+    pub ended_at: Millis,
+    /// The deadline (gateway time).
+    pub deadline: Millis,
+    /// How late it is at the report's time, in milliseconds.
+    pub late_by_ms: Millis,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UploadReport {
+    /// Gateway time the states were computed at.
+    pub at: Millis,
+    /// Every recording.
+    pub total: UploadCounts,
+    /// Per agency, by name (unassigned first).
+    pub agencies: Vec<AgencyUploads>,
+    /// Per officer, by certificate number (none first).
+    pub officers: Vec<OfficerUploads>,
+    /// Per device, by id: every device with recordings, and every silent device.
+    pub devices: Vec<DeviceUploads>,
+    /// Overdue recordings, the latest first.
+    pub overdue: Vec<OverdueRecording>,
+}
+
+/// Builds the report at gateway time `now` from the recordings and the open
+/// silent-device flags.
+pub fn build(
+    recordings: &[ReportRecording],
+    silent: &[DeviceFlag],
+    now: Millis,
+    policy: &DeadlinePolicy,
+) -> UploadReport {
+    let mut total = UploadCounts::default();
+    let mut agencies: BTreeMap<Option<String>, UploadCounts> = BTreeMap::new();
+    let mut officers: BTreeMap<Option<String>, UploadCounts> = BTreeMap::new();
+    let mut devices: BTreeMap<String, DeviceUploads> = BTreeMap::new();
+    let mut overdue = Vec::new();
+    for r in recordings {
+        let state = upload_state(r.deadline, r.stored_at, now, policy);
+        total.add(state);
+        agencies.entry(r.agency.clone()).or_default().add(state);
+        officers.entry(r.officer.clone()).or_default().add(state);
+        devices
+            .entry(r.device_id.as_str().to_owned())
+            .or_insert_with(|| DeviceUploads {
+                device_id: r.device_id.as_str().to_owned(),
+                agency: r.agency.clone(),
+                counts: UploadCounts::default(),
+                silent_since: None,
+            })
+            .counts
+            .add(state);
+        if state == UploadState::Overdue {
+            overdue.push(OverdueRecording {
+                recording_id: r.id.to_string(),
+                device_id: r.device_id.as_str().to_owned(),
+                agency: r.agency.clone(),
+                officer: r.officer.clone(),
+                case_number: r.case_number.clone(),
+                ended_at: r.ended_at,
+                deadline: r.deadline,
+                late_by_ms: lateness(r.deadline, now),
+            });
+        }
+    }
+    for flag in silent
+        .iter()
+        .filter(|f| f.flag == SILENT && f.cleared_at.is_none())
+    {
+        devices
+            .entry(flag.device_id.as_str().to_owned())
+            .or_insert_with(|| DeviceUploads {
+                device_id: flag.device_id.as_str().to_owned(),
+                agency: None,
+                counts: UploadCounts::default(),
+                silent_since: None,
+            })
+            .silent_since = Some(flag.since);
+    }
+    overdue.sort_by(|a, b| {
+        b.late_by_ms
+            .cmp(&a.late_by_ms)
+            .then_with(|| a.recording_id.cmp(&b.recording_id))
+    });
+    UploadReport {
+        at: now,
+        total,
+        agencies: agencies
+            .into_iter()
+            .map(|(agency, counts)| AgencyUploads { agency, counts })
+            .collect(),
+        officers: officers
+            .into_iter()
+            .map(|(officer, counts)| OfficerUploads { officer, counts })
+            .collect(),
+        devices: devices.into_values().collect(),
+        overdue,
+    }
+}
+
+/// The upload report at gateway time `now`, over recordings that ended at or after
+/// `from` (gateway time; pass `Millis::MIN` for all).
+pub async fn upload_report(
+    store: &Store,
+    policy: &DeadlinePolicy,
+    now: Millis,
+    from: Millis,
+) -> Result<UploadReport, StoreError> {
+    let recordings = store.recordings_for_report(from).await?;
+    let silent = store.open_device_flags(SILENT).await?;
+    Ok(build(&recordings, &silent, now, policy))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::DeviceId;
+    use uuid::Uuid;
+
+    const H: Millis = 3_600_000;
+    const T0: Millis = 1_790_000_000_000;
+
+    fn recording(
+        n: u128,
+        device: &str,
+        agency: &str,
+        ended: Millis,
+        stored: Option<Millis>,
+    ) -> ReportRecording {
+        ReportRecording {
+            id: Uuid::from_u128(n),
+            device_id: DeviceId::new(device).unwrap(),
+            agency: Some(agency.into()),
+            officer: Some(format!("officer-{device}")),
+            case_number: None,
+            ended_at: ended,
+            deadline: ended + 24 * H,
+            stored_at: stored,
+        }
+    }
+
+    #[test]
+    fn counts_every_state_per_agency_officer_and_device() {
+        let p = DeadlinePolicy::default();
+        let rows = [
+            recording(1, "dev-00001", "east", T0 - 2 * H, None), // pending
+            recording(2, "dev-00001", "east", T0 - 21 * H, None), // due soon
+            recording(3, "dev-00002", "east", T0 - 30 * H, None), // overdue by 6 h
+            recording(4, "dev-00002", "west", T0 - 25 * H, None), // overdue by 1 h
+            recording(5, "dev-00003", "west", T0 - 30 * H, Some(T0 - 29 * H)), // on time
+            recording(6, "dev-00003", "west", T0 - 30 * H, Some(T0 - H)), // late
+        ];
+        let silent = [DeviceFlag {
+            device_id: DeviceId::new("dev-00009").unwrap(),
+            flag: SILENT.into(),
+            since: T0 - 40 * H,
+            raised_at: T0 - 16 * H,
+            cleared_at: None,
+        }];
+        let report = build(&rows, &silent, T0, &p);
+        assert_eq!(
+            report.total,
+            UploadCounts {
+                pending: 1,
+                due_soon: 1,
+                overdue: 2,
+                uploaded_on_time: 1,
+                uploaded_late: 1
+            }
+        );
+        assert_eq!(report.agencies.len(), 2);
+        assert_eq!(report.agencies[0].agency.as_deref(), Some("east"));
+        assert_eq!(report.agencies[0].counts.total(), 3);
+        assert_eq!(report.agencies[1].counts.uploaded_late, 1);
+        assert_eq!(report.officers.len(), 3);
+        assert_eq!(report.devices.len(), 4);
+        assert_eq!(report.devices[3].device_id, "dev-00009");
+        assert_eq!(report.devices[3].silent_since, Some(T0 - 40 * H));
+        assert_eq!(report.devices[3].counts.total(), 0);
+        let late: Vec<_> = report.overdue.iter().map(|o| o.late_by_ms).collect();
+        assert_eq!(late, vec![6 * H, H], "latest first, with how late each is");
+    }
+}

@@ -1,0 +1,166 @@
+//! The history of officers' certificate states: which status each certificate had
+//! from when (gateway time), so that the two-officer rule (DOMAIN R4) and offline
+//! identity checks are judged by the certificates as they were at the time of the
+//! action, not as they are when the record arrives.
+//!
+//! Every officer insert or change appends the officer's new state (in the same write
+//! transaction as the change); the pure [`status_at`] picks the state in force at an
+//! instant.
+
+use std::collections::BTreeMap;
+
+use protocol::Millis;
+use protocol::domain::CertificateStatus;
+
+use super::StoreError;
+use super::rows::OfficerRow;
+use super::tx::{TxConn, WriteTx};
+
+/// Runs the same query code on an open transaction of either backend, given as a
+/// `&mut TxConn` (for helpers shared by several transaction kinds).
+macro_rules! on_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::store::tx::TxConn::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::store::tx::TxConn::Postgres(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_conn;
+
+/// One state of a certificate, in force from `since` until the next state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CertificateState {
+    /// The certificate's status.
+    pub status: CertificateStatus,
+    /// Auxiliary staff hold no enforcement certificate of their own (DOMAIN R1, 003).
+    pub auxiliary: bool,
+    /// From when (gateway time).
+    pub since: Millis,
+    /// The roster version of the change (orders changes made in the same millisecond).
+    pub roster_version: u64,
+}
+
+/// The state in force at `at`, from a certificate's history sorted by
+/// `(since, roster_version)`.
+///
+/// Before the first known state, the first state counts: the registry records
+/// certificates that were issued before anyone typed them in, so an officer entered
+/// late is not treated as uncertified, and one first entered as withdrawn is not
+/// treated as valid before that.
+pub fn status_at(history: &[CertificateState], at: Millis) -> Option<CertificateState> {
+    history
+        .iter()
+        .rev()
+        .find(|s| s.since <= at)
+        .or_else(|| history.first())
+        .copied()
+}
+
+/// Reads the histories of `numbers` (unknown numbers are simply absent), each sorted
+/// for [`status_at`].
+pub(crate) async fn histories(
+    conn: &mut TxConn,
+    numbers: &[&str],
+) -> Result<BTreeMap<String, Vec<CertificateState>>, StoreError> {
+    let mut out: BTreeMap<String, Vec<CertificateState>> = BTreeMap::new();
+    for number in numbers {
+        if out.contains_key(*number) {
+            continue;
+        }
+        let rows: Vec<(String, bool, i64, i64)> = on_conn!(conn, c => {
+            sqlx::query_as(
+                "SELECT status, auxiliary, since, roster_version FROM certificate_history \
+                 WHERE certificate_number = $1 ORDER BY since, roster_version",
+            )
+            .bind(*number)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        let states = rows
+            .into_iter()
+            .map(|(status, auxiliary, since, version)| {
+                Ok(CertificateState {
+                    status: status
+                        .parse()
+                        .map_err(|e| StoreError::corrupt("certificate history", e))?,
+                    auxiliary,
+                    since,
+                    roster_version: u64::try_from(version)
+                        .map_err(|e| StoreError::corrupt("certificate history", e))?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        if !states.is_empty() {
+            out.insert((*number).to_owned(), states);
+        }
+    }
+    Ok(out)
+}
+
+impl WriteTx {
+    /// Appends an officer's new state to the certificate history (called by every
+    /// officer insert and change, inside its write transaction).
+    pub(crate) async fn append_certificate_history(
+        &mut self,
+        officer: &OfficerRow,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, c => {
+            sqlx::query(
+                "INSERT INTO certificate_history \
+                 (certificate_number, roster_version, status, auxiliary, since) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&officer.certificate_number)
+            .bind(officer.roster_version as i64)
+            .bind(officer.certificate_status.as_str())
+            .bind(officer.auxiliary)
+            .bind(officer.updated_at)
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use CertificateStatus::*;
+
+    fn state(status: CertificateStatus, since: Millis, version: u64) -> CertificateState {
+        CertificateState {
+            status,
+            auxiliary: false,
+            since,
+            roster_version: version,
+        }
+    }
+
+    #[test]
+    fn the_state_in_force_at_an_instant() {
+        let history = [state(Valid, 100, 1), state(Withdrawn, 200, 2)];
+        assert_eq!(status_at(&history, 150).unwrap().status, Valid);
+        assert_eq!(status_at(&history, 200).unwrap().status, Withdrawn);
+        assert_eq!(status_at(&history, 10_000).unwrap().status, Withdrawn);
+    }
+
+    #[test]
+    fn before_the_first_entry_the_first_state_counts() {
+        let history = [state(Withdrawn, 100, 1), state(Valid, 200, 2)];
+        assert_eq!(status_at(&history, 50).unwrap().status, Withdrawn);
+        assert_eq!(status_at(&[], 50), None);
+    }
+
+    #[test]
+    fn changes_in_one_millisecond_are_ordered_by_version() {
+        let history = [state(Valid, 100, 1), state(Revoked, 100, 2)];
+        assert_eq!(status_at(&history, 100).unwrap().status, Revoked);
+    }
+}

@@ -1,0 +1,158 @@
+//! The gateway process killed (SIGKILL) in the middle of a chunk, then started again on
+//! the same data folder and store: every byte it acknowledged is still held, bytes it
+//! never acknowledged are cut away, and the upload resumes from the offset to a
+//! verified, stored recording. This runs the real `gateway` binary.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use agent::DeviceIdentity;
+use agent::transport::UploadReply;
+use protocol::codec::write_message;
+use protocol::message::UploadHeader;
+use protocol::{Request, RequestBody};
+use test_support::{Backend, backends, eventually, http_get};
+
+use crate::support::{announcement, content, upload_from};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A gateway process we started; killed (by its pid) when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn spawn(data: &Path, backend: &Backend, device: SocketAddr, http: SocketAddr) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gateway"));
+    command
+        .env("FIELDSYNC_DATA_DIR", data)
+        .env("FIELDSYNC_DEVICE_LISTEN", device.to_string())
+        .env("FIELDSYNC_HTTP_LISTEN", http.to_string())
+        .env("FIELDSYNC_PKI_DEV_DEVICES", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Backend::Postgres { url, schema } = backend {
+        command
+            .env("FIELDSYNC_STORE_BACKEND", "postgres")
+            .env("FIELDSYNC_STORE_POSTGRES_URL", url)
+            .env("FIELDSYNC_STORE_POSTGRES_SCHEMA", schema);
+    }
+    let process = Process(command.spawn().expect("start the gateway binary"));
+    let up = eventually(WAIT, || async move {
+        tokio::net::TcpStream::connect(http).await.is_ok()
+            && http_get(http, "/healthz").await.contains("ok")
+    })
+    .await;
+    assert!(up, "the gateway binary did not start");
+    process
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+async fn connect(addr: SocketAddr, bundle: &Path) -> agent::GatewayConnection {
+    let identity = DeviceIdentity::load_bundle(bundle).expect("bundle");
+    let mut conn = test_support::connect(addr, &identity)
+        .await
+        .expect("connect");
+    conn.hello(now(), "recordings-test/1").await.expect("hello");
+    conn
+}
+
+#[tokio::test]
+async fn a_gateway_killed_mid_chunk_keeps_every_acknowledged_byte_and_the_upload_resumes() {
+    for backend in backends().await {
+        let data = tempfile::tempdir().unwrap();
+        let device_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let http_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let bundle: PathBuf = data.path().join("pki/devices/dev-00001");
+
+        let mut process = spawn(data.path(), &backend, device_addr, http_addr).await;
+        let conn = connect(device_addr, &bundle).await;
+        let bytes = content(60, 2_000_000);
+        let ann = announcement(&bytes, now() - 3_600_000);
+        let id = ann.recording_id;
+        conn.announce_recording(ann.clone()).await.unwrap();
+        let first = UploadHeader {
+            recording_id: id,
+            offset: 0,
+            length: 500_000,
+        };
+        let reply = conn.upload_chunk(first, &bytes[..500_000]).await.unwrap();
+        assert!(matches!(reply, UploadReply::Offset(o) if o.offset == 500_000));
+        // The next chunk is half sent when the gateway is killed.
+        let (mut send, _recv) = conn.quic().open_bi().await.unwrap();
+        let header = UploadHeader {
+            recording_id: id,
+            offset: 500_000,
+            length: 1_500_000,
+        };
+        write_message(
+            &mut send,
+            &Request::new(RequestBody::UploadChunk(header)),
+            1 << 20,
+        )
+        .await
+        .unwrap();
+        send.write_all(&bytes[500_000..1_200_000]).await.unwrap();
+        let staged = data.path().join(format!("media/staging/{id}.part"));
+        let arrived = eventually(WAIT, || {
+            let staged = staged.clone();
+            async move { std::fs::metadata(&staged).is_ok_and(|m| m.len() >= 1_200_000) }
+        })
+        .await;
+        assert!(arrived, "the gateway did not receive the bytes");
+        process.0.kill().unwrap();
+        process.0.wait().unwrap();
+        drop(process);
+        drop(conn);
+
+        let process = spawn(data.path(), &backend, device_addr, http_addr).await;
+        let conn = connect(device_addr, &bundle).await;
+        let offset = conn.upload_offset(id).await.unwrap();
+        // Acknowledged bytes survive; the never-acknowledged tail was cut away.
+        assert_eq!(
+            (offset.offset, offset.stored),
+            (500_000, false),
+            "{}",
+            backend.name()
+        );
+        let reply = upload_from(&conn, id, &bytes, offset.offset, 400_000)
+            .await
+            .unwrap();
+        let UploadReply::Stored(stored) = reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(stored.sha256, ann.sha256);
+        let hex = ann.sha256.to_hex();
+        let kept = data
+            .path()
+            .join(format!("media/sha256/{}/{hex}", &hex[..2]));
+        assert_eq!(
+            std::fs::read(kept).unwrap(),
+            bytes,
+            "the stored file is the recording"
+        );
+        drop(process);
+    }
+}

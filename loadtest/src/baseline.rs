@@ -1,0 +1,360 @@
+//! The baselines every fieldsync figure is divided by, measured on the same machine in
+//! the same run: a bare quinn + rustls mutual-TLS server (handshakes, idle-connection
+//! memory, bulk transfer) and the fastest plain sqlx SQLite insert.
+//!
+//! The bare server uses the same TLS choices (TLS 1.3, ring, client certificates
+//! verified against the fleet CA, ALPN) and the gateway's own QUIC transport settings,
+//! so a ratio measures what fieldsync adds — admission against the store, the live
+//! table, hello — not a difference in configuration.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use certs_dev::layout::{CA_CERT_FILE, GATEWAY_CERT_FILE, GATEWAY_KEY_FILE};
+use futures::StreamExt;
+use gateway::tls::{load_certs, load_key, provider};
+use rustls::server::WebPkiClientVerifier;
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection};
+use tokio::io::AsyncWriteExt;
+
+use crate::child::{ChildProcess, ready_line, stdin_closed};
+use crate::connect::{Connector, connect_all};
+use crate::fleet::SimDevice;
+use crate::stats::Stats;
+
+/// Why a baseline could not be measured.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    /// TLS set-up failed.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// QUIC failed.
+    #[error("QUIC: {0}")]
+    Quic(String),
+    /// SQLite failed.
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] sqlx::Error),
+    /// File system.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the bare server until stdin closes (the hidden `bare-server` subcommand).
+pub async fn serve_bare(pki_dir: &Path, listen: SocketAddr) -> Result<(), BaselineError> {
+    let tls = |e: &dyn std::fmt::Display| BaselineError::Tls(e.to_string());
+    let ca = load_certs(&pki_dir.join(CA_CERT_FILE)).map_err(|e| tls(&e))?;
+    let chain = load_certs(&pki_dir.join(GATEWAY_CERT_FILE)).map_err(|e| tls(&e))?;
+    let key = load_key(&pki_dir.join(GATEWAY_KEY_FILE)).map_err(|e| tls(&e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in ca {
+        roots.add(c).map_err(|e| tls(&e))?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|e| tls(&e))?;
+    let mut crypto = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| tls(&e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| tls(&e))?;
+    crypto.alpn_protocols = vec![protocol::ALPN.to_vec()];
+    crypto.max_early_data_size = 0;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(crypto).map_err(|e| tls(&e))?;
+    let defaults = gateway::Config::default();
+    let transport = gateway::endpoint::transport_config(&defaults.device, &defaults.limits)
+        .map_err(|e| BaselineError::Quic(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    server.transport_config(Arc::new(transport));
+    let endpoint = quinn::Endpoint::server(server, listen)?;
+    println!("{}", ready_line(endpoint.local_addr()?, None));
+    let accept = endpoint.clone();
+    let serving = tokio::spawn(async move {
+        while let Some(incoming) = accept.accept().await {
+            tokio::spawn(async move {
+                if let Ok(conn) = incoming.await {
+                    while let Ok((send, recv)) = conn.accept_bi().await {
+                        tokio::spawn(sink(send, recv));
+                    }
+                }
+            });
+        }
+    });
+    stdin_closed().await;
+    endpoint.close(0u32.into(), b"done");
+    serving.abort();
+    Ok(())
+}
+
+/// Reads a stream to its end without keeping it, then answers with the byte count.
+async fn sink(mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+    let mut total: u64 = 0;
+    while let Ok(Some(chunk)) = recv.read_chunk(usize::MAX, true).await {
+        total += chunk.bytes.len() as u64;
+    }
+    let _ = send.write_all(&total.to_be_bytes()).await;
+    let _ = send.finish();
+}
+
+/// The baseline figures of a run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Baseline {
+    /// Completed mutual-TLS handshakes per second against the bare server.
+    pub handshakes_per_sec: Option<f64>,
+    /// Bare server memory per idle connection, bytes.
+    pub idle_bytes_per_connection: Option<f64>,
+    /// Bare bulk transfer goodput, bytes per second.
+    pub bulk_bytes_per_sec: Option<f64>,
+    /// Durable SQLite inserts per second (1,000 rows per transaction, FULL sync).
+    pub sqlite_rows_per_sec: Option<f64>,
+}
+
+/// Memory settles after a burst of handshakes (buffers freed); wait this long before
+/// reading a process's resident size.
+pub const SETTLE: Duration = Duration::from_secs(3);
+
+/// What the bare server's connections cost.
+#[derive(Clone, Copy, Debug)]
+pub struct BareConnections {
+    /// Completed handshakes per second of wall time.
+    pub handshakes_per_sec: f64,
+    /// Resident bytes per connection right after the handshakes.
+    pub bytes_after_handshake: f64,
+    /// Resident bytes per connection after each did one request/response exchange on
+    /// a stream (as every gateway device does with its hello).
+    pub bytes_after_exchange: f64,
+}
+
+/// Handshakes and idle memory against the bare server child.
+pub async fn measure_bare_connections(
+    server: &ChildProcess,
+    fleet: &[SimDevice],
+    concurrency: usize,
+    stats: &Stats,
+) -> Result<BareConnections, BaselineError> {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = server.sample()?;
+    let connector = Connector::new(server.device_addr, fleet.len())
+        .map_err(|e| BaselineError::Quic(e.to_string()))?;
+    let phase = connect_all(&connector, fleet, concurrency, stats, "bare_handshake").await;
+    tokio::time::sleep(SETTLE).await;
+    let handshaken = server.sample()?;
+    let connected = phase.connected.max(1) as f64;
+    futures::stream::iter(phase.connections.iter().flatten())
+        .for_each_concurrent(concurrency.max(1), |conn| async move {
+            let t = Instant::now();
+            match exchange(conn, 64).await {
+                Ok(()) => stats.record("bare_exchange", t.elapsed()),
+                Err(e) => stats.error(format!("bare_exchange: {e}")),
+            }
+        })
+        .await;
+    tokio::time::sleep(SETTLE).await;
+    let exchanged = server.sample()?;
+    for conn in phase.connections.iter().flatten() {
+        conn.close();
+    }
+    Ok(BareConnections {
+        handshakes_per_sec: phase.handshakes_per_sec(),
+        bytes_after_handshake: handshaken.rss_bytes.saturating_sub(before.rss_bytes) as f64
+            / connected,
+        bytes_after_exchange: exchanged.rss_bytes.saturating_sub(before.rss_bytes) as f64
+            / connected,
+    })
+}
+
+/// Sends `bytes` on a new stream and reads the bare server's count back.
+async fn exchange(conn: &agent::GatewayConnection, bytes: usize) -> Result<(), BaselineError> {
+    let quic = |e: &dyn std::fmt::Display| BaselineError::Quic(e.to_string());
+    let (mut send, mut recv) = conn.quic().open_bi().await.map_err(|e| quic(&e))?;
+    send.write_all(&vec![0x17; bytes])
+        .await
+        .map_err(|e| quic(&e))?;
+    send.finish().map_err(|e| quic(&e))?;
+    let mut count = [0u8; 8];
+    recv.read_exact(&mut count).await.map_err(|e| quic(&e))?;
+    if u64::from_be_bytes(count) != bytes as u64 {
+        return Err(quic(&"bare server counted a different number of bytes"));
+    }
+    Ok(())
+}
+
+/// Bulk goodput: one device streams `bytes` to the bare server on one stream.
+pub async fn measure_bare_bulk(
+    server: &ChildProcess,
+    device: &SimDevice,
+    bytes: u64,
+) -> Result<f64, BaselineError> {
+    let quic = |e: &dyn std::fmt::Display| BaselineError::Quic(e.to_string());
+    let connector = Connector::new(server.device_addr, 1).map_err(|e| quic(&e))?;
+    let conn = connector.connect(0, device).await.map_err(|e| quic(&e))?;
+    let chunk = vec![0x5au8; 64 * 1024];
+    let started = Instant::now();
+    let (mut send, mut recv) = conn.quic().open_bi().await.map_err(|e| quic(&e))?;
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        send.write_all(&chunk[..n]).await.map_err(|e| quic(&e))?;
+        left -= n as u64;
+    }
+    send.shutdown().await.map_err(|e| quic(&e))?;
+    let mut count = [0u8; 8];
+    recv.read_exact(&mut count).await.map_err(|e| quic(&e))?;
+    let took = started.elapsed();
+    conn.close();
+    if u64::from_be_bytes(count) != bytes {
+        return Err(quic(&"bare server received a different byte count"));
+    }
+    Ok(bytes as f64 / took.as_secs_f64().max(1e-9))
+}
+
+/// Rows per transaction of the SQLite baseline (the issue's "fastest plain insert").
+pub const SQLITE_ROWS_PER_TX: usize = 1_000;
+
+/// The fastest plain durable SQLite insert: multi-row statements, 1,000 rows per
+/// transaction, WAL with `synchronous=FULL`, rows shaped like field records.
+pub async fn measure_sqlite(dir: &Path, rows: usize) -> Result<f64, BaselineError> {
+    let options = SqliteConnectOptions::new()
+        .filename(dir.join("baseline.db"))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
+    let mut conn = options.connect().await?;
+    sqlx::query(
+        "CREATE TABLE rec (device TEXT NOT NULL, seq INTEGER NOT NULL, prev BLOB NOT NULL, \
+         hash BLOB NOT NULL, body BLOB NOT NULL, PRIMARY KEY (device, seq))",
+    )
+    .execute(&mut conn)
+    .await?;
+    let body = vec![0x42u8; 256];
+    let mut statement = String::from("INSERT INTO rec (device, seq, prev, hash, body) VALUES ");
+    for i in 0..SQLITE_ROWS_PER_TX {
+        if i > 0 {
+            statement.push(',');
+        }
+        statement.push_str("(?, ?, ?, ?, ?)");
+    }
+    let started = Instant::now();
+    let mut written = 0usize;
+    while written < rows {
+        let mut tx = conn.begin().await?;
+        let mut q = sqlx::query(&statement);
+        for i in 0..SQLITE_ROWS_PER_TX {
+            let n = (written + i) as i64;
+            q = q
+                .bind(format!("dev-{:05}", n % 1000))
+                .bind(n)
+                .bind(vec![0u8; 32])
+                .bind(n.to_be_bytes().repeat(4))
+                .bind(body.clone());
+        }
+        q.execute(&mut *tx).await?;
+        tx.commit().await?;
+        written += SQLITE_ROWS_PER_TX;
+    }
+    let rate = written as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    conn.close().await?;
+    Ok(rate)
+}
+
+/// `loadtest baseline`: every baseline on a fresh PKI, as a report.
+pub async fn run_all(
+    options: &crate::scenario::RunOptions,
+    bulk_bytes: u64,
+    sqlite_rows: usize,
+) -> Result<crate::report::Report, crate::scenario::RunError> {
+    use crate::report::{Figure, Report, Target};
+    let progress = crate::progress::Progress::start("baseline");
+    std::fs::create_dir_all(&options.out_dir)?;
+    let pki = options.out_dir.join("pki");
+    let devices = u32::try_from(options.devices)
+        .map_err(|_| crate::scenario::RunError::Options("--devices is too large".into()))?;
+    crate::fleet::make_pki(&pki, devices)?;
+    let fleet = crate::fleet::load(&pki, options.devices)?;
+    progress.set("bare server: handshakes and idle memory");
+    let server = crate::scenario::start_bare_server(options, &pki).await?;
+    let stats = Stats::new();
+    let bare = measure_bare_connections(&server, &fleet, options.concurrency, &stats).await?;
+    progress.set("bare server: bulk transfer");
+    let bulk = measure_bare_bulk(&server, &fleet[0], bulk_bytes).await?;
+    let _ = server.stop().await;
+    progress.set("SQLite: durable multi-row inserts");
+    let rows = measure_sqlite(&options.out_dir, sqlite_rows).await?;
+    progress.finish();
+    Ok(Report {
+        scenario: "baseline".into(),
+        devices: fleet.len(),
+        duration_secs: 0.0,
+        cores: crate::scenario::cores(),
+        figures: vec![
+            Figure::new(
+                "bare handshakes per second",
+                bare.handshakes_per_sec,
+                "/s",
+                None,
+                Target::None,
+            ),
+            Figure::new(
+                "bare memory per idle connection",
+                bare.bytes_after_exchange,
+                "bytes",
+                None,
+                Target::None,
+            ),
+            Figure::new(
+                "  of which before the first exchange",
+                bare.bytes_after_handshake,
+                "bytes",
+                None,
+                Target::None,
+            ),
+            Figure::new(
+                "bare bulk goodput",
+                bulk / 1_048_576.0,
+                "MiB/s",
+                None,
+                Target::None,
+            ),
+            Figure::new(
+                "SQLite durable inserts (1,000/tx)",
+                rows,
+                "rows/s",
+                None,
+                Target::None,
+            ),
+        ],
+        operations: stats.summaries(),
+        errors: stats.errors(),
+        throughput: stats.throughput(),
+        gateway: vec![],
+        failures: vec![],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_sqlite_baseline_really_writes_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let rate = measure_sqlite(dir.path(), 3 * SQLITE_ROWS_PER_TX)
+            .await
+            .unwrap();
+        assert!(rate > 0.0);
+        let mut conn = SqliteConnectOptions::new()
+            .filename(dir.path().join("baseline.db"))
+            .connect()
+            .await
+            .unwrap();
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM rec")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(n, 3_000);
+    }
+}

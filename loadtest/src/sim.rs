@@ -1,0 +1,714 @@
+//! A simulated device: one real [`agent::Agent`] (its own outbox in its own folder),
+//! driven on a plan — a backlog made offline, then open-loop record pushes, identity
+//! checks and recording uploads — over a shared client endpoint.
+//!
+//! Record latency is measured from each record's *planned* time to the moment its
+//! acknowledgement was committed in the outbox, so a stalled gateway shows as latency
+//! rather than as records that were simply made later (coordinated omission).
+//! What the device saw acknowledged is read back from its own outbox (a record leaves
+//! it only on a durable ack; a recording is `stored` only on the gateway's word) and
+//! kept for [`crate::verify`].
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agent::clock::SystemClock;
+use agent::outbox::recordings::{LocalRecording, RecordingState};
+use agent::recordings::NewRecording;
+use agent::{Agent, AgentConfig, CheckRequest, GatewayConnection, GatewayEndpoint};
+use protocol::domain::Stage;
+use protocol::message::{MediaKind, RecordContent};
+use protocol::{DeviceId, Sha256Hash};
+use rand::{Rng, RngCore, SeedableRng};
+use tokio::sync::{Semaphore, watch};
+use uuid::Uuid;
+
+use crate::connect::SERVER_NAME;
+use crate::fleet::SimDevice;
+use crate::scenario::device_now;
+use crate::stats::Stats;
+
+/// Operation names in the report.
+pub mod ops {
+    /// A record, from its planned time to its durable ack.
+    pub const RECORD: &str = "record (planned→ack)";
+    /// A complete sync (hello, pushes, uploads).
+    pub const SYNC: &str = "sync";
+    /// A device connection (QUIC + mTLS handshake).
+    pub const CONNECT: &str = "connect";
+    /// An online identity check.
+    pub const IDENTITY_CHECK: &str = "identity check";
+    /// A recording, from when it was queued to the gateway's "stored".
+    pub const RECORDING: &str = "recording (queued→stored)";
+    /// Revocation request sent → the device's connection closed.
+    pub const REVOCATION_CLOSE: &str = "revocation→close";
+}
+
+/// What every simulated device does.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Records made offline before the first connection (drained by the first sync).
+    pub backlog: u32,
+    /// Recordings made offline before the first connection.
+    pub offline_recordings: u32,
+    /// Time between a device's records in the steady phase (`None`: no records).
+    pub record_interval: Option<Duration>,
+    /// An online identity check every this many record ticks (0: none).
+    pub check_every: u32,
+    /// Recordings each device makes during the steady phase, spread over it.
+    pub steady_recordings: u32,
+    /// Bytes of each recording.
+    pub recording_size: u64,
+    /// Length of the steady phase.
+    pub steady: Duration,
+    /// After the steady phase, how long a device may keep syncing to empty its outbox.
+    pub drain: Duration,
+    /// QUIC keep-alive and idle timeout of the devices (short ones notice a killed
+    /// gateway quickly).
+    pub keep_alive_secs: u64,
+    /// See `keep_alive_secs`.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Self {
+            backlog: 0,
+            offline_recordings: 0,
+            record_interval: Some(Duration::from_secs(5)),
+            check_every: 10,
+            steady_recordings: 0,
+            recording_size: 64 << 10,
+            steady: Duration::from_secs(30),
+            drain: Duration::from_secs(60),
+            keep_alive_secs: 2,
+            idle_timeout_secs: 8,
+        }
+    }
+}
+
+/// Revokes a device through the gateway's admin API (`revoke-under-load`).
+pub trait Revoker: Send + Sync {
+    /// Revokes `device`; returns when the gateway answered (the change committed).
+    fn revoke<'a>(
+        &'a self,
+        device: &'a DeviceId,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+}
+
+/// What one revoked device observed.
+#[derive(Clone, Debug)]
+pub struct RevocationSeen {
+    /// From sending the revocation to the device's connection closing (`None`: it
+    /// did not close within the wait).
+    pub close_after: Option<Duration>,
+    /// True when the device's reconnect was refused as it must be.
+    pub reconnect_refused: bool,
+    /// What happened to the reconnect, in words.
+    pub reconnect: String,
+}
+
+/// Shared by every device of a run.
+pub struct Fleet {
+    /// Client endpoints (one UDP socket per ~1,000 devices).
+    pub endpoints: Vec<GatewayEndpoint>,
+    /// Where the gateway is now (changes when `kill-restart` restarts it).
+    pub addr: watch::Receiver<SocketAddr>,
+    /// Latencies and errors.
+    pub stats: Stats,
+    /// The plan.
+    pub plan: Plan,
+    /// At most this many handshakes at once.
+    pub connect_gate: Semaphore,
+    /// Start of the run (after preparation).
+    pub t0: Instant,
+    /// Devices revoked during the run, and when (offset from `t0`).
+    pub revocations: HashMap<usize, Duration>,
+    /// How to revoke.
+    pub revoker: Option<Arc<dyn Revoker>>,
+}
+
+/// Devices per client endpoint.
+const DEVICES_PER_ENDPOINT: usize = 1_000;
+
+impl Fleet {
+    /// Client endpoints for `devices` devices.
+    pub fn endpoints(
+        addr: SocketAddr,
+        devices: usize,
+    ) -> Result<Vec<GatewayEndpoint>, agent::ClientError> {
+        (0..devices.div_ceil(DEVICES_PER_ENDPOINT).max(1))
+            .map(|_| GatewayEndpoint::bind(addr))
+            .collect()
+    }
+
+    fn endpoint(&self, index: usize) -> &GatewayEndpoint {
+        &self.endpoints[index % self.endpoints.len()]
+    }
+}
+
+/// A device ready to run: its agent opened, its offline work done.
+pub struct Prepared {
+    index: usize,
+    agent: Agent,
+    pending: VecDeque<Made>,
+    recordings_added: HashMap<Uuid, Instant>,
+    made: u64,
+    rng: rand::rngs::StdRng,
+}
+
+#[derive(Clone, Copy)]
+struct Made {
+    sequence: u64,
+    hash: Sha256Hash,
+    /// When the record was planned; `None` for the offline backlog, which was never
+    /// meant to be sent at once (its drain is measured as a whole).
+    planned: Option<Instant>,
+}
+
+/// A record the device saw acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AckedRecord {
+    /// Its sequence number.
+    pub sequence: u64,
+    /// Its hash.
+    pub hash: Sha256Hash,
+}
+
+/// What a device did and saw.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The device.
+    pub device: DeviceId,
+    /// Records made.
+    pub made: u64,
+    /// Records acknowledged durable.
+    pub acked: Vec<AckedRecord>,
+    /// Recordings made.
+    pub recordings_made: u64,
+    /// Recordings the gateway said stored.
+    pub recordings: Vec<LocalRecording>,
+    /// Records the gateway refused (kept in the outbox).
+    pub refused: usize,
+    /// When the offline backlog (records and recordings) was all acknowledged.
+    pub backlog_done: Option<Instant>,
+    /// When the first sync started.
+    pub first_sync: Option<Instant>,
+    /// Set for a device revoked during the run.
+    pub revocation: Option<RevocationSeen>,
+}
+
+/// Agent settings of a simulated device.
+pub fn agent_config(plan: &Plan) -> AgentConfig {
+    AgentConfig {
+        server_name: Some(SERVER_NAME.into()),
+        connect_timeout_secs: 10,
+        request_timeout_secs: 30,
+        keep_alive_secs: plan.keep_alive_secs,
+        idle_timeout_secs: plan.idle_timeout_secs,
+        ..AgentConfig::default()
+    }
+}
+
+/// Opens device `index`'s agent in `dir` and does its offline work (backlog records,
+/// offline recordings).
+pub async fn prepare(
+    index: usize,
+    device: &SimDevice,
+    dir: &Path,
+    plan: &Plan,
+) -> Result<Prepared, String> {
+    let agent = Agent::open_with(
+        dir,
+        agent_config(plan),
+        (*device.identity).clone(),
+        Arc::new(SystemClock),
+    )
+    .await
+    .map_err(|e| format!("{}: opening the agent: {e}", device.id))?;
+    let mut prepared = Prepared {
+        index,
+        agent,
+        pending: VecDeque::new(),
+        recordings_added: HashMap::new(),
+        made: 0,
+        rng: rand::rngs::StdRng::seed_from_u64(index as u64),
+    };
+    for _ in 0..plan.backlog {
+        prepared
+            .make_record(None)
+            .await
+            .map_err(|e| format!("{}: backlog record: {e}", device.id))?;
+    }
+    for _ in 0..plan.offline_recordings {
+        prepared
+            .add_recording(plan.recording_size)
+            .await
+            .map_err(|e| format!("{}: offline recording: {e}", device.id))?;
+    }
+    Ok(prepared)
+}
+
+impl Prepared {
+    async fn make_record(&mut self, planned: Option<Instant>) -> Result<(), agent::RecordError> {
+        self.made += 1;
+        let content = RecordContent {
+            case_number: format!("LT-{:05}-{}", self.index, self.made / 50),
+            target: format!("Shop {}", self.index % 97),
+            stage: Stage::Investigation,
+            action_kind: "inspection".into(),
+            text: format!("{} record {}", self.agent.device_id(), self.made),
+            officers: vec!["LT-0001".into(), "LT-0002".into()],
+            location: Some("loadtest".into()),
+            coordinates: None,
+            made_at: device_now(),
+            recordings: vec![],
+            corrects: None,
+        };
+        let queued = self.agent.record(content).await?;
+        self.pending.push_back(Made {
+            sequence: queued.sequence,
+            hash: queued.hash,
+            planned,
+        });
+        Ok(())
+    }
+
+    /// Writes a recording of `size` random bytes (unique content) and registers it.
+    async fn add_recording(&mut self, size: u64) -> Result<(), String> {
+        let incoming = self.agent.data_dir().join("incoming");
+        std::fs::create_dir_all(&incoming).map_err(|e| e.to_string())?;
+        let file: PathBuf = incoming.join(format!("{}.bin", self.recordings_added.len()));
+        let mut bytes = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
+        self.rng.fill_bytes(&mut bytes);
+        tokio::fs::write(&file, &bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        let now = device_now();
+        let new = NewRecording {
+            file,
+            media: MediaKind::Video,
+            started_at: now - 120_000,
+            ended_at: now - 60_000,
+            case_number: Some(format!("LT-{:05}-0", self.index)),
+            officer: Some("LT-0001".into()),
+        };
+        let added = self
+            .agent
+            .add_recording(new)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.recordings_added
+            .insert(added.recording_id, Instant::now());
+        Ok(())
+    }
+}
+
+/// A running device's connection state.
+struct Live {
+    conn: Option<GatewayConnection>,
+    failures: u32,
+}
+
+/// Runs a prepared device through the plan and returns what it saw.
+pub async fn run(mut device: Prepared, fleet: Arc<Fleet>) -> Outcome {
+    let plan = fleet.plan.clone();
+    let stats = fleet.stats.clone();
+    let mut live = Live {
+        conn: None,
+        failures: 0,
+    };
+    let mut acked = Vec::new();
+    let mut stored: HashMap<Uuid, LocalRecording> = HashMap::new();
+    let mut outcome = Outcome {
+        device: device.agent.device_id().clone(),
+        made: 0,
+        acked: vec![],
+        recordings_made: 0,
+        recordings: vec![],
+        refused: 0,
+        backlog_done: None,
+        first_sync: None,
+        revocation: None,
+    };
+    let steady_end = fleet.t0 + plan.steady;
+    // Each device starts at its own phase of the interval, so the fleet's load is
+    // spread rather than synchronised.
+    let phase = plan
+        .record_interval
+        .map(|i| i.mul_f64(device.rng.random::<f64>()))
+        .unwrap_or_default();
+    let mut next_record = plan.record_interval.map(|_| fleet.t0 + phase);
+    let recording_times: Vec<Instant> = (0..plan.steady_recordings)
+        .map(|k| {
+            let slot = plan.steady / plan.steady_recordings.max(1);
+            // Within the first 80 % of its slot, so the last one is made before the
+            // steady phase ends.
+            fleet.t0 + slot * k + slot.mul_f64(0.8 * device.rng.random::<f64>())
+        })
+        .collect();
+    let mut next_recording = 0usize;
+    let revoke_at = fleet
+        .revocations
+        .get(&device.index)
+        .map(|offset| fleet.t0 + *offset);
+    let mut ticks: u64 = 0;
+
+    // The first sync drains the offline backlog.
+    outcome.first_sync = Some(Instant::now());
+    let had_backlog = !device.pending.is_empty() || !device.recordings_added.is_empty();
+    sync(&mut device, &fleet, &mut live, &mut acked, &mut stored).await;
+    if had_backlog && device.pending.is_empty() && stored.len() == device.recordings_added.len()
+    {
+        outcome.backlog_done = Some(Instant::now());
+    }
+
+    loop {
+        let now = Instant::now();
+        if now >= steady_end {
+            break;
+        }
+        if let Some(at) = revoke_at
+            && now >= at
+        {
+            outcome.revocation = Some(
+                revoke(&mut device, &fleet, &mut live, &mut acked, &mut stored).await,
+            );
+            break;
+        }
+        let mut wake = steady_end;
+        if let Some(t) = next_record {
+            wake = wake.min(t);
+        }
+        if let Some(t) = recording_times.get(next_recording) {
+            wake = wake.min(*t);
+        }
+        if let Some(t) = revoke_at {
+            wake = wake.min(t);
+        }
+        tokio::time::sleep_until(wake.into()).await;
+        let now = Instant::now();
+        let mut work = false;
+        // Open loop: every record whose planned time has passed is made now, with
+        // its planned time kept for the latency.
+        while let (Some(t), Some(interval)) = (next_record, plan.record_interval) {
+            if t > now || t >= steady_end {
+                break;
+            }
+            if let Err(e) = device.make_record(Some(t)).await {
+                stats.error(format!("record: {e}"));
+            }
+            ticks += 1;
+            next_record = Some(t + interval);
+            work = true;
+            if plan.check_every > 0 && ticks.is_multiple_of(u64::from(plan.check_every)) {
+                identity_check(&device, &fleet, &mut live).await;
+            }
+        }
+        while recording_times
+            .get(next_recording)
+            .is_some_and(|t| *t <= now)
+        {
+            next_recording += 1;
+            match device.add_recording(plan.recording_size).await {
+                Ok(()) => work = true,
+                Err(e) => stats.error(format!("recording add: {e}")),
+            }
+        }
+        if work {
+            sync(&mut device, &fleet, &mut live, &mut acked, &mut stored).await;
+            if outcome.backlog_done.is_none()
+                && had_backlog
+                && device.pending.is_empty()
+                && stored.len() == device.recordings_added.len()
+            {
+                outcome.backlog_done = Some(Instant::now());
+            }
+        }
+    }
+
+    // Drain: sync until the device holds nothing unacknowledged (or time is up).
+    if outcome.revocation.is_none() {
+        let drain_end = Instant::now().max(steady_end) + plan.drain;
+        while (!device.pending.is_empty() || stored.len() < device.recordings_added.len())
+            && Instant::now() < drain_end
+        {
+            sync(&mut device, &fleet, &mut live, &mut acked, &mut stored).await;
+            if outcome.backlog_done.is_none()
+                && had_backlog
+                && device.pending.is_empty()
+                && stored.len() == device.recordings_added.len()
+            {
+                outcome.backlog_done = Some(Instant::now());
+            }
+        }
+    }
+    if let Some(conn) = live.conn.take() {
+        conn.close();
+    }
+    outcome.refused = device
+        .agent
+        .outbox()
+        .rejected_records()
+        .await
+        .map(|r| r.len())
+        .unwrap_or(0);
+    outcome.made = device.made;
+    outcome.acked = acked;
+    outcome.recordings_made = device.recordings_added.len() as u64;
+    outcome.recordings = stored.into_values().collect();
+    device.agent.outbox().close().await;
+    outcome
+}
+
+/// Connects when there is no open connection; `false` when that failed (after a
+/// backoff pause).
+async fn ensure_connected(device: &Prepared, fleet: &Fleet, live: &mut Live) -> bool {
+    if live.conn.as_ref().is_some_and(|c| c.close_reason().is_none()) {
+        return true;
+    }
+    live.conn = None;
+    let addr = *fleet.addr.borrow();
+    let started = Instant::now();
+    let attempt = {
+        let _permit = fleet.connect_gate.acquire().await;
+        device
+            .agent
+            .connect_via(fleet.endpoint(device.index), addr, SERVER_NAME)
+            .await
+    };
+    match attempt {
+        Ok(conn) => {
+            fleet.stats.record(ops::CONNECT, started.elapsed());
+            live.conn = Some(conn);
+            live.failures = 0;
+            true
+        }
+        Err(e) => {
+            fleet.stats.error(format!("connect: {}", kind(&e.to_string())));
+            live.failures += 1;
+            let cap = Duration::from_millis(250 << live.failures.min(4));
+            let pause = cap / 2 + (cap / 2).mul_f64(rand::rng().random::<f64>());
+            tokio::time::sleep(pause).await;
+            false
+        }
+    }
+}
+
+/// One sync (connecting first if needed), then reads back what is now acknowledged.
+async fn sync(
+    device: &mut Prepared,
+    fleet: &Fleet,
+    live: &mut Live,
+    acked: &mut Vec<AckedRecord>,
+    stored: &mut HashMap<Uuid, LocalRecording>,
+) {
+    if ensure_connected(device, fleet, live).await {
+        let conn = live.conn.as_mut().expect("connected");
+        let started = Instant::now();
+        match device.agent.sync_once(conn).await {
+            Ok(_) => fleet.stats.record(ops::SYNC, started.elapsed()),
+            Err(e) => {
+                fleet.stats.error(format!("sync: {}", kind(&e.to_string())));
+                if conn.close_reason().is_some() {
+                    live.conn = None;
+                }
+            }
+        }
+    }
+    settle(device, fleet, acked, stored).await;
+}
+
+/// Moves what the outbox no longer holds (acknowledged) from pending to acked.
+async fn settle(
+    device: &mut Prepared,
+    fleet: &Fleet,
+    acked: &mut Vec<AckedRecord>,
+    stored: &mut HashMap<Uuid, LocalRecording>,
+) {
+    let outbox = device.agent.outbox();
+    let first_queued = match outbox.queued_records(1).await {
+        Ok(q) => q.first().map(|r| r.record.sequence),
+        Err(e) => {
+            fleet.stats.error(format!("outbox: {e}"));
+            return;
+        }
+    };
+    let now = Instant::now();
+    while let Some(m) = device.pending.front() {
+        if first_queued.is_some_and(|q| m.sequence >= q) {
+            break;
+        }
+        if let Some(planned) = m.planned {
+            fleet.stats.record(ops::RECORD, now - planned);
+        }
+        acked.push(AckedRecord {
+            sequence: m.sequence,
+            hash: m.hash,
+        });
+        device.pending.pop_front();
+    }
+    if device.recordings_added.len() > stored.len() {
+        match outbox.recordings_in(RecordingState::Stored).await {
+            Ok(list) => {
+                for r in list {
+                    if let Some(added) = device.recordings_added.get(&r.recording_id)
+                        && !stored.contains_key(&r.recording_id)
+                    {
+                        fleet.stats.record(ops::RECORDING, now - *added);
+                        stored.insert(r.recording_id, r);
+                    }
+                }
+            }
+            Err(e) => fleet.stats.error(format!("outbox: {e}")),
+        }
+    }
+}
+
+/// An online identity check (after a hello on this connection).
+async fn identity_check(device: &Prepared, fleet: &Fleet, live: &mut Live) {
+    if !ensure_connected(device, fleet, live).await {
+        return;
+    }
+    let conn = live.conn.as_ref().expect("connected");
+    let request = CheckRequest {
+        certificate_number: format!("LT-{:04}", device.index % 50 + 1),
+        location: Some("loadtest".into()),
+        case_number: None,
+    };
+    let started = Instant::now();
+    match device.agent.check_online(conn, &request).await {
+        Ok(_) => fleet.stats.record(ops::IDENTITY_CHECK, started.elapsed()),
+        Err(e) => fleet
+            .stats
+            .error(format!("identity check: {}", kind(&e.to_string()))),
+    }
+}
+
+/// How long the harness waits for a revoked device's connection to close.
+const REVOCATION_WAIT: Duration = Duration::from_secs(10);
+
+/// Revokes this device while it pushes, and watches its connection close; then
+/// checks that a reconnect is refused.
+async fn revoke(
+    device: &mut Prepared,
+    fleet: &Fleet,
+    live: &mut Live,
+    acked: &mut Vec<AckedRecord>,
+    stored: &mut HashMap<Uuid, LocalRecording>,
+) -> RevocationSeen {
+    let Some(revoker) = fleet.revoker.clone() else {
+        return RevocationSeen {
+            close_after: None,
+            reconnect_refused: false,
+            reconnect: "no revoker".into(),
+        };
+    };
+    // The device must be connected (and greeted) when the revocation lands.
+    let mut ready = false;
+    for _ in 0..5 {
+        if ensure_connected(device, fleet, live).await {
+            let conn = live.conn.as_mut().expect("connected");
+            if device.agent.hello(conn).await.is_ok() {
+                ready = true;
+                break;
+            }
+        }
+    }
+    if !ready {
+        return RevocationSeen {
+            close_after: None,
+            reconnect_refused: false,
+            reconnect: "could not connect before the revocation".into(),
+        };
+    }
+    let conn = live.conn.as_mut().expect("connected");
+    let quic = conn.quic().clone();
+    let sent = Instant::now();
+    let watcher = tokio::spawn(async move {
+        let _ = tokio::time::timeout(REVOCATION_WAIT, quic.closed()).await;
+        quic.close_reason().map(|_| Instant::now())
+    });
+    // Push while the revocation lands (the sync is expected to fail).
+    let _ = device.make_record(Some(sent)).await;
+    let id = device.agent.device_id().clone();
+    let (revoked, _) = tokio::join!(revoker.revoke(&id), device.agent.sync_once(conn));
+    if let Err(e) = revoked {
+        fleet.stats.error(format!("revoke: {e}"));
+    }
+    let closed_at = watcher.await.ok().flatten();
+    let close_after = closed_at.map(|t| t.saturating_duration_since(sent));
+    if let Some(d) = close_after {
+        fleet.stats.record(ops::REVOCATION_CLOSE, d);
+    }
+    live.conn = None;
+    let addr = *fleet.addr.borrow();
+    let (reconnect_refused, reconnect) = match device
+        .agent
+        .connect_via(fleet.endpoint(device.index), addr, SERVER_NAME)
+        .await
+    {
+        Err(e) => (
+            e.close_code().is_some_and(protocol::CloseCode::is_refusal),
+            e.to_string(),
+        ),
+        Ok(mut conn) => {
+            // The handshake may finish before the gateway's refusal arrives.
+            let r = device.agent.hello(&mut conn).await;
+            let refused = conn.quic().close_reason().is_some() && r.is_err();
+            let word = match r {
+                Ok(_) => "reconnected and was greeted".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            conn.close();
+            (refused, word)
+        }
+    };
+    settle(device, fleet, acked, stored).await;
+    RevocationSeen {
+        close_after,
+        reconnect_refused,
+        reconnect,
+    }
+}
+
+/// An error message without the parts that differ per device (ids, addresses), so
+/// errors group by kind in the report.
+fn kind(message: &str) -> String {
+    let mut out: String = message
+        .split_whitespace()
+        .map(|w| {
+            if w.contains("dev-") || w.parse::<SocketAddr>().is_ok() || w.contains("127.0.0.1")
+            {
+                "…"
+            } else {
+                w
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    out.truncate(160);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_kinds_drop_device_ids_and_addresses() {
+        assert_eq!(
+            kind("cannot connect to the gateway at 127.0.0.1:4433: timed out"),
+            "cannot connect to the gateway at … timed out"
+        );
+        assert_eq!(
+            kind("the gateway greeted device dev-00001"),
+            "the gateway greeted device …"
+        );
+    }
+}

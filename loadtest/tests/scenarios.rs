@@ -1,0 +1,102 @@
+//! Short runs of `shift-end`, `revoke-under-load` and `kill-restart` against a real
+//! gateway child process. They assert what the runs found (nothing lost, revoked
+//! devices cut off and refused, the gateway really killed), never the speed.
+
+mod common;
+
+use common::{figure, loadtest, operation_count};
+
+fn run(args: &[&str]) -> (tempfile::TempDir, serde_json::Value) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut all = args.to_vec();
+    all.extend(["--out", out_dir.path().to_str().unwrap()]);
+    let out = loadtest(&all);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("result: PASSED"), "{stdout}");
+    let report = common::report(out_dir.path());
+    assert_eq!(figure(&report, "verify: acknowledged records lost"), 0.0);
+    assert_eq!(figure(&report, "verify: records stored twice"), 0.0);
+    assert_eq!(figure(&report, "verify: chains not verifying"), 0.0);
+    assert_eq!(figure(&report, "verify: acknowledged recordings lost"), 0.0);
+    (out_dir, report)
+}
+
+#[test]
+fn shift_end_uploads_every_recording_once_and_reports_goodput_against_the_bulk_baseline() {
+    let (_dir, report) = run(&[
+        "--scenario",
+        "shift-end",
+        "--devices",
+        "20",
+        "--duration",
+        "30s",
+        "--recordings",
+        "2",
+        "--recording-size",
+        "256KiB",
+        "--backlog",
+        "3",
+    ]);
+    assert_eq!(figure(&report, "recordings stored / made"), 40.0);
+    assert_eq!(figure(&report, "recording bytes stored"), 40.0 * 0.25);
+    let goodput = report["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "upload goodput (every device at once)")
+        .unwrap();
+    assert!(goodput["ratio"].as_f64().unwrap() > 0.0, "{goodput}");
+}
+
+#[test]
+fn revoked_devices_are_cut_off_and_refused_while_the_rest_lose_nothing() {
+    let (_dir, report) = run(&[
+        "--scenario",
+        "revoke-under-load",
+        "--devices",
+        "30",
+        "--duration",
+        "6s",
+        "--record-rate",
+        "2",
+        "--backlog",
+        "3",
+        "--recording-size",
+        "8KiB",
+        "--revoke",
+        "3",
+    ]);
+    assert_eq!(figure(&report, "devices revoked"), 3.0);
+    assert_eq!(figure(&report, "revoked connections closed"), 3.0);
+    assert_eq!(figure(&report, "revoked reconnects refused"), 3.0);
+    assert_eq!(operation_count(&report, "revocation→close"), 3);
+}
+
+#[test]
+fn a_sigkilled_gateway_loses_no_acknowledged_record_or_recording() {
+    let (_dir, report) = run(&[
+        "--scenario",
+        "kill-restart",
+        "--devices",
+        "30",
+        "--duration",
+        "8s",
+        "--record-rate",
+        "2",
+        "--backlog",
+        "3",
+        "--recording-size",
+        "8KiB",
+    ]);
+    assert_eq!(figure(&report, "gateway SIGKILLs"), 1.0);
+    assert_eq!(
+        figure(&report, "records acknowledged"),
+        figure(&report, "records made")
+    );
+    assert_eq!(figure(&report, "recordings stored / made"), 30.0);
+}
