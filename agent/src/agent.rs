@@ -138,8 +138,29 @@ impl Agent {
         identity: DeviceIdentity,
         clock: SharedClock,
     ) -> Result<Self, OpenError> {
+        Self::open_with_connections(
+            data_dir,
+            config,
+            identity,
+            clock,
+            crate::outbox::DEFAULT_CONNECTIONS,
+        )
+        .await
+    }
+
+    /// [`Agent::open_with`] with at most `store_connections` SQLite connections to
+    /// its local store: `loadtest` runs thousands of agents in one process, and each
+    /// connection holds two file descriptors and a thread.
+    pub async fn open_with_connections(
+        data_dir: &Path,
+        config: AgentConfig,
+        identity: DeviceIdentity,
+        clock: SharedClock,
+        store_connections: u32,
+    ) -> Result<Self, OpenError> {
         let device = identity.device_id()?;
-        let outbox = Outbox::open(data_dir, device.clone()).await?;
+        let outbox =
+            Outbox::open_with_connections(data_dir, device.clone(), store_connections).await?;
         outbox.claim_device().await?;
         Ok(Self {
             inner: Arc::new(Inner {

@@ -10,73 +10,20 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::Arc;
 
 use agent::{Agent, AgentConfig, ConnectError};
 use common::{content, stored_texts};
+use test_support::netns::{Netns, run_in_netns};
 use test_support::{Backend, TestGateway};
 
-const INNER: &str = "FIELDSYNC_IN_NETNS";
 const TEST: &str = "an_agent_without_an_address_finds_the_gateway_by_mdns";
-
-fn ip(args: &[&str]) -> bool {
-    Command::new("ip")
-        .args(args)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
 
 #[test]
 fn an_agent_without_an_address_finds_the_gateway_by_mdns() {
-    if std::env::var_os(INNER).is_some() {
-        return inner();
+    if let Netns::Inner = run_in_netns(TEST) {
+        inner();
     }
-    let ns = format!("fs-agent-mdns-{}", std::process::id());
-    if !ip(&["netns", "add", &ns]) {
-        eprintln!(
-            "cannot create a network namespace (needs root and iproute2): skipping the agent mDNS test"
-        );
-        return;
-    }
-    let ok = ip(&[
-        "netns",
-        "exec",
-        &ns,
-        "ip",
-        "link",
-        "set",
-        "lo",
-        "up",
-        "multicast",
-        "on",
-    ]) && ip(&[
-        "netns",
-        "exec",
-        &ns,
-        "ip",
-        "route",
-        "add",
-        "224.0.0.0/4",
-        "dev",
-        "lo",
-    ]);
-    let status = ok.then(|| {
-        Command::new("ip")
-            .args(["netns", "exec", &ns])
-            .arg(std::env::current_exe().expect("test binary"))
-            .args(["--exact", TEST, "--nocapture"])
-            .env(INNER, "1")
-            .status()
-            .expect("run the inner test")
-    });
-    ip(&["netns", "del", &ns]);
-    assert!(ok, "could not set up loopback multicast in the namespace");
-    assert!(
-        status.expect("inner run").success(),
-        "the inner mDNS test failed"
-    );
 }
 
 fn inner() {

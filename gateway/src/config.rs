@@ -129,7 +129,7 @@ impl Default for DeviceListenerConfig {
             receive_window: 1 << 20,
             stream_receive_window: 256 << 10,
             send_window: 1 << 20,
-            retry_above_handshakes_per_sec: 2_000,
+            retry_above_handshakes_per_sec: 5_000,
             udp_receive_buffer: 4 << 20,
         }
     }

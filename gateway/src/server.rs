@@ -247,11 +247,17 @@ pub async fn start_with_clock(
     );
     if gateway_pki.made_now {
         tracing::info!(
-            "to connect a device, give it a bundle from {}/devices/<id>/ (device.pem, device.key, ca.pem); \
-             to make more, run `cargo run -p certs-dev -- --out DIR --devices N` with the same CA and import DIR/enrollment.csv",
+            "development devices are enrolled: give a device a bundle from {}/devices/<id>/ \
+             (`agent enroll bundle DIR`)",
             pki_dir.display()
         );
     }
+    tracing::info!(
+        "to enroll a device: on the device `agent enroll request --device-id ID --serial SN --out ID.csr`, \
+         then `provisioning devices enroll-csr --csr ID.csr --id ID --kind terminal --serial SN --out DIR --reason …` \
+         with the admin token from {}/admin.token, then `agent enroll install DIR/device.pem --ca DIR/ca.pem`",
+        pki_dir.display()
+    );
     Ok(RunningGateway {
         state,
         endpoint: quic,

@@ -5,75 +5,17 @@
 //! with `FIELDSYNC_IN_NETNS=1`; the inner run starts a gateway with mDNS on `lo` and
 //! browses for it.
 
-use std::process::Command;
 use std::time::Duration;
 
 use mdns_sd::{ServiceDaemon, ServiceEvent};
+use test_support::netns::{Netns, run_in_netns};
 use test_support::{Backend, TestGateway};
-
-const INNER: &str = "FIELDSYNC_IN_NETNS";
-
-fn ip(args: &[&str]) -> bool {
-    Command::new("ip")
-        .args(args)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
 
 #[test]
 fn the_gateway_advertises_its_port_and_ca_fingerprint() {
-    if std::env::var_os(INNER).is_some() {
-        return inner();
+    if let Netns::Inner = run_in_netns("the_gateway_advertises_its_port_and_ca_fingerprint") {
+        inner();
     }
-    let ns = format!("fs-mdns-{}", std::process::id());
-    if !ip(&["netns", "add", &ns]) {
-        eprintln!(
-            "cannot create a network namespace (needs root and iproute2): skipping the mDNS test"
-        );
-        return;
-    }
-    let ok = ip(&[
-        "netns",
-        "exec",
-        &ns,
-        "ip",
-        "link",
-        "set",
-        "lo",
-        "up",
-        "multicast",
-        "on",
-    ]) && ip(&[
-        "netns",
-        "exec",
-        &ns,
-        "ip",
-        "route",
-        "add",
-        "224.0.0.0/4",
-        "dev",
-        "lo",
-    ]);
-    let status = ok.then(|| {
-        Command::new("ip")
-            .args(["netns", "exec", &ns])
-            .arg(std::env::current_exe().expect("test binary"))
-            .args([
-                "--exact",
-                "the_gateway_advertises_its_port_and_ca_fingerprint",
-                "--nocapture",
-            ])
-            .env(INNER, "1")
-            .status()
-            .expect("run the inner test")
-    });
-    ip(&["netns", "del", &ns]);
-    assert!(ok, "could not set up loopback multicast in the namespace");
-    assert!(
-        status.expect("inner run").success(),
-        "the inner mDNS test failed"
-    );
 }
 
 fn inner() {

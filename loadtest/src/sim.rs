@@ -86,8 +86,8 @@ impl Default for Plan {
             recording_size: 64 << 10,
             steady: Duration::from_secs(30),
             drain: Duration::from_secs(60),
-            keep_alive_secs: 2,
-            idle_timeout_secs: 8,
+            keep_alive_secs: 20,
+            idle_timeout_secs: 60,
         }
     }
 }
@@ -223,11 +223,14 @@ pub async fn prepare(
     dir: &Path,
     plan: &Plan,
 ) -> Result<Prepared, String> {
-    let agent = Agent::open_with(
+    // One SQLite connection per agent: two file descriptors and one thread each,
+    // so thousands fit in one process's descriptor limit.
+    let agent = Agent::open_with_connections(
         dir,
         agent_config(plan),
         (*device.identity).clone(),
         Arc::new(SystemClock),
+        1,
     )
     .await
     .map_err(|e| format!("{}: opening the agent: {e}", device.id))?;
@@ -363,22 +366,21 @@ pub async fn run(mut device: Prepared, fleet: Arc<Fleet>) -> Outcome {
     outcome.first_sync = Some(Instant::now());
     let had_backlog = !device.pending.is_empty() || !device.recordings_added.is_empty();
     sync(&mut device, &fleet, &mut live, &mut acked, &mut stored).await;
-    if had_backlog && device.pending.is_empty() && stored.len() == device.recordings_added.len()
-    {
+    if had_backlog && device.pending.is_empty() && stored.len() == device.recordings_added.len() {
         outcome.backlog_done = Some(Instant::now());
     }
 
     loop {
         let now = Instant::now();
-        if now >= steady_end {
-            break;
-        }
+        // A revocation is due even when a slow sync carried the device past it.
         if let Some(at) = revoke_at
             && now >= at
         {
-            outcome.revocation = Some(
-                revoke(&mut device, &fleet, &mut live, &mut acked, &mut stored).await,
-            );
+            outcome.revocation =
+                Some(revoke(&mut device, &fleet, &mut live, &mut acked, &mut stored).await);
+            break;
+        }
+        if now >= steady_end {
             break;
         }
         let mut wake = steady_end;
@@ -432,6 +434,25 @@ pub async fn run(mut device: Prepared, fleet: Arc<Fleet>) -> Outcome {
         }
     }
 
+    // Open loop: work planned within the steady phase is done even when the device
+    // was held up past its end (a sync waiting for a killed gateway, say).
+    if outcome.revocation.is_none() {
+        while let (Some(t), Some(interval)) = (next_record, plan.record_interval) {
+            if t >= steady_end {
+                break;
+            }
+            if let Err(e) = device.make_record(Some(t)).await {
+                stats.error(format!("record: {e}"));
+            }
+            next_record = Some(t + interval);
+        }
+        for _ in next_recording..recording_times.len() {
+            if let Err(e) = device.add_recording(plan.recording_size).await {
+                stats.error(format!("recording add: {e}"));
+            }
+        }
+    }
+
     // Drain: sync until the device holds nothing unacknowledged (or time is up).
     if outcome.revocation.is_none() {
         let drain_end = Instant::now().max(steady_end) + plan.drain;
@@ -469,7 +490,11 @@ pub async fn run(mut device: Prepared, fleet: Arc<Fleet>) -> Outcome {
 /// Connects when there is no open connection; `false` when that failed (after a
 /// backoff pause).
 async fn ensure_connected(device: &Prepared, fleet: &Fleet, live: &mut Live) -> bool {
-    if live.conn.as_ref().is_some_and(|c| c.close_reason().is_none()) {
+    if live
+        .conn
+        .as_ref()
+        .is_some_and(|c| c.close_reason().is_none())
+    {
         return true;
     }
     live.conn = None;
@@ -490,7 +515,9 @@ async fn ensure_connected(device: &Prepared, fleet: &Fleet, live: &mut Live) -> 
             true
         }
         Err(e) => {
-            fleet.stats.error(format!("connect: {}", kind(&e.to_string())));
+            fleet
+                .stats
+                .error(format!("connect: {}", kind(&e.to_string())));
             live.failures += 1;
             let cap = Duration::from_millis(250 << live.failures.min(4));
             let pause = cap / 2 + (cap / 2).mul_f64(rand::rng().random::<f64>());
@@ -683,8 +710,7 @@ fn kind(message: &str) -> String {
     let mut out: String = message
         .split_whitespace()
         .map(|w| {
-            if w.contains("dev-") || w.parse::<SocketAddr>().is_ok() || w.contains("127.0.0.1")
-            {
+            if w.contains("dev-") || w.parse::<SocketAddr>().is_ok() || w.contains("127.0.0.1") {
                 "…"
             } else {
                 w

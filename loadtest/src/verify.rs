@@ -122,7 +122,10 @@ pub fn check_records(
             }
             None => {
                 found.records_lost += 1;
-                found.problem(format!("{device}: acknowledged record {} missing", a.sequence));
+                found.problem(format!(
+                    "{device}: acknowledged record {} missing",
+                    a.sequence
+                ));
             }
         }
     }
@@ -187,7 +190,10 @@ async fn check_recordings(
     for r in &o.recordings {
         let Some(row) = rows.iter().find(|row| row.id == r.recording_id) else {
             found.recordings_lost += 1;
-            found.problem(format!("{}: recording {} missing", o.device, r.recording_id));
+            found.problem(format!(
+                "{}: recording {} missing",
+                o.device, r.recording_id
+            ));
             continue;
         };
         if !row.is_stored() || row.sha256 != r.sha256 || row.size != r.size {

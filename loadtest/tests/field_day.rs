@@ -53,6 +53,8 @@ fn two_hundred_devices_for_ten_seconds_lose_and_duplicate_nothing() {
     assert!(report["failures"].as_array().unwrap().is_empty());
     // Every simulated device is a real agent with its own outbox under the run's
     // folder.
-    let agents = std::fs::read_dir(out_dir.path().join("agents")).unwrap().count();
+    let agents = std::fs::read_dir(out_dir.path().join("agents"))
+        .unwrap()
+        .count();
     assert_eq!(agents, 200);
 }

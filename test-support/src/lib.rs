@@ -3,6 +3,8 @@
 //! on a fresh PostgreSQL schema, and device identities (enrolled or deliberately
 //! wrong) to connect with.
 
+pub mod netns;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;

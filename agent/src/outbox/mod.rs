@@ -30,6 +30,9 @@ pub const DB_FILE: &str = "agent.db";
 
 static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
+/// SQLite connections of an outbox by default.
+pub const DEFAULT_CONNECTIONS: u32 = 2;
+
 /// How long a writer waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -73,6 +76,17 @@ impl Outbox {
     /// Opens (creating if needed) `agent.db` in `data_dir` for `device` and applies
     /// the migrations.
     pub async fn open(data_dir: &Path, device: DeviceId) -> Result<Self, StoreError> {
+        Self::open_with_connections(data_dir, device, DEFAULT_CONNECTIONS).await
+    }
+
+    /// [`Outbox::open`] with at most `max_connections` SQLite connections (at least
+    /// one). Each connection holds two file descriptors and a thread; a process that
+    /// runs thousands of agents (`loadtest`) gives each a single one.
+    pub async fn open_with_connections(
+        data_dir: &Path,
+        device: DeviceId,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(sqlx::Error::Io)?;
         let path = data_dir.join(DB_FILE);
         let options = SqliteConnectOptions::new()
@@ -83,7 +97,7 @@ impl Outbox {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
-            .max_connections(2)
+            .max_connections(max_connections.max(1))
             .min_connections(0)
             .idle_timeout(Some(Duration::from_secs(60)))
             .connect_with(options)

@@ -137,32 +137,6 @@ pub(super) async fn insert_queued(
     Ok(())
 }
 
-/// The protocol's field checks plus what any gateway store refuses (NUL characters,
-/// which PostgreSQL text cannot hold), so a record the gateway would refuse as invalid
-/// is refused here, before it is sealed into the chain.
-pub fn validate(content: &RecordContent, limits: &Limits) -> Result<(), InvalidField> {
-    content.validate(limits)?;
-    let texts = [
-        ("case_number", Some(content.case_number.as_str())),
-        ("target", Some(content.target.as_str())),
-        ("action_kind", Some(content.action_kind.as_str())),
-        ("text", Some(content.text.as_str())),
-        ("location", content.location.as_deref()),
-    ];
-    for (field, value) in texts {
-        if value.is_some_and(|v| v.contains('\0')) {
-            return Err(InvalidField::new(field, "must not contain NUL characters"));
-        }
-    }
-    if content.officers.iter().any(|o| o.contains('\0')) {
-        return Err(InvalidField::new(
-            "officers",
-            "must not contain NUL characters",
-        ));
-    }
-    Ok(())
-}
-
 impl Outbox {
     /// Seals `content` as the next record of this device's chain and stores it.
     /// Returns only after the transaction has committed (durable on disk).
@@ -172,7 +146,9 @@ impl Outbox {
         limits: &Limits,
         now: Millis,
     ) -> Result<QueuedRecord, RecordError> {
-        validate(&content, limits)?;
+        // The protocol's checks include what any gateway store refuses, so a record the
+        // gateway would refuse as invalid never enters the chain.
+        content.validate(limits)?;
         let mut tx = self
             .pool()
             .begin_with("BEGIN IMMEDIATE")

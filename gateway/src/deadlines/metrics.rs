@@ -20,6 +20,11 @@ pub struct RecordingMetrics {
     pub stored: IntCounterVec,
     /// Uploads refused because the bytes did not match the announced SHA-256.
     pub hash_mismatches: IntCounter,
+    /// Held for the whole of a watcher pass, so two passes (the watcher's and one
+    /// asked for) never interleave and an older pass never sets a gauge last.
+    pub(crate) pass: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Set once the watcher's first pass after start has finished.
+    pub(crate) first_pass: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl RecordingMetrics {
@@ -78,6 +83,8 @@ impl RecordingMetrics {
             bytes_received,
             stored,
             hash_mismatches,
+            pass: std::sync::Arc::default(),
+            first_pass: std::sync::Arc::new(tokio::sync::watch::channel(false).0),
         }
     }
 }

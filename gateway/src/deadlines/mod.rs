@@ -44,6 +44,7 @@ pub struct PassSummary {
 
 /// One pass over recordings, devices and cases at the gateway's current time.
 pub async fn evaluate(state: &GatewayState) -> Result<PassSummary, StoreError> {
+    let _one_pass_at_a_time = state.recording_metrics.pass.lock().await;
     let now = state.clock.now();
     let policy = &state.config.policy.deadline;
     let store = &state.store;
@@ -105,5 +106,13 @@ pub async fn watch(state: Arc<GatewayState>) {
         if let Err(e) = evaluate(&state).await {
             tracing::warn!(error = %e, "deadline pass failed; retrying at the next tick");
         }
+        state.recording_metrics.first_pass.send_replace(true);
     }
+}
+
+/// Waits until the watcher's first pass after start has run (the gauges are set), so
+/// that a caller's own [`evaluate`] is never overtaken by it.
+pub async fn first_pass(state: &GatewayState) {
+    let mut done = state.recording_metrics.first_pass.subscribe();
+    let _ = done.wait_for(|done| *done).await;
 }

@@ -73,29 +73,11 @@ pub(super) async fn handle(
     Ok(ResponseBody::RecordAcks(RecordAcks { acks }))
 }
 
-/// The protocol's field checks, plus NUL characters, which PostgreSQL text cannot hold
-/// (refused here so one device's record can never fail a whole group commit).
+/// The protocol's field checks (NUL characters included, which PostgreSQL text cannot
+/// hold), refused here so one device's record can never fail a whole group commit.
 fn validate(record: &FieldRecord, limits: &Limits) -> Result<(), InvalidField> {
     let content = &record.content;
     content.validate(limits)?;
-    let texts = [
-        ("case_number", Some(content.case_number.as_str())),
-        ("target", Some(content.target.as_str())),
-        ("action_kind", Some(content.action_kind.as_str())),
-        ("text", Some(content.text.as_str())),
-        ("location", content.location.as_deref()),
-    ];
-    for (field, value) in texts {
-        if value.is_some_and(|v| v.contains('\0')) {
-            return Err(InvalidField::new(field, "must not contain NUL characters"));
-        }
-    }
-    if content.officers.iter().any(|o| o.contains('\0')) {
-        return Err(InvalidField::new(
-            "officers",
-            "must not contain NUL characters",
-        ));
-    }
     if record.sequence == 0 || record.sequence > i64::MAX as u64 {
         return Err(InvalidField::new(
             "sequence",

@@ -36,6 +36,7 @@ impl Fixture {
         let mut config = test_config(data.path(), backend, 3);
         tune(&mut config);
         let gw = TestGateway::start_with(config, data, Arc::new(clock.clone())).await;
+        gateway::deadlines::first_pass(gw.gateway.state()).await;
         Fixture { gw, clock }
     }
 
@@ -45,6 +46,7 @@ impl Fixture {
         let Fixture { gw, clock } = self;
         let (data, config) = gw.stop().await;
         let gw = TestGateway::start_with(config, data, Arc::new(clock.clone())).await;
+        gateway::deadlines::first_pass(gw.gateway.state()).await;
         Fixture { gw, clock }
     }
 

@@ -4,11 +4,11 @@
 //! checks officers' certificates online and uploads some recordings, and finally
 //! syncs until nothing it holds is unacknowledged. Verified at the end.
 
-use std::collections::HashMap;
 use super::fleet_run::{Baselines, Director, FleetRun, run_fleet};
 use super::{RunError, RunOptions, cores};
 use crate::report::{Figure, Report, Target};
 use crate::sim::{Plan, ops};
+use std::collections::HashMap;
 
 /// The goal for durable record ingest against the SQLite baseline.
 pub const INGEST_RATIO_TARGET: f64 = 0.75;

@@ -275,7 +275,11 @@ impl FleetRun {
 
     /// Recordings stored / made in all.
     pub fn recordings(&self) -> (u64, u64) {
-        let stored = self.outcomes.iter().map(|o| o.recordings.len() as u64).sum();
+        let stored = self
+            .outcomes
+            .iter()
+            .map(|o| o.recordings.len() as u64)
+            .sum();
         let made = self.outcomes.iter().map(|o| o.recordings_made).sum();
         (stored, made)
     }

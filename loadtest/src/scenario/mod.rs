@@ -188,7 +188,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
         "GiB" => 1 << 30,
-        other => return Err(format!("{text:?}: unknown unit {other:?} (K, M, G, KiB, MiB, GiB)")),
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?} (K, M, G, KiB, MiB, GiB)"
+            ));
+        }
     };
     let bytes = n
         .checked_mul(factor)

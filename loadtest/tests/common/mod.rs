@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// Runs `loadtest` with `args` to completion.
-pub fn loadtest(args: &[&str]) -> std::process::Output {
+pub(crate) fn loadtest(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_loadtest"))
         .args(args)
         .env("RUST_LOG", "error")
@@ -15,12 +15,12 @@ pub fn loadtest(args: &[&str]) -> std::process::Output {
 }
 
 /// The `report.json` a run wrote into `dir`.
-pub fn report(dir: &Path) -> serde_json::Value {
+pub(crate) fn report(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
 }
 
 /// A figure's value.
-pub fn figure(report: &serde_json::Value, name: &str) -> f64 {
+pub(crate) fn figure(report: &serde_json::Value, name: &str) -> f64 {
     report["figures"]
         .as_array()
         .unwrap()
@@ -32,7 +32,7 @@ pub fn figure(report: &serde_json::Value, name: &str) -> f64 {
 }
 
 /// How many of an operation completed (0 when none did).
-pub fn operation_count(report: &serde_json::Value, op: &str) -> u64 {
+pub(crate) fn operation_count(report: &serde_json::Value, op: &str) -> u64 {
     report["operations"]
         .as_array()
         .unwrap()

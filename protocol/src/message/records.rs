@@ -81,7 +81,28 @@ impl RecordContent {
             "recordings",
             self.recordings.len(),
             limits.max_recordings_per_record,
-        )
+        )?;
+        self.check_no_nul()
+    }
+
+    /// No text field may hold a NUL character: PostgreSQL text cannot store one, and a
+    /// record one gateway store cannot keep must be refused by every gateway (and by the
+    /// agent before it seals the record into its chain).
+    fn check_no_nul(&self) -> Result<(), InvalidField> {
+        let texts = [
+            ("case_number", Some(self.case_number.as_str())),
+            ("target", Some(self.target.as_str())),
+            ("action_kind", Some(self.action_kind.as_str())),
+            ("text", Some(self.text.as_str())),
+            ("location", self.location.as_deref()),
+        ];
+        let officers = self.officers.iter().map(|o| ("officers", Some(o.as_str())));
+        for (field, value) in texts.into_iter().chain(officers) {
+            if value.is_some_and(|v| v.contains('\0')) {
+                return Err(InvalidField::new(field, "must not contain NUL characters"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -162,4 +183,45 @@ pub struct RecordAck {
 pub struct RecordAcks {
     /// One ack per pushed record, in the same order.
     pub acks: Vec<RecordAck>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Stage;
+
+    fn content() -> RecordContent {
+        RecordContent {
+            case_number: "CASE-1".into(),
+            target: "Shop 7".into(),
+            stage: Stage::Investigation,
+            action_kind: "inspection".into(),
+            text: "checked the licence".into(),
+            officers: vec!["A-1".into(), "A-2".into()],
+            location: Some("Main St".into()),
+            coordinates: None,
+            made_at: 1_700_000_000_000,
+            recordings: vec![],
+            corrects: None,
+        }
+    }
+
+    #[test]
+    fn a_nul_character_in_any_text_field_is_refused_by_name() {
+        let limits = Limits::default();
+        assert!(content().validate(&limits).is_ok());
+        type Spoil = fn(&mut RecordContent);
+        let cases: [(&str, Spoil); 4] = [
+            ("text", |c| c.text.push('\0')),
+            ("case_number", |c| c.case_number.push('\0')),
+            ("location", |c| c.location = Some("a\0b".into())),
+            ("officers", |c| c.officers.push("B\0".into())),
+        ];
+        for (field, spoil) in cases {
+            let mut c = content();
+            spoil(&mut c);
+            let err = c.validate(&limits).unwrap_err();
+            assert!(err.to_string().contains(field), "{field}: {err}");
+        }
+    }
 }
