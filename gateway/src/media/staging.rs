@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use bytes::BufMut;
+use futures::FutureExt;
 use protocol::Sha256Hash;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -232,30 +234,41 @@ impl UploadSlot {
         let writer = tokio::task::spawn_blocking(move || write_chunk(partial, rx, &path));
         let mut remaining = length;
         let mut why = None;
-        while remaining > 0 {
+        'chunk: while remaining > 0 {
             let want = usize::try_from(remaining.min(BUFFER as u64)).unwrap_or(BUFFER);
-            let mut buf = vec![0u8; want];
-            let read = tokio::select! {
-                biased;
-                () = self.token.cancelled() => { why = Some(Stop::Cancelled); break; }
-                () = stop.cancelled() => { why = Some(Stop::Cancelled); break; }
-                read = tokio::time::timeout(stall, reader.read(&mut buf)) => read,
-            };
-            let n = match read {
-                Err(_) => {
-                    why = Some(Stop::Stalled);
-                    break;
+            // Wait for the first bytes, then take whatever else is already there in the
+            // same buffer (a QUIC read returns about one packet's worth): fewer, larger
+            // writes, nothing zeroed, and bytes still reach the file as soon as they
+            // arrive. What arrived is handed to the writer even when the read stops.
+            let mut buf = Vec::with_capacity(want);
+            while buf.len() < want && why.is_none() {
+                let room = want - buf.len();
+                let mut into = (&mut buf).limit(room);
+                let read = if into.get_ref().is_empty() {
+                    tokio::select! {
+                        biased;
+                        () = self.token.cancelled() => { why = Some(Stop::Cancelled); break; }
+                        () = stop.cancelled() => { why = Some(Stop::Cancelled); break; }
+                        read = tokio::time::timeout(stall, reader.read_buf(&mut into)) => read,
+                    }
+                } else {
+                    match reader.read_buf(&mut into).now_or_never() {
+                        Some(read) => Ok(read),
+                        None => break,
+                    }
+                };
+                match read {
+                    Err(_) => why = Some(Stop::Stalled),
+                    Ok(Err(_)) | Ok(Ok(0)) => why = Some(Stop::StreamEnded),
+                    Ok(Ok(_)) => {}
                 }
-                Ok(Err(_)) | Ok(Ok(0)) => {
-                    why = Some(Stop::StreamEnded);
-                    break;
-                }
-                Ok(Ok(n)) => n,
-            };
-            buf.truncate(n);
-            remaining -= n as u64;
-            if tx.send(buf).await.is_err() {
+            }
+            remaining -= buf.len() as u64;
+            if !buf.is_empty() && tx.send(buf).await.is_err() {
                 // The writer stopped (a write failed); its result says why.
+                break 'chunk;
+            }
+            if why.is_some() {
                 break;
             }
         }
