@@ -154,49 +154,13 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use protocol::chain::verify_chain;
-    use protocol::domain::Stage;
-    use protocol::message::{RecordAck, RecordContent, RecordOutcome};
+    use protocol::message::{RecordAck, RecordOutcome};
     use protocol::{Limits, Sha256Hash};
 
     use super::*;
-    use crate::outbox::acks::{Sent, plan_acks};
-    use crate::outbox::records::OutboxRecord;
-    use crate::outbox::test_util::outbox;
+    use crate::outbox::acks::plan_acks;
+    use crate::outbox::test_util::{content, make, outbox, sent};
 
-    fn content(i: u64) -> RecordContent {
-        RecordContent {
-            case_number: "CASE-1".into(),
-            target: "Shop 7".into(),
-            stage: Stage::Investigation,
-            action_kind: "inspection".into(),
-            text: format!("entry {i}"),
-            officers: vec!["A-1".into(), "A-2".into()],
-            location: Some("Main St".into()),
-            coordinates: None,
-            made_at: 1_700_000_000_000 + i as i64,
-            recordings: vec![],
-            corrects: None,
-        }
-    }
-
-    async fn make(outbox: &Outbox, n: u64) {
-        for i in 1..=n {
-            outbox
-                .record(content(i), &Limits::default(), 1)
-                .await
-                .unwrap();
-        }
-    }
-
-    fn sent(records: &[OutboxRecord]) -> Vec<Sent> {
-        records
-            .iter()
-            .map(|r| Sent {
-                entry: r.entry,
-                sequence: r.record.sequence,
-            })
-            .collect()
-    }
     #[tokio::test]
     async fn a_refusal_is_kept_and_the_rest_is_sealed_onto_the_gateway_chain() {
         let (_dir, outbox) = outbox().await;

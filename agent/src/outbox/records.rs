@@ -278,47 +278,11 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use protocol::chain::verify_chain;
-    use protocol::domain::Stage;
     use protocol::message::{RecordAck, RecordOutcome};
 
     use super::*;
-    use crate::outbox::acks::{Sent, plan_acks};
-    use crate::outbox::test_util::outbox;
-
-    fn content(i: u64) -> RecordContent {
-        RecordContent {
-            case_number: "CASE-1".into(),
-            target: "Shop 7".into(),
-            stage: Stage::Investigation,
-            action_kind: "inspection".into(),
-            text: format!("entry {i}"),
-            officers: vec!["A-1".into(), "A-2".into()],
-            location: Some("Main St".into()),
-            coordinates: None,
-            made_at: 1_700_000_000_000 + i as i64,
-            recordings: vec![],
-            corrects: None,
-        }
-    }
-
-    async fn make(outbox: &Outbox, n: u64) {
-        for i in 1..=n {
-            outbox
-                .record(content(i), &Limits::default(), 1)
-                .await
-                .unwrap();
-        }
-    }
-
-    fn sent(records: &[OutboxRecord]) -> Vec<Sent> {
-        records
-            .iter()
-            .map(|r| Sent {
-                entry: r.entry,
-                sequence: r.record.sequence,
-            })
-            .collect()
-    }
+    use crate::outbox::acks::plan_acks;
+    use crate::outbox::test_util::{content, make, outbox, sent};
 
     #[tokio::test]
     async fn records_are_chained_when_made_and_survive_a_reopen() {
