@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::auth::{Authorized, ManageAgencies, ReadRegistry};
 use super::error::{ApiError, ErrorBody, require_reason};
-use super::{Body, ImportReport, audit_import, audit_reason};
+use super::{Body, ImportReport, audit_import};
 use crate::state::GatewayState;
 use crate::store::{AgencyRow, NewAgency, RowError};
 
@@ -159,8 +159,7 @@ pub async fn create_agency(
     };
     let actor = auth.actor();
     let now = state.clock.now();
-    let agency = state.store.create_agency(&new, &actor, now).await?;
-    audit_reason(&state, &actor, "agency_created", &agency.name, reason).await?;
+    let agency = state.store.create_agency(&new, &actor, reason, now).await?;
     Ok((StatusCode::CREATED, Json(agency.into())))
 }
 
@@ -181,15 +180,17 @@ pub async fn set_class(
     let reason = require_reason(&req.reason)?;
     let class = parse_class(&req.class)?;
     let actor = auth.actor();
-    let before = state.store.agency_by_name(&name).await?;
     let agency = state
         .store
-        .set_agency_class(&name, class, req.class_c_target, &actor, state.clock.now())
+        .set_agency_class(
+            &name,
+            class,
+            req.class_c_target,
+            &actor,
+            reason,
+            state.clock.now(),
+        )
         .await?;
-    let changed = before.is_some_and(|b| b != agency);
-    if changed {
-        audit_reason(&state, &actor, "agency_class_set", &name, reason).await?;
-    }
     Ok(Json(agency.into()))
 }
 
@@ -251,7 +252,7 @@ pub async fn import_agencies(
     let actor = auth.actor();
     let now = state.clock.now();
     for new in &good {
-        state.store.create_agency(new, &actor, now).await?;
+        state.store.create_agency(new, &actor, reason, now).await?;
     }
     let report = ImportReport {
         applied: good.len(),

@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 
 use super::auth::{Authorized, ManageDevices, ReadRegistry};
 use super::error::{ApiError, ErrorBody, require_reason};
-use super::{Body, ImportReport, audit_reason};
+use super::{Body, ImportReport};
 use crate::state::GatewayState;
 use crate::store::{DeviceImportRow, DeviceRow, ImportMode, NewDevice, RowError};
 
@@ -489,7 +489,6 @@ pub async fn assign_device(
     let reason = require_reason(&req.reason)?;
     let id = device_id(&id)?;
     let actor = auth.actor();
-    let before = state.store.device(&id).await?;
     let row = state
         .store
         .assign_device(
@@ -497,12 +496,10 @@ pub async fn assign_device(
             req.agency.as_deref(),
             req.officer.as_deref(),
             &actor,
+            reason,
             state.clock.now(),
         )
         .await?;
-    if before.is_some_and(|b| b != row) {
-        audit_reason(&state, &actor, "device_assigned", id.as_str(), reason).await?;
-    }
     Ok(Json(ViewContext::load(&state).await?.view(row)))
 }
 

@@ -185,33 +185,6 @@ pub struct ImportReport {
     pub rejected: Vec<RowError>,
 }
 
-/// Audit action of the entry that carries an operator's reason for a store change
-/// whose own entry has no reason field.
-pub const CHANGE_REASON: &str = "change_reason";
-
-/// Records why an operator made a change whose store method audits no reason: an
-/// entry right after the change's own, with the same actor and subject.
-pub(crate) async fn audit_reason(
-    state: &GatewayState,
-    actor: &str,
-    change: &str,
-    subject: &str,
-    reason: &str,
-) -> Result<(), ApiError> {
-    let detail = serde_json::json!({ "change": change, "reason": reason });
-    state
-        .store
-        .append_audit(
-            actor,
-            CHANGE_REASON,
-            subject,
-            &detail.to_string(),
-            state.clock.now(),
-        )
-        .await?;
-    Ok(())
-}
-
 /// Records a bulk import's summary: who, how many, which lines were refused, and why.
 pub(crate) async fn audit_import(
     state: &GatewayState,

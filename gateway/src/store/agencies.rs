@@ -55,6 +55,7 @@ impl Store {
         &self,
         new: &NewAgency,
         actor: &str,
+        reason: &str,
         now: Millis,
     ) -> Result<AgencyRow, StoreError> {
         non_empty("agency name", &new.name)?;
@@ -77,8 +78,11 @@ impl Store {
             .await?
         });
         let agency = AgencyRow::try_from(raw)?;
-        let detail =
-            json!({ "class": agency.class.as_str(), "class_c_target": agency.class_c_target });
+        let detail = json!({
+            "class": agency.class.as_str(),
+            "class_c_target": agency.class_c_target,
+            "reason": reason,
+        });
         tx.append_audit(
             actor,
             actions::AGENCY_CREATED,
@@ -99,6 +103,7 @@ impl Store {
         class: AgencyClass,
         class_c_target: Option<u32>,
         actor: &str,
+        reason: &str,
         now: Millis,
     ) -> Result<AgencyRow, StoreError> {
         check_class_target(class, class_c_target)?;
@@ -121,6 +126,7 @@ impl Store {
         let detail = json!({
             "from": { "class": before.class.as_str(), "class_c_target": before.class_c_target },
             "to": { "class": class.as_str(), "class_c_target": class_c_target },
+            "reason": reason,
         });
         tx.append_audit(
             actor,

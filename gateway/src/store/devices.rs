@@ -221,6 +221,7 @@ impl Store {
         agency: Option<&str>,
         officer: Option<&str>,
         actor: &str,
+        reason: &str,
         now: Millis,
     ) -> Result<DeviceRow, StoreError> {
         let mut tx = self.write().await?;
@@ -246,7 +247,7 @@ impl Store {
                 .execute(&mut *c)
                 .await?;
         });
-        let detail = json!({ "agency": agency, "officer": officer });
+        let detail = json!({ "agency": agency, "officer": officer, "reason": reason });
         tx_audit(&mut tx, actor, actions::DEVICE_ASSIGNED, id, &detail, now).await?;
         self.commit(tx).await?;
         Ok(DeviceRow {

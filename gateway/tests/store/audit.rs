@@ -11,7 +11,7 @@ use crate::support::*;
 /// Ten registry changes of every kind: ten audit entries.
 async fn ten_changes(store: &gateway::store::Store) {
     store
-        .create_agency(&agency("Xicheng UMB"), "admin", T0)
+        .create_agency(&agency("Xicheng UMB"), "admin", "test", T0)
         .await
         .unwrap();
     store
@@ -38,6 +38,7 @@ async fn ten_changes(store: &gateway::store::Store) {
             Some("Xicheng UMB"),
             Some("C-001"),
             "admin",
+            "test",
             T0 + 4,
         )
         .await

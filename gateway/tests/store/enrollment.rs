@@ -167,7 +167,7 @@ async fn enrollment_import_is_all_or_nothing_and_idempotent() {
     each_backend(|b| async move {
         let store = b.open().await;
         store
-            .create_agency(&agency("Xicheng UMB"), "admin", T0)
+            .create_agency(&agency("Xicheng UMB"), "admin", "test", T0)
             .await
             .unwrap();
         let good = file(&[

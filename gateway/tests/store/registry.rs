@@ -11,7 +11,7 @@ async fn fresh_database_migrates_and_reopen_keeps_the_registry() {
     each_backend(|b| async move {
         let store = b.open().await;
         store
-            .create_agency(&agency("Xicheng UMB"), "admin", T0)
+            .create_agency(&agency("Xicheng UMB"), "admin", "test", T0)
             .await
             .unwrap();
         store
@@ -102,7 +102,7 @@ async fn agency_round_trip_and_class_rules() {
     each_backend(|b| async move {
         let store = b.open().await;
         let a = store
-            .create_agency(&agency("Xicheng UMB"), "admin", T0)
+            .create_agency(&agency("Xicheng UMB"), "admin", "test", T0)
             .await
             .unwrap();
         assert_eq!(
@@ -110,7 +110,7 @@ async fn agency_round_trip_and_class_rules() {
             (AgencyClass::A, None, T0)
         );
         let err = store
-            .create_agency(&agency("Xicheng UMB"), "admin", T0)
+            .create_agency(&agency("Xicheng UMB"), "admin", "test", T0)
             .await
             .unwrap_err();
         assert!(
@@ -120,7 +120,10 @@ async fn agency_round_trip_and_class_rules() {
 
         let mut c = agency("Mentougou Forestry");
         c.class = AgencyClass::C;
-        let err = store.create_agency(&c, "admin", T0).await.unwrap_err();
+        let err = store
+            .create_agency(&c, "admin", "test", T0)
+            .await
+            .unwrap_err();
         assert!(
             matches!(
                 err,
@@ -131,15 +134,15 @@ async fn agency_round_trip_and_class_rules() {
             "{err:?}"
         );
         c.class_c_target = Some(4);
-        store.create_agency(&c, "admin", T0).await.unwrap();
+        store.create_agency(&c, "admin", "test", T0).await.unwrap();
 
         let set = store
-            .set_agency_class("Xicheng UMB", AgencyClass::B, None, "admin", T0 + 1)
+            .set_agency_class("Xicheng UMB", AgencyClass::B, None, "admin", "test", T0 + 1)
             .await
             .unwrap();
         assert_eq!(set.class, AgencyClass::B);
         let err = store
-            .set_agency_class("Xicheng UMB", AgencyClass::B, Some(2), "admin", T0)
+            .set_agency_class("Xicheng UMB", AgencyClass::B, Some(2), "admin", "test", T0)
             .await
             .unwrap_err();
         assert!(
@@ -152,7 +155,7 @@ async fn agency_round_trip_and_class_rules() {
             "{err:?}"
         );
         let err = store
-            .set_agency_class("Nowhere", AgencyClass::A, None, "admin", T0)
+            .set_agency_class("Nowhere", AgencyClass::A, None, "admin", "test", T0)
             .await
             .unwrap_err();
         assert!(
@@ -162,7 +165,7 @@ async fn agency_round_trip_and_class_rules() {
 
         let before = audit_len(&store).await;
         store
-            .set_agency_class("Xicheng UMB", AgencyClass::B, None, "admin", T0 + 2)
+            .set_agency_class("Xicheng UMB", AgencyClass::B, None, "admin", "test", T0 + 2)
             .await
             .unwrap();
         assert_eq!(
@@ -188,7 +191,7 @@ async fn officer_round_trip_and_certificate_status() {
     each_backend(|b| async move {
         let store = b.open().await;
         let agency_row = store
-            .create_agency(&agency("Xicheng UMB"), "admin", T0)
+            .create_agency(&agency("Xicheng UMB"), "admin", "test", T0)
             .await
             .unwrap();
         let mut record = officer("C-001", "Li Wei");
@@ -353,7 +356,7 @@ async fn device_round_trip_assignment_and_hello() {
     each_backend(|b| async move {
         let store = b.open().await;
         let agency_row = store
-            .create_agency(&agency("Xicheng UMB"), "admin", T0)
+            .create_agency(&agency("Xicheng UMB"), "admin", "test", T0)
             .await
             .unwrap();
         store
@@ -395,7 +398,7 @@ async fn device_round_trip_assignment_and_hello() {
         assert!(store.device_by_fingerprint(&fp(2)).await.unwrap().is_none());
 
         let assigned = store
-            .assign_device(&row.id, None, Some("C-001"), "admin", T0 + 1)
+            .assign_device(&row.id, None, Some("C-001"), "admin", "test", T0 + 1)
             .await
             .unwrap();
         assert_eq!(
@@ -403,17 +406,17 @@ async fn device_round_trip_assignment_and_hello() {
             (None, Some("C-001"))
         );
         let err = store
-            .assign_device(&row.id, Some("Nowhere"), None, "admin", T0)
+            .assign_device(&row.id, Some("Nowhere"), None, "admin", "test", T0)
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::UnknownAgency(_)), "{err:?}");
         let err = store
-            .assign_device(&row.id, None, Some("C-404"), "admin", T0)
+            .assign_device(&row.id, None, Some("C-404"), "admin", "test", T0)
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::UnknownOfficer(_)), "{err:?}");
         let err = store
-            .assign_device(&id("dev-404"), None, None, "admin", T0)
+            .assign_device(&id("dev-404"), None, None, "admin", "test", T0)
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::UnknownDevice(_)), "{err:?}");
