@@ -19,14 +19,14 @@ pub(super) async fn handle(
     let skew = ClockSkew::measure(now, hello.device_time);
     state
         .store
-        .record_hello(&ctx.device.id, now, skew.as_millis())
+        .record_hello(&ctx.device_id, now, skew.as_millis())
         .await?;
     let _ = ctx.skew.set(skew);
     let roster_version = state.store.roster_version().await?;
-    let chain = state.store.chain_head(&ctx.device.id).await?;
-    tracing::debug!(device = %ctx.device.id, skew_ms = skew.as_millis(), "hello");
+    let chain = state.store.chain_head(&ctx.device_id).await?;
+    tracing::debug!(device = %ctx.device_id, skew_ms = skew.as_millis(), "hello");
     Ok(ResponseBody::Welcome(Welcome {
-        device_id: ctx.device.id.clone(),
+        device_id: ctx.device_id.clone(),
         gateway_time: now,
         clock_skew_ms: skew.as_millis(),
         limits: state.config.limits.clone(),

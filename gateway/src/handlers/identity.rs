@@ -43,7 +43,7 @@ pub(super) async fn check(
     validate(&check, state)?;
     let (result, outcome) = state
         .store
-        .check_identity_online(&ctx.device.id, &check, state.clock.now())
+        .check_identity_online(&ctx.device_id, &check, state.clock.now())
         .await?;
     if outcome == CheckOutcome::Stored {
         state
@@ -53,7 +53,7 @@ pub(super) async fn check(
             .with_label_values(&["online", verdict_label(result.verdict)])
             .inc();
     }
-    tracing::debug!(device = %ctx.device.id, verdict = verdict_label(result.verdict), "identity check");
+    tracing::debug!(device = %ctx.device_id, verdict = verdict_label(result.verdict), "identity check");
     Ok(ResponseBody::IdentityResult(result))
 }
 
@@ -89,7 +89,7 @@ pub(super) async fn push(
     }
     let stored = state
         .store
-        .store_offline_checks(&ctx.device.id, &valid, skew, state.clock.now())
+        .store_offline_checks(&ctx.device_id, &valid, skew, state.clock.now())
         .await?;
     for ((_, outcome), check) in stored.iter().zip(&valid) {
         if let (CheckOutcome::Stored, Some(answer)) = (outcome, check.offline) {

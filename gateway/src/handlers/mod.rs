@@ -9,16 +9,18 @@ mod roster;
 
 use std::sync::OnceLock;
 
+use protocol::DeviceId;
 use protocol::deadline::ClockSkew;
 use protocol::{ErrorCode, ErrorReply, InvalidField, RequestBody, ResponseBody};
 
 use crate::state::GatewayState;
 use crate::store::{DeviceRow, StoreError};
 
-/// What the gateway knows about one admitted connection.
+/// What the gateway keeps about one admitted connection, for as long as it lives: only
+/// what handlers need, because thousands of idle devices each hold one.
 pub struct ConnectionContext {
-    /// The device, as enrolled.
-    pub device: DeviceRow,
+    /// The device, as admitted.
+    pub device_id: DeviceId,
     /// The clock skew measured by this connection's hello; unset until then.
     pub skew: OnceLock<ClockSkew>,
 }
@@ -27,7 +29,7 @@ impl ConnectionContext {
     /// A context for a freshly admitted device.
     pub fn new(device: DeviceRow) -> Self {
         Self {
-            device,
+            device_id: device.id,
             skew: OnceLock::new(),
         }
     }

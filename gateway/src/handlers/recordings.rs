@@ -179,7 +179,7 @@ async fn announce_inner(
     let now = state.clock.now();
     let fresh = RecordingRow::announced(
         &announcement,
-        &ctx.device.id,
+        &ctx.device_id,
         skew,
         now,
         &state.config.policy.deadline,
@@ -332,7 +332,7 @@ async fn own_recording(
     id: Uuid,
 ) -> Result<RecordingRow, HandlerError> {
     match state.store.recording(id).await? {
-        Some(row) if row.device_id == ctx.device.id => Ok(row),
+        Some(row) if row.device_id == ctx.device_id => Ok(row),
         _ => Err(RecordingError::Unknown(id).into()),
     }
 }

@@ -56,7 +56,7 @@ pub(super) async fn handle(
         Vec::new()
     } else {
         let batch = RecordBatch {
-            device: ctx.device.id.clone(),
+            device: ctx.device_id.clone(),
             skew,
             records: valid,
         };
