@@ -1,4 +1,4 @@
-//! Short runs of `shift-end`, `revoke-under-load` and `kill-restart` against a real
+//! Short runs of `ingest`, `shift-end`, `revoke-under-load` and `kill-restart` against a real
 //! gateway child process. They assert what the runs found (nothing lost, revoked
 //! devices cut off and refused, the gateway really killed), never the speed.
 
@@ -99,4 +99,29 @@ fn a_sigkilled_gateway_loses_no_acknowledged_record_or_recording() {
         figure(&report, "records made")
     );
     assert_eq!(figure(&report, "recordings stored / made"), 30.0);
+}
+
+#[test]
+fn ingest_drains_every_backlog_then_paces_pushes_and_loses_nothing() {
+    let (_dir, report) = run(&[
+        "--scenario",
+        "ingest",
+        "--devices",
+        "20",
+        "--backlog",
+        "300",
+    ]);
+    // 300 drained + 10 paced pushes of 50 per device, every one acknowledged.
+    assert_eq!(figure(&report, "records made"), 20.0 * 800.0);
+    assert_eq!(figure(&report, "records acknowledged"), 20.0 * 800.0);
+    // Two drain pushes per device (256 + 44), ten paced ones.
+    assert_eq!(operation_count(&report, "push, drain (sent→ack)"), 40);
+    assert_eq!(operation_count(&report, "push, paced (planned→ack)"), 200);
+    let ingest = report["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "durable record ingest (drain)")
+        .unwrap();
+    assert!(ingest["ratio"].as_f64().unwrap() > 0.0, "{ingest}");
 }

@@ -52,6 +52,28 @@ impl Outbox {
         put(self.pool(), key, value).await
     }
 
+    /// Writes several values and removes others in ONE transaction (one fsync): a
+    /// sync's bookkeeping (skew, limits, times, the last error) is a few keys at each
+    /// step, and a transaction per key made the agent's own disk the cost of a sync.
+    pub async fn update_state(
+        &self,
+        set: &[(&str, &str)],
+        clear: &[&str],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        for (key, value) in set {
+            put(&mut *tx, key, value).await?;
+        }
+        for key in clear {
+            sqlx::query("DELETE FROM sync_state WHERE key = $1")
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Removes one value.
     pub async fn clear_state(&self, key: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM sync_state WHERE key = $1")
@@ -91,8 +113,7 @@ impl Outbox {
 
     /// Saves the limits a welcome announced.
     pub async fn set_limits(&self, limits: &Limits) -> Result<(), StoreError> {
-        let text = serde_json::to_string(limits).expect("limits serialize");
-        self.set_state(keys::LIMITS, &text).await
+        self.set_state(keys::LIMITS, &limits_text(limits)).await
     }
 
     /// Claims this file for `self.device()`, or refuses when it holds another
@@ -143,6 +164,11 @@ pub enum ClaimError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// How limits are kept in the sync state.
+pub(crate) fn limits_text(limits: &Limits) -> String {
+    serde_json::to_string(limits).expect("limits serialize")
 }
 
 /// Writes one value through any executor (pool or transaction).
@@ -201,6 +227,25 @@ mod tests {
             Some("boom")
         );
         outbox.clear_state(keys::LAST_ERROR).await.unwrap();
+        assert_eq!(outbox.state(keys::LAST_ERROR).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn one_update_sets_and_clears_together() {
+        let (_dir, outbox) = outbox().await;
+        outbox.set_state(keys::LAST_ERROR, "boom").await.unwrap();
+        outbox
+            .update_state(
+                &[(keys::LAST_SYNC_AT, "5"), (keys::GATEWAY, "127.0.0.1:1")],
+                &[keys::LAST_ERROR],
+            )
+            .await
+            .unwrap();
+        assert_eq!(outbox.state_i64(keys::LAST_SYNC_AT).await.unwrap(), 5);
+        assert_eq!(
+            outbox.state(keys::GATEWAY).await.unwrap().as_deref(),
+            Some("127.0.0.1:1")
+        );
         assert_eq!(outbox.state(keys::LAST_ERROR).await.unwrap(), None);
     }
 

@@ -10,13 +10,13 @@ use std::future::Future;
 
 use protocol::chain::ChainHead;
 use protocol::message::{PushIdentityChecks, PushRecords, RosterSince, Welcome};
-use protocol::{ErrorCode, RequestBody, ResponseBody};
+use protocol::{ErrorCode, Limits, RequestBody, ResponseBody};
 
 use crate::agent::{AGENT_VERSION, Agent};
 use crate::outbox::StoreError;
-use crate::outbox::acks::{Sent, plan_acks};
+use crate::outbox::acks::{AckPlan, Sent, plan_acks};
 use crate::outbox::roster::RosterError;
-use crate::outbox::state::keys;
+use crate::outbox::state::{keys, limits_text};
 use crate::transport::{ClientError, GatewayConnection};
 
 /// Re-chains allowed in one sync: each one follows a refusal, so more than a few in
@@ -135,7 +135,8 @@ fn unexpected(request: &'static str, reply: ResponseBody) -> SyncError {
 }
 
 impl Agent {
-    /// Says hello and keeps what the welcome tells: skew, limits.
+    /// Says hello and keeps what the welcome tells (skew, limits) with the attempt's
+    /// time, in one local transaction.
     pub async fn hello(&self, conn: &mut GatewayConnection) -> Result<Welcome, SyncError> {
         let now = self.now();
         let welcome = within(self, "hello", conn.hello(now, AGENT_VERSION)).await?;
@@ -145,33 +146,49 @@ impl Agent {
                 expected: self.device_id().to_string(),
             });
         }
-        let outbox = self.outbox();
-        outbox
-            .set_state(keys::CLOCK_SKEW_MS, &welcome.clock_skew_ms.to_string())
+        self.outbox()
+            .update_state(
+                &[
+                    (keys::CLOCK_SKEW_MS, &welcome.clock_skew_ms.to_string()),
+                    (keys::LIMITS, &limits_text(&welcome.limits)),
+                    (keys::LAST_ATTEMPT_AT, &now.to_string()),
+                ],
+                &[],
+            )
             .await?;
-        outbox.set_limits(&welcome.limits).await?;
         Ok(welcome)
     }
 
     /// One complete sync over `conn` (which may be shared with nothing else but may
     /// come from a shared endpoint). Says hello first.
     pub async fn sync_once(&self, conn: &mut GatewayConnection) -> Result<SyncReport, SyncError> {
-        let outbox = self.outbox();
-        outbox
-            .set_state(keys::LAST_ATTEMPT_AT, &self.now().to_string())
-            .await?;
+        let started = self.now().to_string();
         let result = self.sync_steps(conn).await;
+        let outbox = self.outbox();
         match &result {
             Ok(_) => {
+                let gateway = conn.quic().remote_address().to_string();
                 outbox
-                    .set_state(keys::LAST_SYNC_AT, &self.now().to_string())
+                    .update_state(
+                        &[
+                            (keys::LAST_SYNC_AT, &self.now().to_string()),
+                            (keys::GATEWAY, &gateway),
+                        ],
+                        &[keys::LAST_ERROR],
+                    )
                     .await?;
-                outbox
-                    .set_state(keys::GATEWAY, &conn.quic().remote_address().to_string())
-                    .await?;
-                outbox.clear_state(keys::LAST_ERROR).await?;
             }
-            Err(e) => outbox.set_state(keys::LAST_ERROR, &e.to_string()).await?,
+            Err(e) => {
+                outbox
+                    .update_state(
+                        &[
+                            (keys::LAST_ATTEMPT_AT, &started),
+                            (keys::LAST_ERROR, &e.to_string()),
+                        ],
+                        &[],
+                    )
+                    .await?
+            }
         }
         result
     }
@@ -202,36 +219,13 @@ impl Agent {
         welcome: &Welcome,
         report: &mut SyncReport,
     ) -> Result<(), SyncError> {
-        let limits = &welcome.limits;
-        let per_push = self
-            .config()
-            .records_per_push
-            .min(limits.max_records_per_push);
+        let per_push = self.config().records_per_push;
         let mut refusals = 0;
-        loop {
-            let queued = self.outbox().queued_records(per_push).await?;
-            let records: Vec<_> = queued.iter().map(|q| q.record.clone()).collect();
-            let n = batch::fit(&records, per_push, limits.max_frame_bytes);
-            if n == 0 {
-                return Ok(());
-            }
-            let sent: Vec<Sent> = queued[..n]
-                .iter()
-                .map(|q| Sent {
-                    entry: q.entry,
-                    sequence: q.record.sequence,
-                })
-                .collect();
-            let body = RequestBody::PushRecords(PushRecords {
-                records: records[..n].to_vec(),
-            });
-            let acks = match request(self, conn, "push_records", body).await? {
-                ResponseBody::RecordAcks(acks) => acks,
-                other => return Err(unexpected("push_records", other)),
-            };
-            let plan = plan_acks(&sent, &acks.acks);
-            self.outbox().apply_record_acks(&plan, self.now()).await?;
-            report.records_sent += n;
+        while let Some(plan) = self.push_batch(conn, &welcome.limits, per_push).await? {
+            report.records_sent += plan.durable.len()
+                + usize::from(plan.rejected.is_some())
+                + plan.rejected_after
+                + plan.unanswered;
             report.records_stored += plan.stored;
             report.records_duplicate += plan.duplicate;
             if let Some((entry, reason)) = &plan.rejected {
@@ -251,15 +245,52 @@ impl Agent {
                     .rechain(head, Some((*entry, reason)), self.now())
                     .await?;
                 report.records_resealed += done.resealed;
-                continue;
-            }
-            if !plan.is_complete() || plan.durable.is_empty() {
-                return Err(SyncError::IncompleteAcks {
-                    sent: n,
-                    answered: plan.durable.len(),
-                });
             }
         }
+        Ok(())
+    }
+
+    /// Pushes ONE batch of queued records (at most `max` and the welcome's `limits`)
+    /// and applies its acks to the outbox; `None` when nothing is queued. A refusal
+    /// comes back in the plan (the caller re-chains); acks that do not cover the push
+    /// are an error. [`Agent::sync_once`] loops over this; a caller that paces its
+    /// pushes (a metered link, the load test) calls it directly after a hello.
+    pub async fn push_batch(
+        &self,
+        conn: &GatewayConnection,
+        limits: &Limits,
+        max: u32,
+    ) -> Result<Option<AckPlan>, SyncError> {
+        let per_push = max.min(limits.max_records_per_push).max(1);
+        let queued = self.outbox().queued_records(per_push).await?;
+        let records: Vec<_> = queued.iter().map(|q| q.record.clone()).collect();
+        let n = batch::fit(&records, per_push, limits.max_frame_bytes);
+        if n == 0 {
+            return Ok(None);
+        }
+        let sent: Vec<Sent> = queued[..n]
+            .iter()
+            .map(|q| Sent {
+                entry: q.entry,
+                sequence: q.record.sequence,
+            })
+            .collect();
+        let mut records = records;
+        records.truncate(n);
+        let body = RequestBody::PushRecords(PushRecords { records });
+        let acks = match request(self, conn, "push_records", body).await? {
+            ResponseBody::RecordAcks(acks) => acks,
+            other => return Err(unexpected("push_records", other)),
+        };
+        let plan = plan_acks(&sent, &acks.acks);
+        self.outbox().apply_record_acks(&plan, self.now()).await?;
+        if plan.rejected.is_none() && (!plan.is_complete() || plan.durable.is_empty()) {
+            return Err(SyncError::IncompleteAcks {
+                sent: n,
+                answered: plan.durable.len(),
+            });
+        }
+        Ok(Some(plan))
     }
 
     /// Uploads queued offline identity checks.

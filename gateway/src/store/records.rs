@@ -180,8 +180,29 @@ fn tamper_reason(b: &ChainBreak) -> (&'static str, Option<i64>) {
     }
 }
 
-/// `($1, $2, …), (…), …` for `rows` rows of `cols` columns.
-fn values_list(rows: usize, cols: usize) -> String {
+/// How a multi-row statement names its parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Placeholders {
+    /// `?` (SQLite). sqlx asks SQLite for every parameter's name before binding it,
+    /// and SQLite finds a name by walking a list of the named ones: with `$N` names a
+    /// 1,900-parameter INSERT cost time quadratic in its size (half the gateway's CPU
+    /// at ingest). Anonymous parameters are not in that list.
+    Anonymous,
+    /// `$1, $2, …` (PostgreSQL, which has no anonymous form).
+    Numbered,
+}
+
+impl TxConn {
+    fn placeholders(&self) -> Placeholders {
+        match self {
+            TxConn::Sqlite(_) => Placeholders::Anonymous,
+            TxConn::Postgres(_) => Placeholders::Numbered,
+        }
+    }
+}
+
+/// `(?, ?, …), (…), …` or `($1, $2, …), (…), …` for `rows` rows of `cols` columns.
+fn values_list(rows: usize, cols: usize, style: Placeholders) -> String {
     let mut out = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -192,8 +213,13 @@ fn values_list(rows: usize, cols: usize) -> String {
             if c > 0 {
                 out.push_str(", ");
             }
-            out.push('$');
-            out.push_str(&(r * cols + c + 1).to_string());
+            match style {
+                Placeholders::Anonymous => out.push('?'),
+                Placeholders::Numbered => {
+                    out.push('$');
+                    out.push_str(&(r * cols + c + 1).to_string());
+                }
+            }
         }
         out.push(')');
     }
@@ -212,7 +238,7 @@ impl IngestTx {
                  case_number, target, stage, action_kind, text, officers, location, lat_e6, \
                  lon_e6, made_at, made_at_gateway, recordings, corrects, clock_skew_ms, \
                  received_at) VALUES {}",
-                values_list(chunk.len(), 19)
+                values_list(chunk.len(), 19, self.conn.placeholders())
             );
             on_tx!(self, c => {
                 let mut q = sqlx::query(&sql);
@@ -257,7 +283,7 @@ impl IngestTx {
         for chunk in links.chunks(ROWS_PER_INSERT) {
             let sql = format!(
                 "INSERT INTO field_record_recordings (device_id, sequence, recording_id) VALUES {}",
-                values_list(chunk.len(), 3)
+                values_list(chunk.len(), 3, self.conn.placeholders())
             );
             on_tx!(self, c => {
                 let mut q = sqlx::query(&sql);
@@ -492,6 +518,10 @@ mod tests {
 
     #[test]
     fn values_lists_number_every_parameter() {
-        assert_eq!(values_list(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(
+            values_list(2, 3, Placeholders::Numbered),
+            "($1, $2, $3), ($4, $5, $6)"
+        );
+        assert_eq!(values_list(2, 2, Placeholders::Anonymous), "(?, ?), (?, ?)");
     }
 }

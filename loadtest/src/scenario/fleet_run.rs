@@ -67,15 +67,43 @@ pub struct FleetRun {
     pub failures: Vec<String>,
 }
 
-/// Sets up, runs every device through `plan`, and verifies.
+/// Sets up, runs every device through `plan` (as [`sim::run`] plays it), and verifies.
 pub async fn run_fleet(
+    options: &RunOptions,
+    plan: Plan,
+    baselines: Baselines,
+    director: Director,
+    make_revoker: impl FnOnce(&OwnGateway) -> Option<Arc<dyn Revoker>>,
+    revocations: HashMap<usize, Duration>,
+) -> Result<FleetRun, RunError> {
+    run_fleet_with(
+        options,
+        plan,
+        baselines,
+        director,
+        make_revoker,
+        revocations,
+        |_| sim::run,
+    )
+    .await
+}
+
+/// [`run_fleet`] with another device driver: `driver(ready)` is called once the
+/// `ready` devices are prepared and returns what each device task runs (a scenario
+/// whose devices meet between phases sizes its barrier from `ready`).
+pub async fn run_fleet_with<F, Fut>(
     options: &RunOptions,
     mut plan: Plan,
     baselines: Baselines,
     director: Director,
     make_revoker: impl FnOnce(&OwnGateway) -> Option<Arc<dyn Revoker>>,
     revocations: HashMap<usize, Duration>,
-) -> Result<FleetRun, RunError> {
+    driver: impl FnOnce(usize) -> F,
+) -> Result<FleetRun, RunError>
+where
+    F: Fn(sim::Prepared, Arc<Fleet>) -> Fut,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
+{
     let progress = Progress::start(options.scenario.name());
     let setup = setup(options, &progress).await?;
     let n = setup.fleet.len();
@@ -162,9 +190,10 @@ pub async fn run_fleet(
     let sampler = own
         .as_ref()
         .map(|g| Sampler::start(g.process().pid(), stats_start(&stats)));
+    let drive = driver(ready.len());
     let tasks: Vec<_> = ready
         .into_iter()
-        .map(|p| tokio::spawn(sim::run(p, fleet.clone())))
+        .map(|p| tokio::spawn(drive(p, fleet.clone())))
         .collect();
     let mut all = futures::future::join_all(tasks);
 

@@ -22,10 +22,7 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
     // Notice the killed gateway within seconds rather than the default minute.
     plan.keep_alive_secs = 1;
     plan.idle_timeout_secs = 3;
-    let baselines = Baselines {
-        sqlite: true,
-        bulk: false,
-    };
+    let baselines = Baselines::default();
     let run = run_fleet(
         options,
         plan,

@@ -4,6 +4,7 @@
 pub mod connect_storm;
 pub mod field_day;
 pub mod fleet_run;
+pub mod ingest;
 pub mod kill_restart;
 pub mod revoke_under_load;
 pub mod shift_end;
@@ -28,6 +29,10 @@ pub enum Scenario {
     /// A working day: an offline backlog drained at docking, then records at an
     /// open-loop rate per device, identity checks and some recording uploads.
     FieldDay,
+    /// Durable record ingest: every device drains an offline backlog at once (records
+    /// per second against the plain SQLite insert), then pushes at planned times at
+    /// half that rate (the ack latency).
+    Ingest,
     /// The end of a shift: every device docks at once with its recordings and
     /// uploads them; goodput against the bare bulk transfer.
     ShiftEnd,
@@ -45,6 +50,7 @@ impl Scenario {
         match self {
             Scenario::ConnectStorm => "connect-storm",
             Scenario::FieldDay => "field-day",
+            Scenario::Ingest => "ingest",
             Scenario::ShiftEnd => "shift-end",
             Scenario::RevokeUnderLoad => "revoke-under-load",
             Scenario::KillRestart => "kill-restart",
@@ -165,6 +171,7 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
     match options.scenario {
         Scenario::ConnectStorm => connect_storm::run(options).await,
         Scenario::FieldDay => field_day::run(options).await,
+        Scenario::Ingest => ingest::run(options).await,
         Scenario::ShiftEnd => shift_end::run(options).await,
         Scenario::RevokeUnderLoad => revoke_under_load::run(options).await,
         Scenario::KillRestart => kill_restart::run(options).await,

@@ -113,10 +113,7 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
         n => n,
     };
     let revocations = schedule(options.devices, count, options.duration);
-    let baselines = Baselines {
-        sqlite: true,
-        bulk: false,
-    };
+    let baselines = Baselines::default();
     let make_revoker = |g: &crate::target::OwnGateway| {
         let http = g.process().http_addr?;
         let token =

@@ -33,6 +33,8 @@ use crate::fleet::SimDevice;
 use crate::scenario::device_now;
 use crate::stats::Stats;
 
+pub mod pushes;
+
 /// Operation names in the report.
 pub mod ops {
     /// A record, from its planned time to its durable ack.
@@ -203,6 +205,46 @@ pub struct Outcome {
     pub revocation: Option<RevocationSeen>,
 }
 
+/// The content of device `index`'s `made`-th record (also the rows of the SQLite
+/// baseline, so both insert the same data).
+pub fn record_content(
+    index: usize,
+    device: &DeviceId,
+    made: u64,
+    now: protocol::Millis,
+) -> RecordContent {
+    RecordContent {
+        case_number: format!("LT-{index:05}-{}", made / 50),
+        target: format!("Shop {}", index % 97),
+        stage: Stage::Investigation,
+        action_kind: "inspection".into(),
+        text: format!("{device} record {made}"),
+        officers: vec!["LT-0001".into(), "LT-0002".into()],
+        location: Some("loadtest".into()),
+        coordinates: None,
+        made_at: now,
+        recordings: vec![],
+        corrects: None,
+    }
+}
+
+impl Outcome {
+    /// Nothing done yet.
+    pub fn new(device: DeviceId) -> Self {
+        Self {
+            device,
+            made: 0,
+            acked: vec![],
+            recordings_made: 0,
+            recordings: vec![],
+            refused: 0,
+            backlog_done: None,
+            first_sync: None,
+            revocation: None,
+        }
+    }
+}
+
 /// Agent settings of a simulated device.
 pub fn agent_config(plan: &Plan) -> AgentConfig {
     AgentConfig {
@@ -260,19 +302,7 @@ pub async fn prepare(
 impl Prepared {
     async fn make_record(&mut self, planned: Option<Instant>) -> Result<(), agent::RecordError> {
         self.made += 1;
-        let content = RecordContent {
-            case_number: format!("LT-{:05}-{}", self.index, self.made / 50),
-            target: format!("Shop {}", self.index % 97),
-            stage: Stage::Investigation,
-            action_kind: "inspection".into(),
-            text: format!("{} record {}", self.agent.device_id(), self.made),
-            officers: vec!["LT-0001".into(), "LT-0002".into()],
-            location: Some("loadtest".into()),
-            coordinates: None,
-            made_at: device_now(),
-            recordings: vec![],
-            corrects: None,
-        };
+        let content = record_content(self.index, self.agent.device_id(), self.made, device_now());
         let queued = self.agent.record(content).await?;
         self.pending.push_back(Made {
             sequence: queued.sequence,
@@ -328,17 +358,7 @@ pub async fn run(mut device: Prepared, fleet: Arc<Fleet>) -> Outcome {
     };
     let mut acked = Vec::new();
     let mut stored: HashMap<Uuid, LocalRecording> = HashMap::new();
-    let mut outcome = Outcome {
-        device: device.agent.device_id().clone(),
-        made: 0,
-        acked: vec![],
-        recordings_made: 0,
-        recordings: vec![],
-        refused: 0,
-        backlog_done: None,
-        first_sync: None,
-        revocation: None,
-    };
+    let mut outcome = Outcome::new(device.agent.device_id().clone());
     let steady_end = fleet.t0 + plan.steady;
     // Each device starts at its own phase of the interval, so the fleet's load is
     // spread rather than synchronised.

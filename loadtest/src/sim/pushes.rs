@@ -1,0 +1,236 @@
+//! The devices of the `ingest` scenario. Each one is connected and greeted first;
+//! then, when the director says go, it pushes the first part of its offline backlog
+//! batch after batch, each as soon as the previous one was acknowledged (the drain:
+//! how fast the gateway makes records durable); then the rest at planned times, one
+//! small batch per tick, with each push's latency measured from when it was due, not
+//! from when it was sent (a stalled gateway shows as latency).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agent::GatewayConnection;
+use protocol::Limits;
+use rand::Rng;
+use tokio::sync::{Barrier, watch};
+
+use super::{Fleet, Live, Outcome, Prepared, ensure_connected, kind, settle};
+
+/// Operation names in the report.
+pub mod ops {
+    /// One push of the drain, from sending it to its ack.
+    pub const DRAIN_PUSH: &str = "push, drain (sent→ack)";
+    /// One push of the paced phase, from its planned time to its ack.
+    pub const PACED_PUSH: &str = "push, paced (planned→ack)";
+}
+
+/// What each device pushes.
+#[derive(Clone, Copy, Debug)]
+pub struct PushPlan {
+    /// Records of the backlog pushed in the drain (the rest are paced).
+    pub drain_records: u32,
+    /// Records per push in the drain.
+    pub drain_batch: u32,
+    /// Records per push in the paced phase.
+    pub paced_batch: u32,
+    /// Pushes per device in the paced phase.
+    pub paced_pushes: u32,
+}
+
+impl PushPlan {
+    /// Records each device must hold in its backlog.
+    pub fn backlog(&self) -> u32 {
+        self.drain_records + self.paced_batch * self.paced_pushes
+    }
+}
+
+/// When the paced phase starts and how far apart one device's pushes are.
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    /// The phase's start.
+    pub start: Instant,
+    /// Time between one device's pushes.
+    pub interval: Duration,
+}
+
+/// How the director and the devices meet between phases.
+pub struct Phases {
+    /// Every device and the director: once all are connected (drain starts), once
+    /// all drained.
+    pub barrier: Barrier,
+    /// The paced phase's schedule, once the drain's rate is known.
+    pub pace: watch::Receiver<Option<Pace>>,
+    /// How long a device keeps retrying a push that fails.
+    pub give_up_after: Duration,
+}
+
+/// A device's connection and the limits its welcome gave.
+struct Greeted {
+    live: Live,
+    limits: Limits,
+}
+
+/// Runs one device through connect, drain and paced phases.
+pub async fn run(
+    mut device: Prepared,
+    fleet: Arc<Fleet>,
+    plan: PushPlan,
+    phases: Arc<Phases>,
+) -> Outcome {
+    let mut greeted = Greeted {
+        live: Live {
+            conn: None,
+            failures: 0,
+        },
+        limits: Limits::default(),
+    };
+    let ready = greet(
+        &device,
+        &fleet,
+        &mut greeted,
+        Instant::now() + phases.give_up_after,
+    )
+    .await;
+    phases.barrier.wait().await;
+
+    let mut outcome = Outcome::new(device.agent.device_id().clone());
+    outcome.first_sync = Some(Instant::now());
+    if ready {
+        let mut left = plan.drain_records;
+        let deadline = Instant::now() + phases.give_up_after;
+        while left > 0 {
+            let started = Instant::now();
+            match push(
+                &device,
+                &fleet,
+                &mut greeted,
+                plan.drain_batch.min(left),
+                deadline,
+            )
+            .await
+            {
+                Some(n) => {
+                    fleet.stats.record(ops::DRAIN_PUSH, started.elapsed());
+                    left = left.saturating_sub(n);
+                }
+                None => break,
+            }
+        }
+        if left == 0 {
+            outcome.backlog_done = Some(Instant::now());
+        }
+    }
+    phases.barrier.wait().await;
+
+    let mut pace_rx = phases.pace.clone();
+    let pace = pace_rx
+        .wait_for(Option::is_some)
+        .await
+        .ok()
+        .and_then(|p| *p);
+    let Some(pace) = pace else {
+        return finish(device, &fleet, greeted, outcome).await;
+    };
+    if ready {
+        let phase = pace.interval.mul_f64(device.rng.random::<f64>());
+        for k in 0..plan.paced_pushes {
+            let planned = pace.start + phase + pace.interval * k;
+            tokio::time::sleep_until(planned.into()).await;
+            let deadline = Instant::now() + phases.give_up_after;
+            if push(&device, &fleet, &mut greeted, plan.paced_batch, deadline)
+                .await
+                .is_some()
+            {
+                fleet.stats.record(ops::PACED_PUSH, planned.elapsed());
+            }
+        }
+    }
+    finish(device, &fleet, greeted, outcome).await
+}
+
+/// Connects and says hello, retrying until `deadline`.
+async fn greet(device: &Prepared, fleet: &Fleet, greeted: &mut Greeted, deadline: Instant) -> bool {
+    while Instant::now() < deadline {
+        if !ensure_connected(device, fleet, &mut greeted.live).await {
+            continue;
+        }
+        let conn: &mut GatewayConnection = greeted.live.conn.as_mut().expect("connected");
+        match device.agent.hello(conn).await {
+            Ok(welcome) => {
+                greeted.limits = welcome.limits;
+                return true;
+            }
+            Err(e) => {
+                fleet
+                    .stats
+                    .error(format!("hello: {}", kind(&e.to_string())));
+                greeted.live.conn = None;
+            }
+        }
+    }
+    false
+}
+
+/// Pushes one batch of at most `max` records; on a failure reconnects and pushes
+/// again until `deadline`. Returns how many records the gateway acknowledged.
+async fn push(
+    device: &Prepared,
+    fleet: &Fleet,
+    greeted: &mut Greeted,
+    max: u32,
+    deadline: Instant,
+) -> Option<u32> {
+    while Instant::now() < deadline {
+        let usable = greeted
+            .live
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.close_reason().is_none());
+        if !usable && !greet(device, fleet, greeted, deadline).await {
+            return None;
+        }
+        let conn = greeted.live.conn.as_ref().expect("greeted");
+        match device.agent.push_batch(conn, &greeted.limits, max).await {
+            Ok(Some(plan)) if plan.rejected.is_none() => return Some(plan.durable.len() as u32),
+            Ok(Some(_)) => {
+                fleet.stats.error("push: a record was refused");
+                return None;
+            }
+            // Nothing queued: the backlog is gone.
+            Ok(None) => return None,
+            Err(e) => {
+                fleet.stats.error(format!("push: {}", kind(&e.to_string())));
+                if conn.close_reason().is_some() {
+                    greeted.live.conn = None;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Reads back what the outbox no longer holds and closes the device.
+async fn finish(
+    mut device: Prepared,
+    fleet: &Fleet,
+    mut greeted: Greeted,
+    mut outcome: Outcome,
+) -> Outcome {
+    let mut acked = Vec::new();
+    let mut stored = HashMap::new();
+    settle(&mut device, fleet, &mut acked, &mut stored).await;
+    if let Some(conn) = greeted.live.conn.take() {
+        conn.close();
+    }
+    outcome.made = device.made;
+    outcome.acked = acked;
+    outcome.refused = device
+        .agent
+        .outbox()
+        .rejected_records()
+        .await
+        .map(|r| r.len())
+        .unwrap_or(0);
+    device.agent.outbox().close().await;
+    outcome
+}
