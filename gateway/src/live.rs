@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use protocol::{CloseCode, DeviceId};
+use protocol::{CloseCode, DeviceId, Sha256Hash};
 
 /// One admitted connection.
 #[derive(Clone)]
@@ -15,8 +15,9 @@ pub struct LiveConnection {
     pub id: u64,
     /// The device.
     pub device_id: DeviceId,
-    /// The certificate it presented.
-    pub fingerprint: String,
+    /// The SHA-256 of the certificate it presented (32 bytes, not its 64-character hex:
+    /// every idle device holds one).
+    pub fingerprint: Sha256Hash,
     /// The QUIC connection.
     pub connection: quinn::Connection,
 }
@@ -52,7 +53,7 @@ impl LiveConnections {
     pub fn register(
         self: &Arc<Self>,
         device_id: DeviceId,
-        fingerprint: String,
+        fingerprint: Sha256Hash,
         connection: quinn::Connection,
     ) -> LiveGuard {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -66,7 +67,9 @@ impl LiveConnections {
             .lock()
             .expect("live table lock")
             .entry(device_id.clone())
-            .or_default()
+            // A device almost always has one connection: room for one, not the four a
+            // first push would reserve.
+            .or_insert_with(|| Vec::with_capacity(1))
             .push(entry);
         LiveGuard {
             table: self.clone(),

@@ -311,7 +311,11 @@ async fn enforce_revocations(
 /// (after missed notifications).
 async fn recheck_live_connections(state: &GatewayState) {
     for live in state.live.snapshot() {
-        match state.store.device_by_fingerprint(&live.fingerprint).await {
+        match state
+            .store
+            .device_by_fingerprint(&live.fingerprint.to_hex())
+            .await
+        {
             Ok(row) => {
                 let code = match row {
                     None => Some(CloseCode::UnknownDevice),

@@ -2,7 +2,7 @@
 //! store, then serve one request per bidirectional stream until the connection ends.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use protocol::codec::{read_message, write_message};
@@ -77,15 +77,15 @@ async fn admit_and_serve(state: Arc<GatewayState>, connection: quinn::Connection
         state.metrics.handshake(HandshakeOutcome::NoCertificate);
         return;
     };
-    let fingerprint = protocol::certificate_fingerprint(&certificate);
+    let digest = protocol::Sha256Hash::of(&certificate);
+    let fingerprint = digest.to_hex();
     let facts = certificate_facts(&certificate);
     // Register before reading the store: a revocation committed after the read
     // below still finds this connection in the table and closes it.
-    let guard = facts.device_id.clone().map(|id| {
-        state
-            .live
-            .register(id, fingerprint.clone(), connection.clone())
-    });
+    let guard = facts
+        .device_id
+        .clone()
+        .map(|id| state.live.register(id, digest, connection.clone()));
     let enrolled = match state.store.device_by_fingerprint(&fingerprint).await {
         Ok(row) => row,
         Err(e) => {
@@ -135,7 +135,6 @@ async fn admit_and_serve(state: Arc<GatewayState>, connection: quinn::Connection
 async fn serve(state: Arc<GatewayState>, connection: quinn::Connection, ctx: ConnectionContext) {
     tracing::info!("device connected");
     let ctx = Arc::new(ctx);
-    let protocol_errors = Arc::new(AtomicU32::new(0));
     let requests = TaskTracker::new();
     loop {
         let stream = tokio::select! {
@@ -156,14 +155,7 @@ async fn serve(state: Arc<GatewayState>, connection: quinn::Connection, ctx: Con
                 break;
             }
         };
-        let task = handle_stream(
-            state.clone(),
-            connection.clone(),
-            ctx.clone(),
-            protocol_errors.clone(),
-            send,
-            recv,
-        );
+        let task = handle_stream(state.clone(), connection.clone(), ctx.clone(), send, recv);
         requests.spawn(task.in_current_span());
     }
 }
@@ -173,7 +165,6 @@ async fn handle_stream(
     state: Arc<GatewayState>,
     connection: quinn::Connection,
     ctx: Arc<ConnectionContext>,
-    protocol_errors: Arc<AtomicU32>,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
@@ -208,7 +199,7 @@ async fn handle_stream(
         }
         Ok(Ok(None)) => return,
         Ok(Err(err)) => {
-            let count = protocol_errors.fetch_add(1, Ordering::Relaxed) + 1;
+            let count = ctx.protocol_errors.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::info!(error = %err, count, "malformed request");
             if count >= MAX_PROTOCOL_ERRORS {
                 close(&connection, CloseCode::ProtocolViolation);

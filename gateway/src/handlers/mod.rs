@@ -8,6 +8,7 @@ mod records;
 mod roster;
 
 use std::sync::OnceLock;
+use std::sync::atomic::AtomicU32;
 
 use protocol::DeviceId;
 use protocol::deadline::ClockSkew;
@@ -23,6 +24,8 @@ pub struct ConnectionContext {
     pub device_id: DeviceId,
     /// The clock skew measured by this connection's hello; unset until then.
     pub skew: OnceLock<ClockSkew>,
+    /// Malformed requests seen on this connection (too many close it).
+    pub protocol_errors: AtomicU32,
 }
 
 impl ConnectionContext {
@@ -31,6 +34,7 @@ impl ConnectionContext {
         Self {
             device_id: device.id,
             skew: OnceLock::new(),
+            protocol_errors: AtomicU32::new(0),
         }
     }
 }
