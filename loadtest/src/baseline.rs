@@ -90,14 +90,59 @@ pub async fn serve_bare(pki_dir: &Path, listen: SocketAddr) -> Result<(), Baseli
     Ok(())
 }
 
-/// Reads a stream to its end without keeping it, then answers with the byte count.
+/// First byte of an exchange stream (a bulk stream starts with anything else).
+const EXCHANGE_TAG: u8 = 0x01;
+
+/// Reads a stream to its end without keeping it. An exchange (tag byte, then the reply
+/// length as a big-endian u32) is answered with that many bytes; anything else with
+/// the byte count.
 async fn sink(mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
     let mut total: u64 = 0;
+    let mut head = Vec::with_capacity(5);
     while let Ok(Some(chunk)) = recv.read_chunk(usize::MAX, true).await {
+        if head.len() < 5 {
+            let take = (5 - head.len()).min(chunk.bytes.len());
+            head.extend_from_slice(&chunk.bytes[..take]);
+        }
         total += chunk.bytes.len() as u64;
     }
-    let _ = send.write_all(&total.to_be_bytes()).await;
+    match head[..] {
+        [EXCHANGE_TAG, a, b, c, d] => {
+            let reply = u32::from_be_bytes([a, b, c, d]).min(1 << 16) as usize;
+            let _ = send.write_all(&vec![0x42; reply]).await;
+        }
+        _ => {
+            let _ = send.write_all(&total.to_be_bytes()).await;
+        }
+    }
     let _ = send.finish();
+}
+
+/// The sizes of a real hello request frame and its welcome reply frame, so the bare
+/// exchange moves the bytes a device's hello moves.
+pub fn hello_frame_sizes() -> (usize, usize) {
+    use protocol::message::{Hello, Welcome};
+    use protocol::{Request, RequestBody, Response, ResponseBody};
+    let now = crate::scenario::device_now();
+    let limit = u32::MAX;
+    let request = Request::new(RequestBody::Hello(Hello {
+        device_time: now,
+        agent_version: agent::AGENT_VERSION.into(),
+    }));
+    let reply = Response::new(ResponseBody::Welcome(Welcome {
+        device_id: protocol::DeviceId::new("dev-00001").expect("valid device id"),
+        gateway_time: now,
+        clock_skew_ms: -12,
+        limits: protocol::Limits::default(),
+        roster_version: 1,
+        chain: protocol::chain::ChainHead::GENESIS,
+    }));
+    let request = protocol::frame::encode_frame(&request, limit).map(|b| b.len());
+    let reply = protocol::frame::encode_frame(&reply, limit).map(|b| b.len());
+    (
+        request.expect("a hello fits in a frame"),
+        reply.expect("a welcome fits in a frame"),
+    )
 }
 
 /// The baseline figures of a run.
@@ -144,10 +189,11 @@ pub async fn measure_bare_connections(
     tokio::time::sleep(SETTLE).await;
     let handshaken = server.sample()?;
     let connected = phase.connected.max(1) as f64;
+    let (request, reply) = hello_frame_sizes();
     futures::stream::iter(phase.connections.iter().flatten())
         .for_each_concurrent(concurrency.max(1), |conn| async move {
             let t = Instant::now();
-            match exchange(conn, 64).await {
+            match exchange(conn, request, reply).await {
                 Ok(()) => stats.record("bare_exchange", t.elapsed()),
                 Err(e) => stats.error(format!("bare_exchange: {e}")),
             }
@@ -167,18 +213,25 @@ pub async fn measure_bare_connections(
     })
 }
 
-/// Sends `bytes` on a new stream and reads the bare server's count back.
-async fn exchange(conn: &agent::GatewayConnection, bytes: usize) -> Result<(), BaselineError> {
+/// Sends `request` bytes on a new stream asking the bare server for `reply` bytes
+/// back, and reads them: a hello's exchange without fieldsync in it.
+async fn exchange(
+    conn: &agent::GatewayConnection,
+    request: usize,
+    reply: usize,
+) -> Result<(), BaselineError> {
     let quic = |e: &dyn std::fmt::Display| BaselineError::Quic(e.to_string());
     let (mut send, mut recv) = conn.quic().open_bi().await.map_err(|e| quic(&e))?;
-    send.write_all(&vec![0x17; bytes])
-        .await
-        .map_err(|e| quic(&e))?;
+    let mut message = vec![0x17; request.max(5)];
+    message[0] = EXCHANGE_TAG;
+    message[1..5].copy_from_slice(&(reply as u32).to_be_bytes());
+    send.write_all(&message).await.map_err(|e| quic(&e))?;
     send.finish().map_err(|e| quic(&e))?;
-    let mut count = [0u8; 8];
-    recv.read_exact(&mut count).await.map_err(|e| quic(&e))?;
-    if u64::from_be_bytes(count) != bytes as u64 {
-        return Err(quic(&"bare server counted a different number of bytes"));
+    let answer = recv.read_to_end(reply + 1).await.map_err(|e| quic(&e))?;
+    if answer.len() != reply {
+        return Err(quic(
+            &"the bare server answered a different number of bytes",
+        ));
     }
     Ok(())
 }
@@ -409,6 +462,14 @@ pub async fn run_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bare_exchange_moves_a_hello_and_a_welcome() {
+        let (request, reply) = hello_frame_sizes();
+        // A hello is a timestamp and a version; a welcome adds limits and a chain head.
+        assert!((5..200).contains(&request), "{request}");
+        assert!(reply > request + 32 && reply < 1024, "{reply}");
+    }
 
     #[tokio::test]
     async fn the_sqlite_baseline_really_writes_its_rows() {
