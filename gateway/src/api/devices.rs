@@ -96,17 +96,17 @@ impl ViewContext {
     }
 }
 
-/// Enrollment of one device from a CSR made on the device (its key never leaves it).
+/// What every enrollment names — the device and why — and, alone, the request of the
+/// bundle path, where the gateway makes the device's key (development, simulation,
+/// devices that cannot make a CSR).
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-pub struct CsrEnrollment {
+pub struct DeviceEnrollment {
     /// New device id.
     pub device_id: String,
     /// `recorder` or `terminal`.
     pub kind: String,
     /// Hardware serial (the certificate's CN).
     pub serial: String,
-    /// The CSR, PEM.
-    pub csr_pem: String,
     /// Owning agency's name.
     #[serde(default)]
     pub agency: Option<String>,
@@ -117,24 +117,52 @@ pub struct CsrEnrollment {
     pub reason: String,
 }
 
-/// Enrollment of one device whose key the gateway makes (development, simulation,
-/// devices that cannot make a CSR).
+/// Enrollment of one device from a CSR made on the device (its key never leaves it).
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-pub struct BundleEnrollment {
-    /// New device id.
-    pub device_id: String,
-    /// `recorder` or `terminal`.
-    pub kind: String,
-    /// Hardware serial.
-    pub serial: String,
-    /// Owning agency's name.
-    #[serde(default)]
-    pub agency: Option<String>,
-    /// Certificate life in days (default 365).
-    #[serde(default)]
-    pub days: Option<u32>,
-    /// Why (audited).
-    pub reason: String,
+pub struct CsrEnrollment {
+    /// The device and why.
+    #[serde(flatten)]
+    pub device: DeviceEnrollment,
+    /// The CSR, PEM.
+    pub csr_pem: String,
+}
+
+/// An enrollment request with its fields checked.
+struct CheckedEnrollment<'a> {
+    id: DeviceId,
+    kind: DeviceKind,
+    serial: &'a str,
+    agency: Option<String>,
+    validity: Validity,
+    reason: &'a str,
+}
+
+impl DeviceEnrollment {
+    /// Checks every field; the error names the first bad one.
+    fn check(&self, now: Millis) -> Result<CheckedEnrollment<'_>, ApiError> {
+        Ok(CheckedEnrollment {
+            reason: require_reason(&self.reason)?,
+            id: device_id(&self.device_id)?,
+            kind: word(&self.kind)?,
+            serial: self.serial.trim(),
+            agency: self.agency.clone().filter(|a| !a.trim().is_empty()),
+            validity: validity(now, self.days)?,
+        })
+    }
+}
+
+impl CheckedEnrollment<'_> {
+    /// The registry row for the certificate with `fingerprint`.
+    fn new_device(&self, fingerprint: String) -> NewDevice {
+        NewDevice {
+            id: self.id.clone(),
+            kind: self.kind,
+            serial: self.serial.to_owned(),
+            certificate_fingerprint: fingerprint,
+            certificate_not_after: self.validity.not_after.unix_timestamp() * 1000,
+            agency: self.agency.clone(),
+        }
+    }
 }
 
 /// An enrolled device and what it needs to connect.
@@ -357,22 +385,13 @@ pub async fn enroll_csr(
     State(state): State<Arc<GatewayState>>,
     Body(req): Body<CsrEnrollment>,
 ) -> Result<(StatusCode, Json<EnrolledDevice>), ApiError> {
-    let reason = require_reason(&req.reason)?;
-    let id = device_id(&req.device_id)?;
-    let kind: DeviceKind = word(&req.kind)?;
-    let validity = validity(state.clock.now(), req.days)?;
+    let checked = req.device.check(state.clock.now())?;
     let ca = fleet_ca(&state)?;
     let signed = ca
-        .sign_device_csr(&req.csr_pem, &id, req.serial.trim(), validity)
+        .sign_device_csr(&req.csr_pem, &checked.id, checked.serial, checked.validity)
         .map_err(pki_error)?;
-    let new = NewDevice {
-        id,
-        kind,
-        serial: req.serial.trim().to_owned(),
-        certificate_fingerprint: signed.fingerprint(),
-        certificate_not_after: validity.not_after.unix_timestamp() * 1000,
-        agency: req.agency.filter(|a| !a.trim().is_empty()),
-    };
+    let new = checked.new_device(signed.fingerprint());
+    let reason = checked.reason;
     let device = enroll_one(&state, new, &auth.actor(), reason).await?;
     Ok((
         StatusCode::CREATED,
@@ -387,7 +406,7 @@ pub async fn enroll_csr(
 
 /// Makes a key and certificate for a device and enrolls it (the bundle path).
 #[utoipa::path(post, path = "/api/v1/devices/bundle", tag = "devices",
-    request_body = BundleEnrollment,
+    request_body = DeviceEnrollment,
     security(("bearer" = ["manage_devices"])),
     responses((status = 201, body = EnrolledDevice), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
@@ -395,24 +414,15 @@ pub async fn enroll_csr(
 pub async fn enroll_bundle(
     auth: Authorized<ManageDevices>,
     State(state): State<Arc<GatewayState>>,
-    Body(req): Body<BundleEnrollment>,
+    Body(req): Body<DeviceEnrollment>,
 ) -> Result<(StatusCode, Json<EnrolledDevice>), ApiError> {
-    let reason = require_reason(&req.reason)?;
-    let id = device_id(&req.device_id)?;
-    let kind: DeviceKind = word(&req.kind)?;
-    let validity = validity(state.clock.now(), req.days)?;
+    let checked = req.check(state.clock.now())?;
     let ca = fleet_ca(&state)?;
     let issued = ca
-        .issue_device_bundle(&id, req.serial.trim(), validity)
+        .issue_device_bundle(&checked.id, checked.serial, checked.validity)
         .map_err(pki_error)?;
-    let new = NewDevice {
-        id,
-        kind,
-        serial: req.serial.trim().to_owned(),
-        certificate_fingerprint: issued.fingerprint(),
-        certificate_not_after: validity.not_after.unix_timestamp() * 1000,
-        agency: req.agency.filter(|a| !a.trim().is_empty()),
-    };
+    let new = checked.new_device(issued.fingerprint());
+    let reason = checked.reason;
     let device = enroll_one(&state, new, &auth.actor(), reason).await?;
     Ok((
         StatusCode::CREATED,

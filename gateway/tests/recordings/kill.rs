@@ -121,7 +121,14 @@ async fn a_gateway_killed_mid_chunk_keeps_every_acknowledged_byte_and_the_upload
             async move { std::fs::metadata(&staged).is_ok_and(|m| m.len() >= 1_200_000) }
         })
         .await;
-        assert!(arrived, "the gateway did not receive the bytes");
+        // (This wait once timed out in a full parallel run and never since; say what
+        // the gateway had staged so the next failure can be read.)
+        assert!(
+            arrived,
+            "the gateway did not receive the bytes ({}): staged {:?} bytes",
+            backend.name(),
+            std::fs::metadata(&staged).map(|m| m.len()).ok()
+        );
         process.0.kill().unwrap();
         process.0.wait().unwrap();
         drop(process);
