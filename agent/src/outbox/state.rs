@@ -74,15 +74,6 @@ impl Outbox {
         Ok(())
     }
 
-    /// Removes one value.
-    pub async fn clear_state(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sync_state WHERE key = $1")
-            .bind(key)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
     /// Reads an integer value (0 when unset).
     pub async fn state_i64(&self, key: &str) -> Result<i64, StoreError> {
         match self.state(key).await? {
@@ -109,11 +100,6 @@ impl Outbox {
                 serde_json::from_str(&text).map_err(|e| StoreError::corrupt("saved limits", e))
             }
         }
-    }
-
-    /// Saves the limits a welcome announced.
-    pub async fn set_limits(&self, limits: &Limits) -> Result<(), StoreError> {
-        self.set_state(keys::LIMITS, &limits_text(limits)).await
     }
 
     /// Claims this file for `self.device()`, or refuses when it holds another
@@ -226,7 +212,7 @@ mod tests {
             outbox.state(keys::LAST_ERROR).await.unwrap().as_deref(),
             Some("boom")
         );
-        outbox.clear_state(keys::LAST_ERROR).await.unwrap();
+        outbox.update_state(&[], &[keys::LAST_ERROR]).await.unwrap();
         assert_eq!(outbox.state(keys::LAST_ERROR).await.unwrap(), None);
     }
 
@@ -257,7 +243,10 @@ mod tests {
             max_records_per_push: 7,
             ..Limits::default()
         };
-        outbox.set_limits(&limits).await.unwrap();
+        outbox
+            .update_state(&[(keys::LIMITS, &limits_text(&limits))], &[])
+            .await
+            .unwrap();
         assert_eq!(outbox.limits().await.unwrap(), limits);
     }
 
