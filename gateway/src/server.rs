@@ -105,7 +105,12 @@ impl RunningGateway {
         // Every handler has finished: commit what is queued, then stop the committer.
         state.ingest.stop().await;
         state.live.close_all(CloseCode::GoingAway);
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        state.connections.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            state.connections.wait().await;
+            self.endpoint.wait_idle().await;
+        })
+        .await;
         for task in self.background {
             task.abort();
             let _ = task.await;
@@ -219,6 +224,7 @@ pub async fn start_with_clock(
         clock,
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
+        connections: TaskTracker::new(),
     });
     let events = state.store.device_status_events();
     let router = http::router(state.clone());

@@ -25,8 +25,11 @@ pub struct GatewayState {
     pub clock: SharedClock,
     /// Cancelled when the gateway starts shutting down.
     pub shutdown: CancellationToken,
-    /// Every in-flight connection and request task, so shutdown can wait for them.
+    /// Every admission and request task in flight, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// One task per admitted connection, waiting for its next request stream; they end
+    /// when shutdown closes their connections.
+    pub connections: TaskTracker,
     /// The group committer of field records.
     pub ingest: crate::ingest::Committer,
     /// Where recordings' bytes go (staging, then the content-addressed store).

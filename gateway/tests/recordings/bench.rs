@@ -1,7 +1,10 @@
 //! The upload benchmark (issue 6): goodput of recordings through the real gateway
 //! (mTLS QUIC, staging, fsync per chunk, SHA-256, rename, commit), over one upload and
 //! over 16 concurrent uploads, as a ratio to a plain quinn bulk transfer of the same
-//! bytes with the same certificates and transport settings, in the same run.
+//! bytes with the same certificates and transport settings, in the same run. A second
+//! reference, the disk: the same bytes written in the same chunks to files in the
+//! gateway's data folder, each chunk fsync'd, with no network — what durability alone
+//! allows on this machine.
 //!
 //! Not part of the suite (it asserts nothing about speed). Run with:
 //!
@@ -109,6 +112,30 @@ async fn plain_quinn(fx: &Fixture, count: u32, each: usize) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
+/// The same bytes written to `count` files in `dir` at once, `CHUNK` at a time, each
+/// chunk followed by `sync_data` (as the gateway's staging writer does).
+async fn disk_writes(dir: &std::path::Path, count: u32, each: usize) -> f64 {
+    let started = Instant::now();
+    let writers = (0..count).map(|n| {
+        let path = dir.join(format!("disk-reference-{n}"));
+        let bytes = content(9000 + u64::from(n), each);
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&path).unwrap();
+            for chunk in bytes.chunks(CHUNK) {
+                file.write_all(chunk).unwrap();
+                file.sync_data().unwrap();
+            }
+            drop(file);
+            std::fs::remove_file(&path).unwrap();
+        })
+    });
+    for writer in futures::future::join_all(writers).await {
+        writer.unwrap();
+    }
+    started.elapsed().as_secs_f64()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run with --release --run-ignored only --no-capture"]
 async fn upload_goodput_against_plain_quinn() {
@@ -119,6 +146,9 @@ async fn upload_goodput_against_plain_quinn() {
     let base_one = plain_quinn(&fx, 1, total).await;
     let sixteen = upload(&fx, 16, total / 16, 200).await;
     let base_sixteen = plain_quinn(&fx, 16, total / 16).await;
+    let data_dir = fx.gw.config.data_dir.clone();
+    let disk_one = disk_writes(&data_dir, 1, total).await;
+    let disk_sixteen = disk_writes(&data_dir, 16, total / 16).await;
     println!(
         "{} MiB in 1 upload: {:.0} MiB/s; plain quinn {:.0} MiB/s; ratio {:.2}",
         total >> 20,
@@ -132,6 +162,14 @@ async fn upload_goodput_against_plain_quinn() {
         mib(sixteen),
         mib(base_sixteen),
         base_sixteen / sixteen
+    );
+    println!(
+        "disk alone (same chunks, fsync each): 1 file {:.0} MiB/s, 16 files {:.0} MiB/s; \
+         uploads / disk {:.2} and {:.2}",
+        mib(disk_one),
+        mib(disk_sixteen),
+        disk_one / one,
+        disk_sixteen / sixteen
     );
     fx.gw.gateway.shutdown().await;
 }
