@@ -18,6 +18,9 @@ use crate::state::GatewayState;
 /// How long a device may take to send a request's frame once it opened the stream.
 const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a reply written during shutdown may take to reach the device.
+const REPLY_DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Malformed requests tolerated on one connection before it is closed.
 const MAX_PROTOCOL_ERRORS: u32 = 8;
 
@@ -231,6 +234,11 @@ async fn handle_stream(
         tracing::debug!(error = %e, "reply not delivered");
     }
     let _ = send.finish();
+    if state.shutdown.is_cancelled() {
+        // A written reply is only queued, and shutdown closes the connection as soon
+        // as this task ends, which would discard it: wait until the device has it.
+        let _ = tokio::time::timeout(REPLY_DELIVERY_TIMEOUT, send.stopped()).await;
+    }
     state
         .metrics
         .requests

@@ -269,3 +269,65 @@ async fn several_devices_upload_at_once() {
     }
     fx.gw.gateway.shutdown().await;
 }
+
+/// Shutdown waits for a request in flight before it closes the connection: an upload
+/// whose body is still arriving is stopped, its staged bytes are kept for the device to
+/// resume, and the connection is closed with "going away". The "shutting down" reply
+/// reaches the device's QUIC stack first, but quinn refuses to read a stream of a
+/// closed connection, so an agent that had not read it yet sees the close instead.
+#[tokio::test]
+async fn an_upload_in_flight_at_shutdown_keeps_its_bytes_and_ends_going_away() {
+    use tokio::io::AsyncWriteExt;
+    let fx = Fixture::start(&Backend::Sqlite).await;
+    let state = fx.state().clone();
+    let conn = fx.device(1, 0).await;
+    let bytes = content(11, 300_000);
+    let ann = announcement(&bytes, T0 - H);
+    conn.announce_recording(ann.clone()).await.unwrap();
+    let header = UploadHeader {
+        recording_id: ann.recording_id,
+        offset: 0,
+        length: bytes.len() as u64,
+    };
+    let (mut body, reader) = tokio::io::duplex(16 << 10);
+    let (in_flight, started) = tokio::sync::oneshot::channel::<()>();
+    let device = async {
+        let upload = conn.upload_chunk(header, reader);
+        let feed = async {
+            body.write_all(&bytes[..100_000]).await.unwrap();
+            // The handler is in flight once it staged bytes; then shutdown starts.
+            let staging = state.media.staging_path(ann.recording_id);
+            while std::fs::metadata(&staging).map_or(0, |m| m.len()) == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            in_flight.send(()).unwrap();
+            while !state.shutdown.is_cancelled() {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            // The rest meets a stopped stream (or a finished upload): either ends it.
+            let _ = body.write_all(&bytes[100_000..]).await;
+        };
+        let (reply, ()) = tokio::join!(upload, feed);
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(30), conn.closed())
+            .await
+            .expect("the gateway closes the connection after answering");
+        (reply, closed.close_code())
+    };
+    let gateway = fx.gw.gateway;
+    let shutdown = async {
+        started.await.unwrap();
+        gateway.shutdown().await;
+    };
+    let ((), (reply, code)) = tokio::join!(shutdown, device);
+    match reply.expect_err("an upload cut by shutdown is refused") {
+        agent::ClientError::Refused(refused) => {
+            assert_eq!(refused.code, ErrorCode::ShuttingDown, "{refused:?}");
+        }
+        other => assert_eq!(other.close_code(), Some(protocol::CloseCode::GoingAway)),
+    }
+    assert_eq!(code, Some(protocol::CloseCode::GoingAway));
+    let staged = std::fs::metadata(state.media.staging_path(ann.recording_id))
+        .expect("the staged part is kept")
+        .len();
+    assert!(staged > 0, "the bytes received before shutdown are kept");
+}
