@@ -18,7 +18,7 @@ use crate::state::GatewayState;
 /// How long a device may take to send a request's frame once it opened the stream.
 const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a reply written during shutdown may take to reach the device.
+/// How long a written reply may take to reach the device before its request ends.
 const REPLY_DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Malformed requests tolerated on one connection before it is closed.
@@ -234,11 +234,10 @@ async fn handle_stream(
         tracing::debug!(error = %e, "reply not delivered");
     }
     let _ = send.finish();
-    if state.shutdown.is_cancelled() {
-        // A written reply is only queued, and shutdown closes the connection as soon
-        // as this task ends, which would discard it: wait until the device has it.
-        let _ = tokio::time::timeout(REPLY_DELIVERY_TIMEOUT, send.stopped()).await;
-    }
+    // A written reply is only queued. The request ends when the device has it, so
+    // that shutdown, which waits for requests and then closes every connection
+    // (discarding what is queued), never drops a reply.
+    let _ = tokio::time::timeout(REPLY_DELIVERY_TIMEOUT, send.stopped()).await;
     state
         .metrics
         .requests
