@@ -364,25 +364,19 @@ fn baseline_records(rows: usize) -> Vec<(protocol::DeviceId, protocol::message::
         .collect()
 }
 
-/// `INSERT INTO field_records VALUES (?, …), …` for `rows` rows (anonymous
-/// parameters: sqlx looks up every `$N` name in a list SQLite walks, which makes
-/// large numbered statements quadratic; the fastest plain insert does not pay that).
+/// `INSERT INTO field_records VALUES (?, …), …` for `rows` rows, with the gateway's
+/// own anonymous-parameter VALUES list (SQLite walks a list to find a `$N` name, which
+/// makes large numbered statements quadratic; the fastest plain insert does not pay
+/// that).
 fn insert_statement(rows: usize) -> String {
-    let mut sql = String::from("INSERT INTO field_records VALUES ");
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for c in 0..RECORD_COLUMNS {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('?');
-        }
-        sql.push(')');
-    }
-    sql
+    format!(
+        "INSERT INTO field_records VALUES {}",
+        gateway::store::values_list(
+            rows,
+            RECORD_COLUMNS,
+            gateway::store::Placeholders::Anonymous
+        )
+    )
 }
 
 /// `loadtest baseline`: every baseline on a fresh PKI, as a report.

@@ -182,7 +182,7 @@ fn tamper_reason(b: &ChainBreak) -> (&'static str, Option<i64>) {
 
 /// How a multi-row statement names its parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Placeholders {
+pub enum Placeholders {
     /// `?` (SQLite). sqlx asks SQLite for every parameter's name before binding it,
     /// and SQLite finds a name by walking a list of the named ones: with `$N` names a
     /// 1,900-parameter INSERT cost time quadratic in its size (half the gateway's CPU
@@ -201,8 +201,10 @@ impl TxConn {
     }
 }
 
-/// `(?, ?, …), (…), …` or `($1, $2, …), (…), …` for `rows` rows of `cols` columns.
-fn values_list(rows: usize, cols: usize, style: Placeholders) -> String {
+/// `(?, ?, …), (…), …` or `($1, $2, …), (…), …` for `rows` rows of `cols` columns:
+/// the VALUES of the gateway's multi-row inserts (the load test's SQLite baseline
+/// builds its statement with it too, so both have the same shape).
+pub fn values_list(rows: usize, cols: usize, style: Placeholders) -> String {
     let mut out = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {

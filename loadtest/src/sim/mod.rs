@@ -367,9 +367,7 @@ pub async fn run(mut device: Prepared, fleet: Arc<Fleet>) -> Outcome {
     outcome.first_sync = Some(Instant::now());
     let had_backlog = !device.pending.is_empty() || !device.recordings_added.is_empty();
     sync(&mut device, &fleet, &mut live, &mut acked, &mut stored).await;
-    if had_backlog && device.pending.is_empty() && stored.len() == device.recordings_added.len() {
-        outcome.backlog_done = Some(Instant::now());
-    }
+    note_backlog_done(&mut outcome, had_backlog, &device, &stored);
 
     loop {
         let now = Instant::now();
@@ -425,13 +423,7 @@ pub async fn run(mut device: Prepared, fleet: Arc<Fleet>) -> Outcome {
         }
         if work {
             sync(&mut device, &fleet, &mut live, &mut acked, &mut stored).await;
-            if outcome.backlog_done.is_none()
-                && had_backlog
-                && device.pending.is_empty()
-                && stored.len() == device.recordings_added.len()
-            {
-                outcome.backlog_done = Some(Instant::now());
-            }
+            note_backlog_done(&mut outcome, had_backlog, &device, &stored);
         }
     }
 
@@ -461,15 +453,38 @@ pub async fn run(mut device: Prepared, fleet: Arc<Fleet>) -> Outcome {
             && Instant::now() < drain_end
         {
             sync(&mut device, &fleet, &mut live, &mut acked, &mut stored).await;
-            if outcome.backlog_done.is_none()
-                && had_backlog
-                && device.pending.is_empty()
-                && stored.len() == device.recordings_added.len()
-            {
-                outcome.backlog_done = Some(Instant::now());
-            }
+            note_backlog_done(&mut outcome, had_backlog, &device, &stored);
         }
     }
+    finish(device, live, outcome, acked, stored).await
+}
+
+/// Marks the moment the device first holds nothing unacknowledged of what it docked
+/// with (its offline backlog drained).
+fn note_backlog_done(
+    outcome: &mut Outcome,
+    had_backlog: bool,
+    device: &Prepared,
+    stored: &HashMap<Uuid, LocalRecording>,
+) {
+    if outcome.backlog_done.is_none()
+        && had_backlog
+        && device.pending.is_empty()
+        && stored.len() == device.recordings_added.len()
+    {
+        outcome.backlog_done = Some(Instant::now());
+    }
+}
+
+/// Ends a device's run: closes its connection and its outbox, and fills in what it
+/// made, what was acknowledged and what its outbox refused.
+async fn finish(
+    device: Prepared,
+    mut live: Live,
+    mut outcome: Outcome,
+    acked: Vec<AckedRecord>,
+    stored: HashMap<Uuid, LocalRecording>,
+) -> Outcome {
     if let Some(conn) = live.conn.take() {
         conn.close();
     }

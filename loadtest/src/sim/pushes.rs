@@ -14,7 +14,7 @@ use protocol::Limits;
 use rand::Rng;
 use tokio::sync::{Barrier, watch};
 
-use super::{Fleet, Live, Outcome, Prepared, ensure_connected, kind, settle};
+use super::{Fleet, Live, Outcome, Prepared, ensure_connected, finish, kind, settle};
 
 /// Operation names in the report.
 pub mod ops {
@@ -129,7 +129,7 @@ pub async fn run(
         .ok()
         .and_then(|p| *p);
     let Some(pace) = pace else {
-        return finish(device, &fleet, greeted, outcome).await;
+        return settle_and_finish(device, &fleet, greeted, outcome).await;
     };
     if ready {
         let phase = pace.interval.mul_f64(device.rng.random::<f64>());
@@ -145,7 +145,7 @@ pub async fn run(
             }
         }
     }
-    finish(device, &fleet, greeted, outcome).await
+    settle_and_finish(device, &fleet, greeted, outcome).await
 }
 
 /// Connects and says hello, retrying until `deadline`.
@@ -210,27 +210,14 @@ async fn push(
 }
 
 /// Reads back what the outbox no longer holds and closes the device.
-async fn finish(
+async fn settle_and_finish(
     mut device: Prepared,
     fleet: &Fleet,
-    mut greeted: Greeted,
-    mut outcome: Outcome,
+    greeted: Greeted,
+    outcome: Outcome,
 ) -> Outcome {
     let mut acked = Vec::new();
     let mut stored = HashMap::new();
     settle(&mut device, fleet, &mut acked, &mut stored).await;
-    if let Some(conn) = greeted.live.conn.take() {
-        conn.close();
-    }
-    outcome.made = device.made;
-    outcome.acked = acked;
-    outcome.refused = device
-        .agent
-        .outbox()
-        .rejected_records()
-        .await
-        .map(|r| r.len())
-        .unwrap_or(0);
-    device.agent.outbox().close().await;
-    outcome
+    finish(device, greeted.live, outcome, acked, stored).await
 }
