@@ -38,6 +38,14 @@ pub struct AckPlan {
 }
 
 impl AckPlan {
+    /// How many records the push carried: each is durable, refused or unanswered.
+    pub fn pushed(&self) -> usize {
+        self.durable.len()
+            + usize::from(self.rejected.is_some())
+            + self.rejected_after
+            + self.unanswered
+    }
+
     /// True when the gateway answered every record and named none it was not sent.
     pub fn is_complete(&self) -> bool {
         self.unanswered == 0 && self.unexpected == 0

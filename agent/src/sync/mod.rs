@@ -222,10 +222,7 @@ impl Agent {
         let per_push = self.config().records_per_push;
         let mut refusals = 0;
         while let Some(plan) = self.push_batch(conn, &welcome.limits, per_push).await? {
-            report.records_sent += plan.durable.len()
-                + usize::from(plan.rejected.is_some())
-                + plan.rejected_after
-                + plan.unanswered;
+            report.records_sent += plan.pushed();
             report.records_stored += plan.stored;
             report.records_duplicate += plan.duplicate;
             if let Some((entry, reason)) = &plan.rejected {
@@ -263,19 +260,21 @@ impl Agent {
     ) -> Result<Option<AckPlan>, SyncError> {
         let per_push = max.min(limits.max_records_per_push).max(1);
         let queued = self.outbox().queued_records(per_push).await?;
-        let records: Vec<_> = queued.iter().map(|q| q.record.clone()).collect();
+        let (mut sent, mut records): (Vec<Sent>, Vec<_>) = queued
+            .into_iter()
+            .map(|q| {
+                let sent = Sent {
+                    entry: q.entry,
+                    sequence: q.record.sequence,
+                };
+                (sent, q.record)
+            })
+            .unzip();
         let n = batch::fit(&records, per_push, limits.max_frame_bytes);
         if n == 0 {
             return Ok(None);
         }
-        let sent: Vec<Sent> = queued[..n]
-            .iter()
-            .map(|q| Sent {
-                entry: q.entry,
-                sequence: q.record.sequence,
-            })
-            .collect();
-        let mut records = records;
+        sent.truncate(n);
         records.truncate(n);
         let body = RequestBody::PushRecords(PushRecords { records });
         let acks = match request(self, conn, "push_records", body).await? {
