@@ -26,7 +26,10 @@ pub struct Limits {
     pub max_recordings_per_record: u32,
     /// Most roster entries in one delta.
     pub max_roster_entries: u32,
-    /// Most requests (streams) a device may have open at once.
+    /// Most requests (streams) a device may have open at once. An agent sends one
+    /// request at a time plus at most one upload, so 4 leaves room; quinn keeps a slot
+    /// per allowed stream in every connection, idle or not, so each one costs memory
+    /// on every device the gateway holds.
     pub max_concurrent_streams: u32,
 }
 
@@ -42,7 +45,7 @@ impl Default for Limits {
             max_officers_per_record: 16,
             max_recordings_per_record: 32,
             max_roster_entries: 1000,
-            max_concurrent_streams: 8,
+            max_concurrent_streams: 4,
         }
     }
 }

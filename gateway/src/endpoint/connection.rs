@@ -120,13 +120,18 @@ async fn admit_and_serve(state: Arc<GatewayState>, connection: quinn::Connection
     };
     state.metrics.handshake(HandshakeOutcome::Ok);
     state.metrics.live_connections.inc();
-    let span = tracing::info_span!("device", id = %device.id, %remote);
+    // One copy of the id for the live table and the context (decide checked they match).
+    let device_id = match facts.device_id {
+        Some(id) if id == device.id => id,
+        _ => device.id,
+    };
+    tracing::info!(device = %device_id, %remote, "device connected");
     // Serve on a task of its own and let this one end: the handshake's and the
     // admission's futures (a store query's is several KiB) would otherwise stay
     // allocated inside every idle device's task for as long as it is connected.
-    let ctx = Arc::new(ConnectionContext::new(device));
+    let ctx = Arc::new(ConnectionContext::new(device_id));
     let connections = state.connections.clone();
-    connections.spawn(serve(state, connection, ctx, guard).instrument(span));
+    connections.spawn(serve(state, connection, ctx, guard));
 }
 
 /// Accepts request streams until the connection ends.
@@ -135,18 +140,19 @@ async fn admit_and_serve(state: Arc<GatewayState>, connection: quinn::Connection
 /// stream: shutdown does not wake it. Once the gateway is shutting down it refuses new
 /// streams; the gateway waits for the requests in flight and then closes every
 /// connection with "going away" (`RunningGateway::shutdown`), which ends this loop.
+/// It holds no tracing span either (a span's formatted fields live as long as it
+/// does): each request gets its own.
 async fn serve(
     state: Arc<GatewayState>,
     connection: quinn::Connection,
     ctx: Arc<ConnectionContext>,
     guard: Option<crate::live::LiveGuard>,
 ) {
-    tracing::info!("device connected");
     loop {
         let (send, mut recv) = match connection.accept_bi().await {
             Ok(pair) => pair,
             Err(e) => {
-                tracing::info!(reason = %e, "device disconnected");
+                tracing::info!(device = %ctx.device_id, reason = %e, "device disconnected");
                 break;
             }
         };
@@ -155,8 +161,9 @@ async fn serve(
             let _ = recv.stop(quinn::VarInt::from_u32(CloseCode::GoingAway.to_u32()));
             continue;
         }
+        let span = tracing::info_span!("device", id = %ctx.device_id);
         let task = handle_stream(state.clone(), connection.clone(), ctx.clone(), send, recv);
-        state.tasks.spawn(task.in_current_span());
+        state.tasks.spawn(task.instrument(span));
     }
     state.metrics.live_connections.dec();
     drop(guard);

@@ -15,7 +15,7 @@ use protocol::deadline::ClockSkew;
 use protocol::{ErrorCode, ErrorReply, InvalidField, RequestBody, ResponseBody};
 
 use crate::state::GatewayState;
-use crate::store::{DeviceRow, StoreError};
+use crate::store::StoreError;
 
 /// What the gateway keeps about one admitted connection, for as long as it lives: only
 /// what handlers need, because thousands of idle devices each hold one.
@@ -30,9 +30,9 @@ pub struct ConnectionContext {
 
 impl ConnectionContext {
     /// A context for a freshly admitted device.
-    pub fn new(device: DeviceRow) -> Self {
+    pub fn new(device_id: DeviceId) -> Self {
         Self {
-            device_id: device.id,
+            device_id,
             skew: OnceLock::new(),
             protocol_errors: AtomicU32::new(0),
         }
