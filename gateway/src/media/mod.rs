@@ -9,6 +9,7 @@
 //! configuration. Only after that does the caller commit the store row and tell the
 //! device "stored".
 
+mod direct;
 pub mod fs;
 mod fsutil;
 pub mod s3;

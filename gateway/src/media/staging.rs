@@ -1,5 +1,7 @@
 //! Partial uploads: one staging file per recording on this gateway's disk, written as
-//! bytes arrive, hashed as they are written, and fsync'd before an offset is reported.
+//! bytes arrive (past the page cache where the file system allows, see
+//! [`super::direct`]), hashed as they are written, and fsync'd before an offset is
+//! reported.
 //!
 //! Durability rule: an offset the gateway reports (in any reply) is durable. The
 //! staging file is fsync'd at the end of every chunk and whenever a chunk stops early,
@@ -14,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -29,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::MediaError;
+use super::direct::DirectWriter;
 use super::fsutil::{fsync_dir, io_error};
 
 /// Bytes read from the stream per write.
@@ -230,8 +233,11 @@ impl UploadSlot {
             .take()
             .ok_or_else(|| MediaError::Task("offset() must be read before receive()".into()))?;
         let (tx, rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+        // Written buffers come back for the next reads: a fresh 256 KiB buffer per read
+        // costs page faults (glibc hands large blocks back to the kernel), not just a copy.
+        let (spent_tx, mut spent) = mpsc::channel::<Vec<u8>>(QUEUE + 2);
         let path = self.path.clone();
-        let writer = tokio::task::spawn_blocking(move || write_chunk(partial, rx, &path));
+        let writer = tokio::task::spawn_blocking(move || write_chunk(partial, rx, spent_tx, &path));
         let mut remaining = length;
         let mut why = None;
         'chunk: while remaining > 0 {
@@ -240,7 +246,13 @@ impl UploadSlot {
             // same buffer (a QUIC read returns about one packet's worth): fewer, larger
             // writes, nothing zeroed, and bytes still reach the file as soon as they
             // arrive. What arrived is handed to the writer even when the read stops.
-            let mut buf = Vec::with_capacity(want);
+            let mut buf = match spent.try_recv() {
+                Ok(mut buf) => {
+                    buf.clear();
+                    buf
+                }
+                Err(_) => Vec::with_capacity(BUFFER),
+            };
             while buf.len() < want && why.is_none() {
                 let room = want - buf.len();
                 let mut into = (&mut buf).limit(room);
@@ -362,25 +374,33 @@ fn load(path: &Path, dir: &Path, recorded: u64) -> Result<Partial, MediaError> {
 fn write_chunk(
     mut partial: Partial,
     mut rx: mpsc::Receiver<Vec<u8>>,
+    spent: mpsc::Sender<Vec<u8>>,
     path: &Path,
 ) -> (Option<Partial>, Result<(), MediaError>) {
     let start = partial.offset;
     let start_hash = partial.hasher.clone();
     let mut written = 0u64;
-    let mut file = match OpenOptions::new().write(true).open(path) {
+    let file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(file) => file,
         // The file is gone: forget the partial; the next request reloads from disk.
         Err(e) => return (None, Err(io_error("open a staging file", path, e))),
     };
     let result = (|| {
-        file.seek(SeekFrom::Start(start))
-            .map_err(|e| io_error("seek in a staging file", path, e))?;
+        let write_error = |e| io_error("write a staging file", path, e);
+        let mut writer = DirectWriter::new(&file, path, start).map_err(write_error)?;
         while let Some(buf) = rx.blocking_recv() {
-            file.write_all(&buf)
-                .map_err(|e| io_error("write a staging file", path, e))?;
+            writer.write(&buf).map_err(write_error)?;
             partial.hasher.update(&buf);
             written += buf.len() as u64;
+            // Full or closed: the buffer is simply freed.
+            let _ = spent.try_send(buf);
+            if rx.is_empty() {
+                // Nothing more has arrived: what has goes into the file now (to within
+                // one block; the rest at the chunk's end).
+                writer.write_whole_blocks().map_err(write_error)?;
+            }
         }
+        writer.flush().map_err(write_error)?;
         file.sync_data()
             .map_err(|e| io_error("fsync a staging file", path, e))
     })();

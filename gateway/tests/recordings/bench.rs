@@ -21,14 +21,60 @@ use test_support::Backend;
 
 use crate::support::{Fixture, H, T0, announcement, content, upload_from};
 
-const CHUNK: usize = 8 << 20;
-
-fn total() -> usize {
-    std::env::var("FIELDSYNC_BENCH_MIB")
+/// A size in MiB from the environment variable `name`, else `default`, in bytes.
+fn mib_from_env(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(256)
+        .unwrap_or(default)
         << 20
+}
+
+/// Bytes per upload chunk (8 MiB unless `FIELDSYNC_BENCH_CHUNK_MIB` says otherwise).
+fn chunk() -> usize {
+    mib_from_env("FIELDSYNC_BENCH_CHUNK_MIB", 8)
+}
+
+/// Bytes in all (256 MiB unless `FIELDSYNC_BENCH_MIB` says otherwise).
+fn total() -> usize {
+    mib_from_env("FIELDSYNC_BENCH_MIB", 256)
+}
+
+/// CPU seconds this process has used (user + system, from `/proc/self/stat`, in the
+/// kernel's 100 Hz ticks): with the wall time of a phase, how busy the 2 cores were.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // After the name: state is field 3, utime 14, stime 15 (1-based, in proc(5)).
+    let ticks = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<f64>().ok());
+    ticks(14).unwrap_or(0.0) / 100.0 + ticks(15).unwrap_or(0.0) / 100.0
+}
+
+/// Wall and CPU time of a timed phase (setup before `start` is not counted in either).
+struct Stopwatch {
+    wall: Instant,
+    cpu: f64,
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        Self {
+            wall: Instant::now(),
+            cpu: cpu_seconds(),
+        }
+    }
+
+    /// Prints the phase's wall and CPU time; returns its wall seconds.
+    fn stop(self, name: &str) -> f64 {
+        let wall = self.wall.elapsed().as_secs_f64();
+        let used = cpu_seconds() - self.cpu;
+        println!(
+            "{name}: {wall:.2} s wall, {used:.2} CPU-s ({:.0} % of one core)",
+            100.0 * used / wall
+        );
+        wall
+    }
 }
 
 /// Uploads `count` recordings of `each` bytes at once, one device connection each.
@@ -41,14 +87,14 @@ async fn upload(fx: &Fixture, count: u32, each: usize, seed: u64) -> f64 {
         conn.announce_recording(ann.clone()).await.unwrap();
         jobs.push((conn, ann, bytes));
     }
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let uploads = jobs.iter().map(|(conn, ann, bytes)| async move {
-        upload_from(conn, ann.recording_id, bytes, 0, CHUNK)
+        upload_from(conn, ann.recording_id, bytes, 0, chunk())
             .await
             .unwrap();
     });
     futures::future::join_all(uploads).await;
-    started.elapsed().as_secs_f64()
+    started.stop(&format!("{count} upload(s)"))
 }
 
 /// The same bytes over plain quinn streams, read and discarded by the server.
@@ -89,7 +135,7 @@ async fn plain_quinn(fx: &Fixture, count: u32, each: usize) -> f64 {
             content(5000 + u64::from(n), each),
         ));
     }
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let transfers = jobs.iter().map(|(_, client, served, bytes)| async move {
         let send = async {
             // Bidirectional, as the device listener allows no unidirectional streams.
@@ -109,20 +155,25 @@ async fn plain_quinn(fx: &Fixture, count: u32, each: usize) -> f64 {
         assert_eq!(got, bytes.len());
     });
     futures::future::join_all(transfers).await;
-    started.elapsed().as_secs_f64()
+    started.stop(&format!("{count} plain quinn transfer(s)"))
 }
 
-/// The same bytes written to `count` files in `dir` at once, `CHUNK` at a time, each
+/// The same bytes written to `count` files in `dir` at once, [`chunk`] at a time, each
 /// chunk followed by `sync_data` (as the gateway's staging writer does).
 async fn disk_writes(dir: &std::path::Path, count: u32, each: usize) -> f64 {
-    let started = Instant::now();
-    let writers = (0..count).map(|n| {
-        let path = dir.join(format!("disk-reference-{n}"));
-        let bytes = content(9000 + u64::from(n), each);
+    // The bytes are made before the clock starts, as for the uploads.
+    let files: Vec<_> = (0..count)
+        .map(|n| {
+            let path = dir.join(format!("disk-reference-{n}"));
+            (path, content(9000 + u64::from(n), each))
+        })
+        .collect();
+    let started = Stopwatch::start();
+    let writers = files.into_iter().map(|(path, bytes)| {
         tokio::task::spawn_blocking(move || {
             use std::io::Write;
             let mut file = std::fs::File::create(&path).unwrap();
-            for chunk in bytes.chunks(CHUNK) {
+            for chunk in bytes.chunks(chunk()) {
                 file.write_all(chunk).unwrap();
                 file.sync_data().unwrap();
             }
@@ -133,7 +184,7 @@ async fn disk_writes(dir: &std::path::Path, count: u32, each: usize) -> f64 {
     for writer in futures::future::join_all(writers).await {
         writer.unwrap();
     }
-    started.elapsed().as_secs_f64()
+    started.stop(&format!("{count} file(s) written"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
