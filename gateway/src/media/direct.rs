@@ -20,7 +20,7 @@ use std::path::Path;
 
 /// Offsets, lengths and buffer addresses of direct writes are multiples of this (the
 /// largest logical block size in common use).
-pub(crate) const ALIGN: usize = 4096;
+const ALIGN: usize = 4096;
 
 /// Bytes gathered before one direct write.
 const WRITE_SIZE: usize = 1 << 20;

@@ -244,8 +244,9 @@ impl UploadSlot {
             let want = usize::try_from(remaining.min(BUFFER as u64)).unwrap_or(BUFFER);
             // Wait for the first bytes, then take whatever else is already there in the
             // same buffer (a QUIC read returns about one packet's worth): fewer, larger
-            // writes, nothing zeroed, and bytes still reach the file as soon as they
-            // arrive. What arrived is handed to the writer even when the read stops.
+            // writes, nothing zeroed, and the writer puts bytes in the file (to within
+            // one block) as soon as none are waiting. What arrived is handed to the
+            // writer even when the read stops.
             let mut buf = match spent.try_recv() {
                 Ok(mut buf) => {
                     buf.clear();

@@ -42,6 +42,8 @@ fn total() -> usize {
 
 /// CPU seconds this process has used (user + system, from `/proc/self/stat`, in the
 /// kernel's 100 Hz ticks): with the wall time of a phase, how busy the 2 cores were.
+/// (`loadtest::procstat` reads the same fields of another process; this test cannot
+/// depend on the load-test crate, which depends on the gateway.)
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after_name = stat.rsplit(')').next().unwrap_or_default();
