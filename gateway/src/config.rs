@@ -357,6 +357,26 @@ impl Config {
         if self.limits.max_frame_bytes < 1024 {
             return invalid("limits.max_frame_bytes", "must be at least 1024".into());
         }
+        for (key, value) in [
+            (
+                "limits.max_records_per_push",
+                self.limits.max_records_per_push,
+            ),
+            (
+                "limits.max_identity_checks_per_push",
+                self.limits.max_identity_checks_per_push,
+            ),
+        ] {
+            if value == 0 || value > protocol::limits::PUSH_ITEMS_CEILING {
+                return invalid(
+                    key,
+                    format!(
+                        "must be between 1 and {} (the protocol's ceiling)",
+                        protocol::limits::PUSH_ITEMS_CEILING
+                    ),
+                );
+            }
+        }
         if self.limits.max_concurrent_streams == 0 {
             return invalid("limits.max_concurrent_streams", "must be at least 1".into());
         }
@@ -568,6 +588,18 @@ mod tests {
         assert!(err.to_string().contains("store.postgres_url"), "{err}");
         let err = load_text("[policy.allocation]\nratio_a = 0\n", &[]).unwrap_err();
         assert!(err.to_string().contains("policy.allocation"), "{err}");
+        let err = load_text("[limits]\nmax_records_per_push = 5000\n", &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("limits.max_records_per_push")
+                && err.to_string().contains("4096"),
+            "{err}"
+        );
+        let err = load_text("[limits]\nmax_identity_checks_per_push = 0\n", &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("limits.max_identity_checks_per_push"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -26,13 +26,6 @@ pub enum HttpError {
         /// The cause.
         source: std::io::Error,
     },
-    /// A non-loopback address without TLS (no longer refused: such an address is
-    /// served over TLS).
-    #[error(
-        "http.listen = {0} is not a loopback address; the operator listener serves plain HTTP \
-         and must stay on loopback (127.0.0.1 or ::1)"
-    )]
-    NotLoopback(SocketAddr),
     /// The TLS configuration of the listener cannot be built.
     #[error("operator listener TLS: {0}")]
     Tls(String),

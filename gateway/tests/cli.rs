@@ -97,3 +97,179 @@ async fn verify_audit_finds_an_entry_edited_in_the_database() {
     );
     drop(keep);
 }
+
+/// Sends one HTTP request to the operator listener; returns the status.
+fn http(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    bearer: Option<&str>,
+    cookie: Option<&str>,
+    json: Option<serde_json::Value>,
+) -> u16 {
+    let mut req = match method {
+        "GET" => agent.get(url).force_send_body(),
+        _ => agent.post(url),
+    };
+    if let Some(t) = bearer {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    if let Some(c) = cookie {
+        req = req.header("Cookie", c);
+    }
+    let response = match json {
+        Some(body) => req.send_json(body),
+        None => req.send_empty(),
+    };
+    response.expect("request sent").status().as_u16()
+}
+
+#[test]
+fn operator_tokens_never_reach_the_gateways_log_even_at_trace_level() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log_path = dir.path().join("gateway.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .env("FIELDSYNC_DATA_DIR", &data)
+        .env("FIELDSYNC_DEVICE_LISTEN", "127.0.0.1:0")
+        .env("FIELDSYNC_HTTP_LISTEN", "127.0.0.1:0")
+        .env("FIELDSYNC_MDNS_ENABLED", "false")
+        .env("RUST_LOG", "trace")
+        .env("NO_COLOR", "1")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let guard = Kill(child);
+    // The operator listener's address, from the "gateway listening" line.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let http_addr = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let found = BufReader::new(text.as_bytes())
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| l.contains("gateway listening"))
+            .find_map(|l| {
+                let at = l.find("operators=")? + "operators=".len();
+                l[at..].split_whitespace().next().map(str::to_owned)
+            });
+        if let Some(addr) = found {
+            break addr;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway did not start:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let base = format!("http://{http_addr}");
+    let admin = certs_dev::load_admin_token(&data.join("pki")).expect("admin.token");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+
+    // The bearer header, a token made through the API (its secret is in the reply),
+    // an unknown token, and the dashboard's sign-in form and session cookie.
+    assert_eq!(
+        http(
+            &agent,
+            "GET",
+            &format!("{base}/api/v1/whoami"),
+            Some(&admin),
+            None,
+            None
+        ),
+        200
+    );
+    let made: serde_json::Value = agent
+        .post(&format!("{base}/api/v1/tokens"))
+        .header("Authorization", &format!("Bearer {admin}"))
+        .send_json(
+            serde_json::json!({ "name": "finance-office", "role": "finance", "reason": "budget" }),
+        )
+        .expect("token made")
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let finance = made["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        http(
+            &agent,
+            "GET",
+            &format!("{base}/api/v1/reports/allocation"),
+            Some(&finance),
+            None,
+            None
+        ),
+        200
+    );
+    let unknown = format!("fst_{}", "7".repeat(64));
+    assert_eq!(
+        http(
+            &agent,
+            "GET",
+            &format!("{base}/api/v1/whoami"),
+            Some(&unknown),
+            None,
+            None
+        ),
+        401
+    );
+    let signed_in = agent
+        .post(&format!("{base}/login"))
+        .send_form([("token", finance.as_str())])
+        .expect("sign-in sent");
+    assert_eq!(signed_in.status().as_u16(), 303);
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    assert_eq!(
+        http(
+            &agent,
+            "GET",
+            &format!("{base}/allocation"),
+            None,
+            Some(&cookie),
+            None
+        ),
+        200
+    );
+    drop(guard);
+
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    // The log did record these requests at trace level (so the check below can fail).
+    assert!(text.contains("TRACE"), "{text}");
+    assert!(text.contains("dashboard sign-in"), "{text}");
+    for (name, secret) in [
+        ("admin", &admin),
+        ("finance", &finance),
+        ("unknown", &unknown),
+    ] {
+        // Any 16 characters of the secret would give too much of it away.
+        let secret_part = &secret[secret.len() - 16..];
+        assert!(
+            !text.contains(secret_part),
+            "the {name} token is in the log:\n{}",
+            text.lines()
+                .filter(|l| l.contains(secret_part))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}

@@ -1,7 +1,17 @@
 //! The protocol's limits. They are part of the protocol: the gateway announces them in
 //! its welcome, and both ends enforce them before allocating or storing anything.
 
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
+
+/// The most items any push (records, identity checks) may carry, whatever a gateway
+/// configures. The decoder stops at the first item past it, so a push that declares or
+/// holds more is refused while it is decoded, before its items are allocated; a
+/// gateway's configured limit (at most this) is then checked on the decoded push.
+pub const PUSH_ITEMS_CEILING: u32 = 4096;
 
 /// Limits a gateway enforces and announces to devices.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,4 +119,90 @@ pub(crate) fn check_len(field: &'static str, len: usize, max: usize) -> Result<(
         ));
     }
     Ok(())
+}
+
+/// Deserializes a push's item list, refusing more than [`PUSH_ITEMS_CEILING`] items as
+/// soon as the declared length or the item count passes it (used with
+/// `#[serde(deserialize_with = ...)]`).
+pub(crate) fn bounded_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Bounded<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Bounded<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a list of at most {PUSH_ITEMS_CEILING} items")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let ceiling = PUSH_ITEMS_CEILING as usize;
+            let too_many = |n: usize| {
+                serde::de::Error::custom(format!(
+                    "{n} items; a push holds at most {PUSH_ITEMS_CEILING}"
+                ))
+            };
+            let declared = seq.size_hint().unwrap_or(0);
+            if declared > ceiling {
+                return Err(too_many(declared));
+            }
+            let mut items = Vec::with_capacity(declared.min(256));
+            while let Some(item) = seq.next_element()? {
+                if items.len() == ceiling {
+                    return Err(too_many(ceiling + 1));
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+
+    deserializer.deserialize_seq(Bounded(PhantomData))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Push {
+        #[serde(deserialize_with = "bounded_list")]
+        items: Vec<u8>,
+    }
+
+    #[derive(Serialize)]
+    struct Plain {
+        items: Vec<u8>,
+    }
+
+    fn decode(n: usize) -> Result<Push, ciborium::de::Error<std::io::Error>> {
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&Plain { items: vec![1; n] }, &mut bytes).unwrap();
+        ciborium::from_reader(bytes.as_slice())
+    }
+
+    #[test]
+    fn a_push_at_the_ceiling_decodes_and_one_more_item_is_refused() {
+        let ceiling = PUSH_ITEMS_CEILING as usize;
+        assert_eq!(decode(ceiling).unwrap().items.len(), ceiling);
+        let err = decode(ceiling + 1).unwrap_err().to_string();
+        assert!(err.contains("at most 4096"), "{err}");
+    }
+
+    #[test]
+    fn a_declared_length_past_the_ceiling_is_refused_before_any_item() {
+        // A definite-length CBOR array header claiming 2^32 - 1 items, and no items.
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&Plain { items: vec![] }, &mut bytes).unwrap();
+        let header = bytes.len() - 1;
+        bytes.truncate(header);
+        bytes.extend_from_slice(&[0x9a, 0xff, 0xff, 0xff, 0xff]);
+        let err = ciborium::from_reader::<Push, _>(bytes.as_slice())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("4294967295 items"), "{err}");
+    }
 }

@@ -251,9 +251,10 @@ pub async fn import_agencies(
     }
     let actor = auth.actor();
     let now = state.clock.now();
-    for new in &good {
-        state.store.create_agency(new, &actor, reason, now).await?;
-    }
+    state
+        .store
+        .create_agencies(&good, &actor, reason, now)
+        .await?;
     let report = ImportReport {
         applied: good.len(),
         unchanged,

@@ -210,8 +210,12 @@ pub async fn import_officers(
         rejected,
         ..ImportReport::default()
     };
-    for record in &good {
-        match state.store.upsert_officer(record, &actor, now).await? {
+    let changes = state
+        .store
+        .import_officers(&good, &actor, Some(reason), now)
+        .await?;
+    for change in &changes {
+        match change {
             OfficerChange::Unchanged(_) => report.unchanged += 1,
             _ => report.applied += 1,
         }

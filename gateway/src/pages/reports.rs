@@ -1,5 +1,5 @@
 //! The report pages: allocation (DOMAIN R1: the table and the chart of required
-//! against in service per agency) and uploads (DOMAIN R2: overdue recordings first,
+//! against in service per agency, and the daily snapshots' trend) and uploads (DOMAIN R2: overdue recordings first,
 //! then the counts per agency, officer and device). They call the same functions as
 //! the API (`reports::allocation::current`, `api::uploads::current`), so they show
 //! the same numbers.
@@ -13,7 +13,7 @@ use super::chart::{BarPair, bar_chart};
 use super::layout::{Page, PageError, duration, maybe_time, page, time};
 use super::session::Signed;
 use crate::api::auth::ReadReports;
-use crate::reports::allocation::{self, AllocationReport};
+use crate::reports::allocation::{self, AllocationReport, PAGE_TREND_DAYS, TrendDay};
 use crate::reports::uploads::{UploadCounts, UploadReport};
 use crate::state::GatewayState;
 
@@ -21,7 +21,7 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "—".to_owned(), |v| v.to_string())
 }
 
-fn allocation_body(report: &AllocationReport, offset: i32) -> Markup {
+fn allocation_body(report: &AllocationReport, trend: &[TrendDay], offset: i32) -> Markup {
     let pairs: Vec<BarPair> = report
         .agencies
         .iter()
@@ -84,6 +84,38 @@ fn allocation_body(report: &AllocationReport, offset: i32) -> Markup {
                 }
             }
         }
+        (trend_table(trend))
+    }
+}
+
+/// The daily snapshots (newest first): how the shortfall finance must fund has moved.
+fn trend_table(trend: &[TrendDay]) -> Markup {
+    html! {
+        h2 { "Trend, last " (PAGE_TREND_DAYS) " days" }
+        @if trend.is_empty() {
+            p.hint #trend-empty { "No daily snapshot yet: the gateway takes one each day." }
+        } @else {
+            table #allocation-trend {
+                thead { tr {
+                    th { "day" } th.n { "certified officers" } th.n { "in service" }
+                    th.n { "required" } th.n { "devices to buy" } th { "compliant" }
+                } }
+                tbody {
+                    @for d in trend.iter().rev() {
+                        tr data-day=(d.day) {
+                            td { (d.day) }
+                            td.n data-field="certified_officers" { (d.total.certified_officers) }
+                            td.n data-field="in_service" { (d.total.in_service) }
+                            td.n data-field="required" { (d.total.required) }
+                            td.n data-field="shortfall" { (d.total.shortfall) }
+                            td data-field="compliant" {
+                                (if d.total.compliant { "yes" } else { "no" })
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -93,6 +125,7 @@ pub async fn allocation_page(
     State(state): State<Arc<GatewayState>>,
 ) -> Result<Markup, PageError> {
     let report = allocation::current(&state).await?;
+    let trend = allocation::recent_trend(&state, PAGE_TREND_DAYS).await?;
     let offset = state.config.allocation_report.utc_offset_minutes;
     Ok(page(
         &Page {
@@ -100,7 +133,7 @@ pub async fn allocation_page(
             title: "Allocation",
             current: "/allocation",
         },
-        allocation_body(&report, offset),
+        allocation_body(&report, &trend, offset),
     ))
 }
 

@@ -390,6 +390,21 @@ pub async fn current(state: &GatewayState) -> Result<AllocationReport, StoreErro
     ))
 }
 
+/// Days of trend the allocation page shows.
+pub const PAGE_TREND_DAYS: i64 = 30;
+
+/// The trend of the last `days` local days (today included), oldest first: what the
+/// allocation page shows under the current report.
+pub async fn recent_trend(state: &GatewayState, days: i64) -> Result<Vec<TrendDay>, StoreError> {
+    let now = state.clock.now();
+    let offset = state.config.allocation_report.utc_offset_minutes;
+    let (to, _) = local_day(now, offset);
+    let (from, _) = local_day(now.saturating_sub((days - 1).max(0) * 86_400_000), offset);
+    let day_list = state.store.allocation_snapshot_days(&from, &to).await?;
+    let rows = state.store.allocation_snapshots(&from, &to).await?;
+    Ok(trend(day_list, rows))
+}
+
 /// Takes `day`'s snapshot now unless one exists; returns whether it was taken.
 pub async fn take_snapshot(state: &GatewayState, day: &str) -> Result<bool, StoreError> {
     let facts = state.store.allocation_facts().await?;

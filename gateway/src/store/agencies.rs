@@ -47,12 +47,10 @@ impl WriteTx {
             None => Err(StoreError::UnknownAgency(name.to_owned())),
         }
     }
-}
 
-impl Store {
-    /// Creates an agency; its name must be new.
-    pub async fn create_agency(
-        &self,
+    /// Creates an agency inside the transaction; its name must be new.
+    async fn create_agency(
+        &mut self,
         new: &NewAgency,
         actor: &str,
         reason: &str,
@@ -60,11 +58,10 @@ impl Store {
     ) -> Result<AgencyRow, StoreError> {
         non_empty("agency name", &new.name)?;
         check_class_target(new.class, new.class_c_target)?;
-        let mut tx = self.write().await?;
-        if tx.agency_by_name(&new.name).await?.is_some() {
+        if self.agency_by_name(&new.name).await?.is_some() {
             return Err(StoreError::DuplicateAgency(new.name.clone()));
         }
-        let raw: RawAgency = on_tx!(tx, c => {
+        let raw: RawAgency = on_tx!(self, c => {
             sqlx::query_as(
                 "INSERT INTO agencies (name, class, class_c_target, created_at) \
                  VALUES ($1, $2, $3, $4) \
@@ -83,7 +80,7 @@ impl Store {
             "class_c_target": agency.class_c_target,
             "reason": reason,
         });
-        tx.append_audit(
+        self.append_audit(
             actor,
             actions::AGENCY_CREATED,
             &agency.name,
@@ -91,8 +88,43 @@ impl Store {
             now,
         )
         .await?;
-        self.commit(tx).await?;
         Ok(agency)
+    }
+}
+
+impl Store {
+    /// Creates an agency; its name must be new.
+    pub async fn create_agency(
+        &self,
+        new: &NewAgency,
+        actor: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<AgencyRow, StoreError> {
+        let mut created = self
+            .create_agencies(std::slice::from_ref(new), actor, reason, now)
+            .await?;
+        created
+            .pop()
+            .ok_or_else(|| StoreError::corrupt("agency import", "no agency returned"))
+    }
+
+    /// Creates every agency in one transaction: an error part-way (a name that another
+    /// operator created meanwhile, a lost database) creates none of them.
+    pub async fn create_agencies(
+        &self,
+        new: &[NewAgency],
+        actor: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<Vec<AgencyRow>, StoreError> {
+        let mut tx = self.write().await?;
+        let mut created = Vec::with_capacity(new.len());
+        for agency in new {
+            created.push(tx.create_agency(agency, actor, reason, now).await?);
+        }
+        self.commit(tx).await?;
+        Ok(created)
     }
 
     /// Sets an agency's class (and, for class C, its target number of devices). Setting

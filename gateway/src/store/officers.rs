@@ -67,20 +67,21 @@ fn officer_diff(before: &OfficerRow, after: &OfficerRow) -> Value {
     Value::Object(diff)
 }
 
-impl Store {
-    /// Adds an officer or updates their roster entry. An identical record changes
+impl WriteTx {
+    /// Adds an officer or updates their roster entry inside the transaction, with the
+    /// operator's reason (if any) in the audit entry. An identical record changes
     /// nothing (no roster version, no audit entry), so re-importing a roster is cheap.
-    pub async fn upsert_officer(
-        &self,
+    async fn upsert_officer(
+        &mut self,
         record: &OfficerRecord,
         actor: &str,
+        reason: Option<&str>,
         now: Millis,
     ) -> Result<OfficerChange, StoreError> {
         non_empty("certificate number", &record.certificate_number)?;
         non_empty("officer name", &record.name)?;
-        let mut tx = self.write().await?;
-        let agency_id = tx.agency_id(record.agency.as_deref()).await?;
-        let before = tx.officer(&record.certificate_number).await?;
+        let agency_id = self.agency_id(record.agency.as_deref()).await?;
+        let before = self.officer(&record.certificate_number).await?;
         let mut after = OfficerRow {
             certificate_number: record.certificate_number.clone(),
             name: record.name.clone(),
@@ -100,11 +101,10 @@ impl Store {
                 ..after.clone()
             };
             if &unchanged == before {
-                tx.rollback().await?;
                 return Ok(OfficerChange::Unchanged(unchanged));
             }
         }
-        after.roster_version = tx.next_roster_version().await?;
+        after.roster_version = self.next_roster_version().await?;
         let sql = if before.is_some() {
             "UPDATE officers SET name = $2, unit = $3, post = $4, category = $5, \
              certificate_status = $6, auxiliary = $7, agency_id = $8, roster_version = $9, \
@@ -114,7 +114,7 @@ impl Store {
              certificate_status, auxiliary, agency_id, roster_version, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         };
-        on_tx!(tx, c => {
+        on_tx!(self, c => {
             sqlx::query(sql)
                 .bind(&after.certificate_number)
                 .bind(&after.name)
@@ -129,8 +129,8 @@ impl Store {
                 .execute(&mut *c)
                 .await?;
         });
-        tx.append_certificate_history(&after).await?;
-        let (action, detail) = match &before {
+        self.append_certificate_history(&after).await?;
+        let (action, mut detail) = match &before {
             Some(before) => (actions::OFFICER_UPDATED, officer_diff(before, &after)),
             None => (
                 actions::OFFICER_CREATED,
@@ -142,14 +142,60 @@ impl Store {
                 }),
             ),
         };
+        if let (Some(reason), Value::Object(fields)) = (reason, &mut detail) {
+            fields.insert("reason".to_owned(), json!(reason));
+        }
         let number = after.certificate_number.clone();
-        tx.append_audit(actor, action, &number, &detail.to_string(), now)
+        self.append_audit(actor, action, &number, &detail.to_string(), now)
             .await?;
-        self.commit(tx).await?;
         Ok(match before {
             Some(_) => OfficerChange::Updated(after),
             None => OfficerChange::Inserted(after),
         })
+    }
+}
+
+impl Store {
+    /// Adds an officer or updates their roster entry; see [`Store::import_officers`].
+    pub async fn upsert_officer(
+        &self,
+        record: &OfficerRecord,
+        actor: &str,
+        now: Millis,
+    ) -> Result<OfficerChange, StoreError> {
+        let mut changes = self
+            .import_officers(std::slice::from_ref(record), actor, None, now)
+            .await?;
+        changes
+            .pop()
+            .ok_or_else(|| StoreError::corrupt("officer import", "no change returned"))
+    }
+
+    /// Adds or updates every officer of a roster in one transaction, so that an error
+    /// part-way (a constraint, a lost database) applies none of them: an equipment
+    /// manager's import is all or nothing. Each change takes its own roster version and
+    /// audit entry (with the operator's reason); identical records change nothing.
+    pub async fn import_officers(
+        &self,
+        records: &[OfficerRecord],
+        actor: &str,
+        reason: Option<&str>,
+        now: Millis,
+    ) -> Result<Vec<OfficerChange>, StoreError> {
+        let mut tx = self.write().await?;
+        let mut changes = Vec::with_capacity(records.len());
+        for record in records {
+            changes.push(tx.upsert_officer(record, actor, reason, now).await?);
+        }
+        if changes
+            .iter()
+            .all(|c| matches!(c, OfficerChange::Unchanged(_)))
+        {
+            tx.rollback().await?;
+        } else {
+            self.commit(tx).await?;
+        }
+        Ok(changes)
     }
 
     /// Withdraws, revokes or restores an officer's certificate, with the reason

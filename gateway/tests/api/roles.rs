@@ -46,6 +46,14 @@ async fn every_documented_operation_is_served_and_checks_its_documented_role() {
         for role in &ROLES[1..] {
             tokens.insert(*role, api.token(&format!("t-{role}"), role).await);
         }
+        // An admin token, revoked: refused everywhere although its role would be
+        // allowed everywhere.
+        let revoked = api.token("t-revoked", "admin").await;
+        api.post(
+            "/api/v1/tokens/t-revoked/revoke",
+            json!({ "reason": "leaked" }),
+        )
+        .await;
         let doc = api.get(gateway::api::OPENAPI_PATH).await;
         let ops = operations(&doc);
         assert!(ops.len() >= 20, "{} operations: {ops:?}", ops.len());
@@ -61,6 +69,10 @@ async fn every_documented_operation_is_served_and_checks_its_documented_role() {
             let bogus = format!("fst_{}", "0".repeat(64));
             let (status, _) = api.call(method, &url, Some(&bogus), Some(json!({}))).await;
             assert_eq!(status, 401, "{method} {path} with an unknown token");
+            let (status, _) = api
+                .call(method, &url, Some(&revoked), Some(json!({})))
+                .await;
+            assert_eq!(status, 401, "{method} {path} with a revoked token");
             for role in ROLES {
                 let (status, body) = api
                     .call(method, &url, Some(&tokens[role]), Some(json!({})))
@@ -182,8 +194,8 @@ async fn tokens_are_taken_only_from_the_bearer_header() {
 
 #[test]
 fn equipment_managers_never_read_case_content() {
-    // No case endpoint yet (issue 7 point 4): the rule lives in the authorization table
-    // that every endpoint's extractor consults.
+    // The rule lives in the authorization table that every endpoint's and page's
+    // extractor consults (the case view's own test reads through the API).
     assert!(!Permission::ReadCaseContent.allows(OperatorRole::EquipmentManager));
     assert!(!Permission::ReadCaseContent.allows(OperatorRole::Finance));
     assert!(Permission::ReadCaseContent.allows(OperatorRole::Supervisor));

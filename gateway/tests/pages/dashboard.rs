@@ -120,6 +120,13 @@ async fn fleet(page: &chromiumoxide::Page, api: &crate::support::Api, base: &str
 }
 
 async fn allocation(page: &chromiumoxide::Page, api: &crate::support::Api, base: &str) {
+    // Today's snapshot, so that the trend has a day to show.
+    let taken = api
+        .post(
+            "/api/v1/reports/allocation/snapshots",
+            serde_json::json!({}),
+        )
+        .await;
     goto(page, &format!("{base}/allocation")).await;
     wait_for(page, "#allocation-chart").await;
     let json = api.get("/api/v1/reports/allocation").await;
@@ -182,6 +189,28 @@ async fn allocation(page: &chromiumoxide::Page, api: &crate::support::Api, base:
         number(page, "#total-required").await,
         as_u64(&json["total"]["required"])
     );
+    // The trend shows the API's snapshots, newest first.
+    let snapshots = api.get("/api/v1/reports/allocation/snapshots").await;
+    let days = snapshots["days"].as_array().unwrap();
+    assert_eq!(days.len(), 1, "{snapshots}");
+    let shown_days: Vec<String> = eval(
+        page,
+        "Array.from(document.querySelectorAll('#allocation-trend tr[data-day]')).map(r => r.dataset.day)",
+    )
+    .await;
+    assert_eq!(shown_days, vec![taken["day"].as_str().unwrap().to_owned()]);
+    let day = &days[0];
+    for field in ["certified_officers", "in_service", "required", "shortfall"] {
+        let shown = number(
+            page,
+            &format!(
+                "#allocation-trend tr[data-day='{}'] td[data-field='{field}']",
+                day["day"].as_str().unwrap()
+            ),
+        )
+        .await;
+        assert_eq!(shown, as_u64(&day["total"][field]), "trend {field}");
+    }
     let shot = screenshot(page, "allocation").await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
 }

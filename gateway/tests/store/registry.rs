@@ -503,3 +503,88 @@ async fn status_rules_are_enforced_with_typed_errors() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_import_that_fails_part_way_applies_nothing() {
+    each_backend(|b| async move {
+        let store = b.open().await;
+        store
+            .create_agency(&agency("Xicheng UMB"), "admin", "test", T0)
+            .await
+            .unwrap();
+        let audit_before = store.audit_entries(0, 1000).await.unwrap().len();
+
+        // The second agency exists already (as when another operator created it after
+        // the rows were checked): the first is not created either.
+        let err = store
+            .create_agencies(
+                &[agency("Dongcheng UMB"), agency("Xicheng UMB")],
+                "admin",
+                "yearly import",
+                T0 + 1,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::DuplicateAgency(_)), "{err:?}");
+        let names: Vec<String> = store
+            .list_agencies()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(names, vec!["Xicheng UMB".to_owned()]);
+
+        // The last officer names an agency that is gone: nobody is added, no roster
+        // version is taken.
+        let mut stray = officer("C-003", "Zhao Lei");
+        stray.agency = Some("Nowhere".into());
+        let err = store
+            .import_officers(
+                &[
+                    officer("C-001", "Li Wei"),
+                    officer("C-002", "Wang Fang"),
+                    stray,
+                ],
+                "admin",
+                Some("roster 2026"),
+                T0 + 2,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::UnknownAgency(_)), "{err:?}");
+        assert!(store.list_officers().await.unwrap().is_empty());
+        assert_eq!(
+            store.audit_entries(0, 1000).await.unwrap().len(),
+            audit_before
+        );
+
+        // The same roster without the bad row is applied whole, each change audited
+        // with the operator's reason.
+        let changes = store
+            .import_officers(
+                &[officer("C-001", "Li Wei"), officer("C-002", "Wang Fang")],
+                "admin",
+                Some("roster 2026"),
+                T0 + 3,
+            )
+            .await
+            .unwrap();
+        assert!(
+            changes
+                .iter()
+                .all(|c| matches!(c, OfficerChange::Inserted(_)))
+        );
+        let versions: Vec<u64> = changes.iter().map(|c| c.row().roster_version).collect();
+        assert_eq!(
+            versions,
+            vec![1, 2],
+            "no version was used up by the failed import"
+        );
+        let entries = store.audit_entries(0, 1000).await.unwrap();
+        let created: Vec<_> = entries.iter().skip(audit_before).collect();
+        assert_eq!(created.len(), 2);
+        assert!(created.iter().all(|e| e.detail.contains("roster 2026")));
+    })
+    .await;
+}

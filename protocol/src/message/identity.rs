@@ -110,6 +110,7 @@ pub struct IdentityResult {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushIdentityChecks {
     /// The queued checks.
+    #[serde(deserialize_with = "crate::limits::bounded_list")]
     pub checks: Vec<IdentityCheck>,
 }
 

@@ -123,6 +123,7 @@ pub struct FieldRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushRecords {
     /// The records, oldest first.
+    #[serde(deserialize_with = "crate::limits::bounded_list")]
     pub records: Vec<FieldRecord>,
 }
 
