@@ -326,12 +326,17 @@ impl GatewayConnection {
             max,
         )
         .await?;
+        // Each piece is read into a buffer that quinn then takes as it is (`write_chunk`
+        // does not copy, `write_all` would): one copy per byte on the device's side.
+        const PIECE: usize = 64 << 10;
         let mut left = header.length;
-        let mut buf = vec![0u8; 64 << 10];
+        let mut buf = bytes::BytesMut::new();
         while left > 0 {
-            let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-            let n = body
-                .read(&mut buf[..want])
+            let want = usize::try_from(left.min(PIECE as u64)).unwrap_or(PIECE);
+            buf.reserve(want);
+            let n = (&mut body)
+                .take(want as u64)
+                .read_buf(&mut buf)
                 .await
                 .map_err(protocol::frame::FrameError::Io)?;
             if n == 0 {
@@ -343,7 +348,7 @@ impl GatewayConnection {
                     ),
                 )));
             }
-            match send.write_all(&buf[..n]).await {
+            match send.write_chunk(buf.split().freeze()).await {
                 Ok(()) => left -= n as u64,
                 // The gateway refused the chunk and stopped reading: its reply says why.
                 Err(quinn::WriteError::Stopped(_)) => break,

@@ -16,6 +16,10 @@ pub struct RecordingMetrics {
     pub case_flags: prometheus::IntGaugeVec,
     /// Recording bytes made durable in staging.
     pub bytes_received: IntCounter,
+    /// Recording bytes read from devices' upload streams, durable or not yet: they
+    /// become durable at the end of their chunk, so the difference to `bytes_received`
+    /// is what is in flight, and this one moves while a large chunk arrives.
+    pub bytes_streamed: IntCounter,
     /// Recordings stored, by final state (`uploaded_on_time`, `uploaded_late`).
     pub stored: IntCounterVec,
     /// Uploads refused because the bytes did not match the announced SHA-256.
@@ -53,6 +57,11 @@ impl RecordingMetrics {
             "Recording bytes made durable in staging",
         )
         .expect("valid metric");
+        let bytes_streamed = IntCounter::new(
+            "fieldsync_recording_bytes_streamed_total",
+            "Recording bytes read from upload streams (durable at the end of their chunk)",
+        )
+        .expect("valid metric");
         let stored = IntCounterVec::new(
             Opts::new(
                 "fieldsync_recordings_stored_total",
@@ -71,6 +80,7 @@ impl RecordingMetrics {
             Box::new(silent_devices.clone()),
             Box::new(case_flags.clone()),
             Box::new(bytes_received.clone()),
+            Box::new(bytes_streamed.clone()),
             Box::new(stored.clone()),
             Box::new(hash_mismatches.clone()),
         ] {
@@ -81,6 +91,7 @@ impl RecordingMetrics {
             silent_devices,
             case_flags,
             bytes_received,
+            bytes_streamed,
             stored,
             hash_mismatches,
             pass: std::sync::Arc::default(),

@@ -292,7 +292,13 @@ async fn receive_chunk(
     }
     let stall = Duration::from_secs(state.config.media.stall_timeout_secs);
     let received = slot
-        .receive(recv, header.length, &state.shutdown, stall)
+        .receive(
+            recv,
+            header.length,
+            &state.shutdown,
+            stall,
+            &state.recording_metrics.bytes_streamed,
+        )
         .await;
     let offset = match &received {
         Ok(Received::Complete { offset } | Received::Stopped { offset, .. }) => *offset,

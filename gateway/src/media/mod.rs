@@ -21,7 +21,7 @@ use protocol::Sha256Hash;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use staging::{Received, Staging, Stop, UploadSlot};
+pub use staging::{ChunkSource, Received, Staging, Stop, UploadSlot};
 
 /// The `[media]` configuration table.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

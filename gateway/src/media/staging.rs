@@ -1,7 +1,7 @@
-//! Partial uploads: one staging file per recording on this gateway's disk, written as
-//! bytes arrive (past the page cache where the file system allows, see
-//! [`super::direct`]), hashed as they are written, and fsync'd before an offset is
-//! reported.
+//! Partial uploads: one staging file per recording on this gateway's disk, written in
+//! 1 MiB pieces as bytes arrive and the rest at the end of each chunk (past the page
+//! cache where the file system allows, see [`super::direct`]), hashed as they are
+//! written, and fsync'd before an offset is reported.
 //!
 //! Durability rule: an offset the gateway reports (in any reply) is durable. The
 //! staging file is fsync'd at the end of every chunk and whenever a chunk stops early,
@@ -21,11 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::BufMut;
+use bytes::Bytes;
 use futures::FutureExt;
+use prometheus::IntCounter;
 use protocol::Sha256Hash;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{OwnedMutexGuard, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -34,11 +34,40 @@ use super::MediaError;
 use super::direct::DirectWriter;
 use super::fsutil::{fsync_dir, io_error};
 
-/// Bytes read from the stream per write.
-const BUFFER: usize = 256 << 10;
-/// Buffers in flight between the stream reader and the file writer (bounds memory per
-/// upload to `BUFFER × (QUEUE + 2)`, whatever the file size).
+/// Bytes read from the stream per hand-over to the writer.
+const BATCH: usize = 256 << 10;
+/// Batches in flight between the stream reader and the file writer (bounds memory per
+/// upload to about `BATCH × (QUEUE + 2)`, whatever the file size).
 const QUEUE: usize = 4;
+
+/// Where a chunk's bytes come from, in the pieces the transport already holds them in:
+/// a QUIC stream hands out its received frames without copying them, so each byte is
+/// copied once on its way to the file (into the direct writer's aligned window).
+pub trait ChunkSource: Send {
+    /// The next piece of at most `max` bytes; `None` once the stream has ended.
+    fn next_piece(
+        &mut self,
+        max: usize,
+    ) -> impl Future<Output = std::io::Result<Option<Bytes>>> + Send;
+}
+
+impl ChunkSource for quinn::RecvStream {
+    async fn next_piece(&mut self, max: usize) -> std::io::Result<Option<Bytes>> {
+        Ok(self.read_chunk(max, true).await?.map(|chunk| chunk.bytes))
+    }
+}
+
+/// Bytes already in memory (a chunk replayed by tests and tools), in pieces of `max`.
+impl ChunkSource for &[u8] {
+    async fn next_piece(&mut self, max: usize) -> std::io::Result<Option<Bytes>> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let (piece, rest) = self.split_at(max.min(self.len()));
+        *self = rest;
+        Ok(Some(Bytes::copy_from_slice(piece)))
+    }
+}
 
 /// What the gateway remembers of a partial upload between chunks: no open file (an
 /// abandoned upload must not hold a descriptor), only where it stands.
@@ -216,72 +245,68 @@ impl UploadSlot {
     /// offset (the caller checked that the chunk starts there), hashing them on the way,
     /// then fsyncs. Stops early (keeping what arrived, fsync'd) when the stream ends,
     /// when `stop` or this slot's token is cancelled, or when no byte arrives within
-    /// `stall`.
+    /// `stall`. `streamed` counts the bytes as they are read: they are kept however the
+    /// chunk ends (unless a write fails), but reach the file only in 1 MiB writes and at
+    /// the chunk's end.
     ///
     /// A full disk is [`MediaError::StorageFull`]: the file is cut back to the last
     /// durable offset, so nothing acknowledged is lost and nothing unacknowledged is
     /// kept.
-    pub async fn receive<R: AsyncRead + Unpin>(
+    pub async fn receive<R: ChunkSource>(
         &mut self,
         reader: &mut R,
         length: u64,
         stop: &CancellationToken,
         stall: Duration,
+        streamed: &IntCounter,
     ) -> Result<Received, MediaError> {
         let partial = self
             .partial_mut()
             .take()
             .ok_or_else(|| MediaError::Task("offset() must be read before receive()".into()))?;
-        let (tx, rx) = mpsc::channel::<Vec<u8>>(QUEUE);
-        // Written buffers come back for the next reads: a fresh 256 KiB buffer per read
-        // costs page faults (glibc hands large blocks back to the kernel), not just a copy.
-        let (spent_tx, mut spent) = mpsc::channel::<Vec<u8>>(QUEUE + 2);
+        let (tx, rx) = mpsc::channel::<Vec<Bytes>>(QUEUE);
         let path = self.path.clone();
-        let writer = tokio::task::spawn_blocking(move || write_chunk(partial, rx, spent_tx, &path));
+        let writer = tokio::task::spawn_blocking(move || write_chunk(partial, rx, &path));
         let mut remaining = length;
         let mut why = None;
-        'chunk: while remaining > 0 {
-            let want = usize::try_from(remaining.min(BUFFER as u64)).unwrap_or(BUFFER);
-            // Wait for the first bytes, then take whatever else is already there in the
-            // same buffer (a QUIC read returns about one packet's worth): fewer, larger
-            // writes, nothing zeroed, and the writer puts bytes in the file (to within
-            // one block) as soon as none are waiting. What arrived is handed to the
-            // writer even when the read stops.
-            let mut buf = match spent.try_recv() {
-                Ok(mut buf) => {
-                    buf.clear();
-                    buf
-                }
-                Err(_) => Vec::with_capacity(BUFFER),
-            };
-            while buf.len() < want && why.is_none() {
-                let room = want - buf.len();
-                let mut into = (&mut buf).limit(room);
-                let read = if into.get_ref().is_empty() {
-                    tokio::select! {
+        while remaining > 0 && why.is_none() {
+            // Gather a whole batch before handing it to the writer: one wake-up of the
+            // writer's thread per 256 KiB, however small the pieces (a QUIC frame is
+            // about a packet's worth). Pieces that are ready are taken at once; only a
+            // read that must wait, and the first of each batch, also watch for
+            // cancellation. What arrived is handed over even when the read stops.
+            let want = usize::try_from(remaining.min(BATCH as u64)).unwrap_or(BATCH);
+            let mut batch = Vec::new();
+            let mut gathered = 0;
+            while gathered < want && why.is_none() {
+                let max = want - gathered;
+                let ready = if batch.is_empty() {
+                    None
+                } else {
+                    reader.next_piece(max).now_or_never()
+                };
+                let read = match ready {
+                    Some(read) => Ok(read),
+                    None => tokio::select! {
                         biased;
                         () = self.token.cancelled() => { why = Some(Stop::Cancelled); break; }
                         () = stop.cancelled() => { why = Some(Stop::Cancelled); break; }
-                        read = tokio::time::timeout(stall, reader.read_buf(&mut into)) => read,
-                    }
-                } else {
-                    match reader.read_buf(&mut into).now_or_never() {
-                        Some(read) => Ok(read),
-                        None => break,
-                    }
+                        read = tokio::time::timeout(stall, reader.next_piece(max)) => read,
+                    },
                 };
                 match read {
                     Err(_) => why = Some(Stop::Stalled),
-                    Ok(Err(_)) | Ok(Ok(0)) => why = Some(Stop::StreamEnded),
-                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) | Ok(Ok(None)) => why = Some(Stop::StreamEnded),
+                    Ok(Ok(Some(piece))) => {
+                        gathered += piece.len();
+                        streamed.inc_by(piece.len() as u64);
+                        batch.push(piece);
+                    }
                 }
             }
-            remaining -= buf.len() as u64;
-            if !buf.is_empty() && tx.send(buf).await.is_err() {
+            remaining -= gathered as u64;
+            if !batch.is_empty() && tx.send(batch).await.is_err() {
                 // The writer stopped (a write failed); its result says why.
-                break 'chunk;
-            }
-            if why.is_some() {
                 break;
             }
         }
@@ -374,8 +399,7 @@ fn load(path: &Path, dir: &Path, recorded: u64) -> Result<Partial, MediaError> {
 /// dropped from memory and reloaded from disk next time.
 fn write_chunk(
     mut partial: Partial,
-    mut rx: mpsc::Receiver<Vec<u8>>,
-    spent: mpsc::Sender<Vec<u8>>,
+    mut rx: mpsc::Receiver<Vec<Bytes>>,
     path: &Path,
 ) -> (Option<Partial>, Result<(), MediaError>) {
     let start = partial.offset;
@@ -389,16 +413,11 @@ fn write_chunk(
     let result = (|| {
         let write_error = |e| io_error("write a staging file", path, e);
         let mut writer = DirectWriter::new(&file, path, start).map_err(write_error)?;
-        while let Some(buf) = rx.blocking_recv() {
-            writer.write(&buf).map_err(write_error)?;
-            partial.hasher.update(&buf);
-            written += buf.len() as u64;
-            // Full or closed: the buffer is simply freed.
-            let _ = spent.try_send(buf);
-            if rx.is_empty() {
-                // Nothing more has arrived: what has goes into the file now (to within
-                // one block; the rest at the chunk's end).
-                writer.write_whole_blocks().map_err(write_error)?;
+        while let Some(batch) = rx.blocking_recv() {
+            for piece in &batch {
+                writer.write(piece).map_err(write_error)?;
+                partial.hasher.update(piece);
+                written += piece.len() as u64;
             }
         }
         writer.flush().map_err(write_error)?;
@@ -437,6 +456,10 @@ mod tests {
 
     const STALL: Duration = Duration::from_secs(5);
 
+    fn counter() -> IntCounter {
+        IntCounter::new("streamed", "bytes streamed").unwrap()
+    }
+
     fn staging() -> (tempfile::TempDir, Staging) {
         let dir = tempfile::tempdir().unwrap();
         let staging = Staging::open(dir.path().join("staging")).unwrap();
@@ -449,19 +472,20 @@ mod tests {
         let id = Uuid::new_v4();
         let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         let never = CancellationToken::new();
+        let streamed = counter();
         {
             let mut slot = staging.acquire(id).await;
             assert_eq!(slot.offset(0).await.unwrap(), 0);
             let mut first = &bytes[..100_000];
             let got = slot
-                .receive(&mut first, 100_000, &never, STALL)
+                .receive(&mut first, 100_000, &never, STALL, &streamed)
                 .await
                 .unwrap();
             assert_eq!(got, Received::Complete { offset: 100_000 });
             // The stream ends early: what arrived is kept.
             let mut short = &bytes[100_000..150_000];
             let got = slot
-                .receive(&mut short, 200_000, &never, STALL)
+                .receive(&mut short, 200_000, &never, STALL, &streamed)
                 .await
                 .unwrap();
             assert_eq!(
@@ -478,10 +502,12 @@ mod tests {
         assert_eq!(slot.offset(100_000).await.unwrap(), 100_000);
         let mut rest = &bytes[100_000..];
         let got = slot
-            .receive(&mut rest, 200_000, &never, STALL)
+            .receive(&mut rest, 200_000, &never, STALL, &streamed)
             .await
             .unwrap();
         assert_eq!(got, Received::Complete { offset: 300_000 });
+        // Every byte read counts, also the 50,000 that the restart cut away.
+        assert_eq!(streamed.get(), 350_000);
         assert_eq!(slot.digest(), Some(Sha256Hash::of(&bytes)));
         assert_eq!(std::fs::read(slot.path()).unwrap(), bytes);
     }

@@ -30,9 +30,14 @@ fn mib_from_env(name: &str, default: usize) -> usize {
         << 20
 }
 
-/// Bytes per upload chunk (8 MiB unless `FIELDSYNC_BENCH_CHUNK_MIB` says otherwise).
+/// Bytes per upload chunk: what an agent sends by default (16 MiB) unless
+/// `FIELDSYNC_BENCH_CHUNK_MIB` says otherwise.
 fn chunk() -> usize {
-    mib_from_env("FIELDSYNC_BENCH_CHUNK_MIB", 8)
+    let agent_default = agent::config::AgentConfig::default().upload_chunk_bytes;
+    mib_from_env(
+        "FIELDSYNC_BENCH_CHUNK_MIB",
+        usize::try_from(agent_default >> 20).unwrap_or(16),
+    )
 }
 
 /// Bytes in all (256 MiB unless `FIELDSYNC_BENCH_MIB` says otherwise).

@@ -44,22 +44,21 @@ async fn start_chunk(
     (send, recv)
 }
 
-/// Waits until the gateway's staging file of `id` has the first `len` bytes, to within
-/// one 4 KiB block: while a chunk is arriving the gateway writes whole blocks past the
-/// page cache, and the partly filled last block only at the chunk's end.
-async fn staged_at_least(fx: &Fixture, id: uuid::Uuid, len: u64) {
-    let len = len - len % 4096;
-    let path = fx.state().media.staging_path(id);
+/// Waits until this gateway has read `len` recording bytes from upload streams in all
+/// (they reach the staging file in 1 MiB pieces and at the chunk's end, and are kept
+/// however the chunk ends).
+async fn streamed_at_least(fx: &Fixture, len: u64) {
+    let streamed = fx.state().recording_metrics.bytes_streamed.clone();
     let got = eventually(WAIT, || {
-        let path = path.clone();
-        async move {
-            std::fs::metadata(&path)
-                .map(|m| m.len() >= len)
-                .unwrap_or(false)
-        }
+        let streamed = streamed.clone();
+        async move { streamed.get() >= len }
     })
     .await;
-    assert!(got, "the gateway did not receive {len} bytes");
+    assert!(
+        got,
+        "the gateway did not receive {len} bytes ({} read)",
+        streamed.get()
+    );
 }
 
 #[tokio::test]
@@ -71,7 +70,7 @@ async fn a_device_that_drops_its_connection_mid_chunk_resumes_from_the_offset() 
     let conn = fx.device(1, 0).await;
     conn.announce_recording(ann.clone()).await.unwrap();
     let _stream = start_chunk(&conn, id, 0, bytes.len() as u64, &bytes[..400_000]).await;
-    staged_at_least(&fx, id, 400_000).await;
+    streamed_at_least(&fx, 400_000).await;
     // The agent dies: its connection ends under the open chunk.
     conn.quic().close(0u32.into(), b"killed");
     drop(conn);
@@ -108,7 +107,7 @@ async fn a_device_that_went_silent_mid_chunk_is_superseded_by_its_next_connectio
     let old = fx.device(1, 0).await;
     old.announce_recording(ann.clone()).await.unwrap();
     let (_send, mut recv) = start_chunk(&old, id, 0, bytes.len() as u64, &bytes[..250_000]).await;
-    staged_at_least(&fx, id, 250_000).await;
+    streamed_at_least(&fx, 250_000).await;
 
     let new = fx.device(1, 0).await;
     assert_eq!(new.upload_offset(id).await.unwrap().offset, 250_000);
@@ -146,7 +145,8 @@ async fn a_gateway_stopped_mid_chunk_keeps_what_it_held_and_resumes_after_restar
         conn.upload_chunk(header, &bytes[..300_000]).await.unwrap();
         let (_send, mut recv) =
             start_chunk(&conn, id, 300_000, 900_000, &bytes[300_000..700_000]).await;
-        staged_at_least(&fx, id, 700_000).await;
+        // 300,000 bytes in the acknowledged chunk, 400,000 in the cut-off one.
+        streamed_at_least(&fx, 700_000).await;
 
         let fx = fx.restart().await;
         // The cut-off chunk was answered "shutting down" with the offset it reached.
@@ -243,6 +243,7 @@ async fn a_gateway_killed_between_the_media_store_and_the_commit_collapses_the_r
                     bytes.len() as u64,
                     &CancellationToken::new(),
                     WAIT,
+                    &fx.state().recording_metrics.bytes_streamed,
                 )
                 .await
                 .unwrap();

@@ -89,7 +89,7 @@ async fn a_gateway_killed_mid_chunk_keeps_every_acknowledged_byte_and_the_upload
 
         let mut process = spawn(data.path(), &backend, device_addr, http_addr).await;
         let conn = connect(device_addr, &bundle).await;
-        let bytes = content(60, 2_000_000);
+        let bytes = content(60, 3_000_000);
         let ann = announcement(&bytes, now() - 3_600_000);
         let id = ann.recording_id;
         conn.announce_recording(ann.clone()).await.unwrap();
@@ -105,7 +105,7 @@ async fn a_gateway_killed_mid_chunk_keeps_every_acknowledged_byte_and_the_upload
         let header = UploadHeader {
             recording_id: id,
             offset: 500_000,
-            length: 1_500_000,
+            length: 2_500_000,
         };
         write_message(
             &mut send,
@@ -114,13 +114,13 @@ async fn a_gateway_killed_mid_chunk_keeps_every_acknowledged_byte_and_the_upload
         )
         .await
         .unwrap();
-        send.write_all(&bytes[500_000..1_200_000]).await.unwrap();
+        // More than the gateway's 1 MiB write: unacknowledged bytes reach the file
+        // before the kill, and the restart must cut them away.
+        send.write_all(&bytes[500_000..2_200_000]).await.unwrap();
         let staged = data.path().join(format!("media/staging/{id}.part"));
         let arrived = eventually(WAIT, || {
             let staged = staged.clone();
-            // To within one 4 KiB block: mid-chunk, the gateway writes whole blocks.
-            let whole_blocks = 1_200_000 - 1_200_000 % 4096;
-            async move { std::fs::metadata(&staged).is_ok_and(|m| m.len() >= whole_blocks) }
+            async move { std::fs::metadata(&staged).is_ok_and(|m| m.len() >= 1_500_000) }
         })
         .await;
         // (This wait once timed out in a full parallel run and never since; say what

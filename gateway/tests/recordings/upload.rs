@@ -295,9 +295,8 @@ async fn an_upload_in_flight_at_shutdown_keeps_its_bytes_and_ends_going_away() {
         let upload = conn.upload_chunk(header, reader);
         let feed = async {
             body.write_all(&bytes[..100_000]).await.unwrap();
-            // The handler is in flight once it staged bytes; then shutdown starts.
-            let staging = state.media.staging_path(ann.recording_id);
-            while std::fs::metadata(&staging).map_or(0, |m| m.len()) == 0 {
+            // The handler is in flight once it read bytes; then shutdown starts.
+            while state.recording_metrics.bytes_streamed.get() == 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
             in_flight.send(()).unwrap();
