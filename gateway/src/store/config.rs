@@ -71,7 +71,9 @@ pub(crate) fn sqlite_options(path: &std::path::Path) -> Result<SqliteConnectOpti
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
-        .busy_timeout(SQLITE_BUSY_TIMEOUT))
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        // Commits never checkpoint: a background task does (see `checkpoint`).
+        .pragma("wal_autocheckpoint", "0"))
 }
 
 /// Connect options for PostgreSQL: the URL, plus `search_path=<schema>` as a startup

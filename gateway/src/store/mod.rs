@@ -45,6 +45,7 @@ mod allocation;
 mod audit;
 mod bulk;
 pub mod chain;
+mod checkpoint;
 mod config;
 mod devices;
 mod enrollment;
@@ -115,6 +116,8 @@ struct Inner {
     db: Db,
     events: EventHub,
     listener: Mutex<Option<ListenerTask>>,
+    /// SQLite only: the write-ahead log's checkpoints.
+    checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -133,6 +136,7 @@ impl Store {
     /// `open` returns can be missed.
     pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
         let events = EventHub::new();
+        let mut checkpointer = None;
         let (db, listener) = match config {
             StoreConfig::Sqlite { path } => {
                 let pool = SqlitePoolOptions::new()
@@ -140,6 +144,7 @@ impl Store {
                     .connect_with(config::sqlite_options(path)?)
                     .await?;
                 SQLITE_MIGRATIONS.run(&pool).await?;
+                checkpointer = Some(checkpoint::Checkpointer::start(pool.clone()));
                 (Db::Sqlite(pool), None)
             }
             StoreConfig::Postgres { url, schema } => {
@@ -178,6 +183,7 @@ impl Store {
                 db,
                 events,
                 listener: Mutex::new(listener),
+                checkpointer: Mutex::new(checkpointer),
             }),
         })
     }
@@ -194,6 +200,15 @@ impl Store {
             .take();
         if let Some(listener) = listener {
             listener.stop().await;
+        }
+        let checkpointer = self
+            .inner
+            .checkpointer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(checkpointer) = checkpointer {
+            checkpointer.stop().await;
         }
         self.inner.events.close();
         on_pool!(&self.inner.db, pool => pool.close().await);
