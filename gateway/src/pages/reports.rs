@@ -1,8 +1,9 @@
 //! The report pages: allocation (DOMAIN R1: the table and the chart of required
-//! against in service per agency, and the daily snapshots' trend) and uploads (DOMAIN R2: overdue recordings first,
-//! then the counts per agency, officer and device). They call the same functions as
-//! the API (`reports::allocation::current`, `api::uploads::current`), so they show
-//! the same numbers.
+//! against in service per agency, and the daily snapshots' trend) and uploads (DOMAIN
+//! R2: overdue recordings first, then the counts per agency, officer and device). They
+//! call the same functions as the API (`reports::allocation::current`,
+//! `reports::allocation::recent_trend`, `api::uploads::current`), so they show the
+//! same numbers.
 
 use std::sync::Arc;
 

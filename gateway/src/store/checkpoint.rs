@@ -43,6 +43,8 @@ impl Checkpointer {
 }
 
 async fn run(pool: SqlitePool, stop: CancellationToken) {
+    // A failure is logged when it starts and when it ends, not ten times a second.
+    let mut failing = false;
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
@@ -56,11 +58,17 @@ async fn run(pool: SqlitePool, stop: CancellationToken) {
                 .await;
         match done {
             Ok((busy, log, copied)) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("write-ahead log checkpoints work again");
+                }
                 tracing::trace!(busy, log, copied, "write-ahead log checkpoint");
             }
-            // The pool closes at shutdown before the task has seen the stop.
             Err(sqlx::Error::PoolClosed) => break,
-            Err(e) => tracing::warn!(error = %e, "write-ahead log checkpoint failed; will retry"),
+            Err(e) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %e, "write-ahead log checkpoint failed; retrying");
+                }
+            }
         }
     }
 }
