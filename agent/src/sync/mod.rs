@@ -134,6 +134,15 @@ fn unexpected(request: &'static str, reply: ResponseBody) -> SyncError {
     })
 }
 
+/// A pushed batch whose acks have arrived but are not yet applied to the outbox (see
+/// [`Agent::send_batch`]).
+#[must_use = "the outbox keeps the records queued until the acks are applied"]
+#[derive(Debug)]
+pub struct AckedBatch {
+    plan: AckPlan,
+    sent: usize,
+}
+
 impl Agent {
     /// Says hello and keeps what the welcome tells (skew, limits) with the attempt's
     /// time, in one local transaction.
@@ -258,6 +267,23 @@ impl Agent {
         limits: &Limits,
         max: u32,
     ) -> Result<Option<AckPlan>, SyncError> {
+        match self.send_batch(conn, limits, max).await? {
+            Some(acked) => self.apply_acks(acked).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The first half of [`Agent::push_batch`]: pushes one batch and returns once its
+    /// acks are in, before the outbox has been told. Until [`Agent::apply_acks`] runs
+    /// the records stay queued (a crash in between sends them again and the gateway
+    /// answers "duplicate"), so a caller that times the gateway's answer (the load
+    /// test) can stop its clock here.
+    pub async fn send_batch(
+        &self,
+        conn: &GatewayConnection,
+        limits: &Limits,
+        max: u32,
+    ) -> Result<Option<AckedBatch>, SyncError> {
         let per_push = max.min(limits.max_records_per_push).max(1);
         let queued = self.outbox().queued_records(per_push).await?;
         let (mut sent, mut records): (Vec<Sent>, Vec<_>) = queued
@@ -281,15 +307,24 @@ impl Agent {
             ResponseBody::RecordAcks(acks) => acks,
             other => return Err(unexpected("push_records", other)),
         };
-        let plan = plan_acks(&sent, &acks.acks);
+        Ok(Some(AckedBatch {
+            plan: plan_acks(&sent, &acks.acks),
+            sent: n,
+        }))
+    }
+
+    /// The second half of [`Agent::push_batch`]: removes the durable records from the
+    /// outbox and marks a refused one; acks that do not cover the push are an error.
+    pub async fn apply_acks(&self, acked: AckedBatch) -> Result<AckPlan, SyncError> {
+        let AckedBatch { plan, sent } = acked;
         self.outbox().apply_record_acks(&plan, self.now()).await?;
         if plan.rejected.is_none() && (!plan.is_complete() || plan.durable.is_empty()) {
             return Err(SyncError::IncompleteAcks {
-                sent: n,
+                sent,
                 answered: plan.durable.len(),
             });
         }
-        Ok(Some(plan))
+        Ok(plan)
     }
 
     /// Uploads queued offline identity checks.

@@ -18,9 +18,10 @@ use super::{Fleet, Live, Outcome, Prepared, ensure_connected, finish, kind, sett
 
 /// Operation names in the report.
 pub mod ops {
-    /// One push of the drain, from sending it to its ack.
+    /// One push of the drain, from sending it to its ack (the device's own
+    /// bookkeeping of the ack afterwards is not counted).
     pub const DRAIN_PUSH: &str = "push, drain (sent→ack)";
-    /// One push of the paced phase, from its planned time to its ack.
+    /// One push of the paced phase, from its planned time to its ack (likewise).
     pub const PACED_PUSH: &str = "push, paced (planned→ack)";
 }
 
@@ -109,8 +110,8 @@ pub async fn run(
             )
             .await
             {
-                Some(n) => {
-                    fleet.stats.record(ops::DRAIN_PUSH, started.elapsed());
+                Some((n, acked)) => {
+                    fleet.stats.record(ops::DRAIN_PUSH, acked - started);
                     left = left.saturating_sub(n);
                 }
                 None => break,
@@ -137,11 +138,12 @@ pub async fn run(
             let planned = pace.start + phase + pace.interval * k;
             tokio::time::sleep_until(planned.into()).await;
             let deadline = Instant::now() + phases.give_up_after;
-            if push(&device, &fleet, &mut greeted, plan.paced_batch, deadline)
-                .await
-                .is_some()
+            if let Some((_, acked)) =
+                push(&device, &fleet, &mut greeted, plan.paced_batch, deadline).await
             {
-                fleet.stats.record(ops::PACED_PUSH, planned.elapsed());
+                fleet
+                    .stats
+                    .record(ops::PACED_PUSH, acked.saturating_duration_since(planned));
             }
         }
     }
@@ -172,14 +174,15 @@ async fn greet(device: &Prepared, fleet: &Fleet, greeted: &mut Greeted, deadline
 }
 
 /// Pushes one batch of at most `max` records; on a failure reconnects and pushes
-/// again until `deadline`. Returns how many records the gateway acknowledged.
+/// again until `deadline`. Returns how many records the gateway acknowledged and when
+/// its acks arrived (the outbox is updated after that).
 async fn push(
     device: &Prepared,
     fleet: &Fleet,
     greeted: &mut Greeted,
     max: u32,
     deadline: Instant,
-) -> Option<u32> {
+) -> Option<(u32, Instant)> {
     while Instant::now() < deadline {
         let usable = greeted
             .live
@@ -190,14 +193,23 @@ async fn push(
             return None;
         }
         let conn = greeted.live.conn.as_ref().expect("greeted");
-        match device.agent.push_batch(conn, &greeted.limits, max).await {
-            Ok(Some(plan)) if plan.rejected.is_none() => return Some(plan.durable.len() as u32),
-            Ok(Some(_)) => {
-                fleet.stats.error("push: a record was refused");
-                return None;
+        let pushed = match device.agent.send_batch(conn, &greeted.limits, max).await {
+            Ok(Some(acked)) => {
+                let at = Instant::now();
+                device.agent.apply_acks(acked).await.map(|plan| (plan, at))
             }
             // Nothing queued: the backlog is gone.
             Ok(None) => return None,
+            Err(e) => Err(e),
+        };
+        match pushed {
+            Ok((plan, at)) if plan.rejected.is_none() => {
+                return Some((plan.durable.len() as u32, at));
+            }
+            Ok(_) => {
+                fleet.stats.error("push: a record was refused");
+                return None;
+            }
             Err(e) => {
                 fleet.stats.error(format!("push: {}", kind(&e.to_string())));
                 if conn.close_reason().is_some() {
