@@ -188,26 +188,19 @@ impl Store {
         })
     }
 
-    /// Stops the notification listener, ends the status-event channel (receivers then
-    /// see `Closed`), and closes the pool, waiting for connections to be returned.
+    /// Stops the notification listener and the checkpoint task, ends the status-event
+    /// channel (receivers then see `Closed`), and closes the pool, waiting for
+    /// connections to be returned.
     /// Calling it again is harmless.
     pub async fn close(&self) {
-        let listener = self
-            .inner
-            .listener
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(listener) = listener {
+        /// The task in `slot`, taken out so that a second close finds none.
+        fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+            slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+        }
+        if let Some(listener) = take(&self.inner.listener) {
             listener.stop().await;
         }
-        let checkpointer = self
-            .inner
-            .checkpointer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(checkpointer) = checkpointer {
+        if let Some(checkpointer) = take(&self.inner.checkpointer) {
             checkpointer.stop().await;
         }
         self.inner.events.close();
