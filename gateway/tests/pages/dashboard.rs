@@ -189,27 +189,36 @@ async fn allocation(page: &chromiumoxide::Page, api: &crate::support::Api, base:
         number(page, "#total-required").await,
         as_u64(&json["total"]["required"])
     );
-    // The trend shows the API's snapshots, newest first.
+    // The trend shows the API's snapshots, newest first, today's among them.
     let snapshots = api.get("/api/v1/reports/allocation/snapshots").await;
     let days = snapshots["days"].as_array().unwrap();
-    assert_eq!(days.len(), 1, "{snapshots}");
+    let api_days: Vec<&str> = days
+        .iter()
+        .rev()
+        .map(|d| d["day"].as_str().unwrap())
+        .collect();
     let shown_days: Vec<String> = eval(
         page,
         "Array.from(document.querySelectorAll('#allocation-trend tr[data-day]')).map(r => r.dataset.day)",
     )
     .await;
-    assert_eq!(shown_days, vec![taken["day"].as_str().unwrap().to_owned()]);
-    let day = &days[0];
-    for field in ["certified_officers", "in_service", "required", "shortfall"] {
-        let shown = number(
-            page,
-            &format!(
-                "#allocation-trend tr[data-day='{}'] td[data-field='{field}']",
-                day["day"].as_str().unwrap()
-            ),
-        )
-        .await;
-        assert_eq!(shown, as_u64(&day["total"][field]), "trend {field}");
+    assert_eq!(shown_days, api_days, "{snapshots}");
+    assert!(
+        api_days.contains(&taken["day"].as_str().unwrap()),
+        "{snapshots}"
+    );
+    for day in days {
+        for field in ["certified_officers", "in_service", "required", "shortfall"] {
+            let shown = number(
+                page,
+                &format!(
+                    "#allocation-trend tr[data-day='{}'] td[data-field='{field}']",
+                    day["day"].as_str().unwrap()
+                ),
+            )
+            .await;
+            assert_eq!(shown, as_u64(&day["total"][field]), "trend {field}");
+        }
     }
     let shot = screenshot(page, "allocation").await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
