@@ -7,6 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use protocol::Millis;
 
+/// One day in milliseconds (policy periods and report windows count whole days).
+pub const DAY: Millis = 24 * 3_600_000;
+
 /// A source of "now" in milliseconds since the Unix epoch.
 pub trait Clock: Send + Sync + 'static {
     /// The current time.

@@ -111,55 +111,29 @@ fn get(agent: &ureq::Agent, url: &str, bearer: Option<&str>, cookie: Option<&str
     req.call().expect("request sent").status().as_u16()
 }
 
-#[test]
-fn operator_tokens_never_reach_the_gateways_log_even_at_trace_level() {
-    use std::io::{BufRead, BufReader};
-
+#[tokio::test]
+async fn operator_tokens_never_reach_the_gateways_log_even_at_trace_level() {
+    // The gateway is a process of its own; the blocking HTTP calls below hold up
+    // nothing else of this test.
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let log_path = dir.path().join("gateway.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .env("FIELDSYNC_DATA_DIR", &data)
-        .env("FIELDSYNC_DEVICE_LISTEN", "127.0.0.1:0")
-        .env("FIELDSYNC_HTTP_LISTEN", "127.0.0.1:0")
-        .env("FIELDSYNC_MDNS_ENABLED", "false")
-        .env("RUST_LOG", "trace")
-        .env("NO_COLOR", "1")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let guard = Kill(child);
-    // The operator listener's address, from the "gateway listening" line.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let http_addr = loop {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let found = BufReader::new(text.as_bytes())
-            .lines()
-            .map_while(Result::ok)
-            .filter(|l| l.contains("gateway listening"))
-            .find_map(|l| {
-                let at = l.find("operators=")? + "operators=".len();
-                l[at..].split_whitespace().next().map(str::to_owned)
-            });
-        if let Some(addr) = found {
-            break addr;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the gateway did not start:\n{text}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
-    let base = format!("http://{http_addr}");
+    let gateway = test_support::GatewayProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_gateway")),
+        &data,
+        &test_support::Backend::Sqlite,
+        test_support::GatewayProcess::free_addrs(),
+        |command| {
+            command
+                .env("RUST_LOG", "trace")
+                .env("NO_COLOR", "1")
+                .stdout(log.try_clone().unwrap())
+                .stderr(log);
+        },
+    )
+    .await;
+    let base = format!("http://{}", gateway.http_addr);
     let admin = certs_dev::load_admin_token(&data.join("pki")).expect("admin.token");
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -219,7 +193,7 @@ fn operator_tokens_never_reach_the_gateways_log_even_at_trace_level() {
         get(&agent, &format!("{base}/allocation"), None, Some(&cookie)),
         200
     );
-    drop(guard);
+    drop(gateway);
 
     let text = std::fs::read_to_string(&log_path).unwrap();
     // The log did record these requests at trace level (so the check below can fail).

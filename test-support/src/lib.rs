@@ -288,3 +288,77 @@ pub async fn connect_without_certificate(
         Err(e) => Err(e.to_string()),
     }
 }
+
+/// A `gateway` binary started by a test (tests name it with
+/// `env!("CARGO_BIN_EXE_gateway")`), for what an in-process gateway cannot show: a
+/// SIGKILL, the process's own log. Killed (SIGKILL) and reaped when dropped.
+pub struct GatewayProcess {
+    child: std::process::Child,
+    /// Where devices connect (UDP).
+    pub device_addr: std::net::SocketAddr,
+    /// The operator listener (TCP).
+    pub http_addr: std::net::SocketAddr,
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl GatewayProcess {
+    /// Loopback addresses for a gateway to come (device, operator), chosen up front so
+    /// that a restarted process can listen on the same ones.
+    pub fn free_addrs() -> (std::net::SocketAddr, std::net::SocketAddr) {
+        let port = || {
+            std::net::UdpSocket::bind("127.0.0.1:0")
+                .and_then(|s| s.local_addr())
+                .expect("a free loopback port")
+                .port()
+        };
+        let addr = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+        (addr(port()), addr(port()))
+    }
+
+    /// Starts `binary` on the data folder `data` with `backend`, listening on `addrs`
+    /// (see [`GatewayProcess::free_addrs`]), logging at `warn` to nowhere; `configure`
+    /// adds to or overrides that (environment, output) before the start. Returns once
+    /// the operator listener answers `/healthz`.
+    pub async fn start(
+        binary: &Path,
+        data: &Path,
+        backend: &Backend,
+        addrs: (std::net::SocketAddr, std::net::SocketAddr),
+        configure: impl FnOnce(&mut std::process::Command),
+    ) -> Self {
+        let (device_addr, http_addr) = addrs;
+        let mut command = std::process::Command::new(binary);
+        command
+            .env("FIELDSYNC_DATA_DIR", data)
+            .env("FIELDSYNC_DEVICE_LISTEN", device_addr.to_string())
+            .env("FIELDSYNC_HTTP_LISTEN", http_addr.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Backend::Postgres { url, schema } = backend {
+            command
+                .env("FIELDSYNC_STORE_BACKEND", "postgres")
+                .env("FIELDSYNC_STORE_POSTGRES_URL", url)
+                .env("FIELDSYNC_STORE_POSTGRES_SCHEMA", schema);
+        }
+        configure(&mut command);
+        let process = GatewayProcess {
+            child: command.spawn().expect("start the gateway binary"),
+            device_addr,
+            http_addr,
+        };
+        let up = eventually(Duration::from_secs(30), || async move {
+            tokio::net::TcpStream::connect(http_addr).await.is_ok()
+                && http_get(http_addr, "/healthz").await.contains("ok")
+        })
+        .await;
+        assert!(up, "the gateway binary did not start");
+        process
+    }
+}

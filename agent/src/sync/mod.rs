@@ -138,10 +138,7 @@ fn unexpected(request: &'static str, reply: ResponseBody) -> SyncError {
 /// [`Agent::send_batch`]).
 #[must_use = "the outbox keeps the records queued until the acks are applied"]
 #[derive(Debug)]
-pub struct AckedBatch {
-    plan: AckPlan,
-    sent: usize,
-}
+pub struct AckedBatch(AckPlan);
 
 impl Agent {
     /// Says hello and keeps what the welcome tells (skew, limits) with the attempt's
@@ -307,20 +304,17 @@ impl Agent {
             ResponseBody::RecordAcks(acks) => acks,
             other => return Err(unexpected("push_records", other)),
         };
-        Ok(Some(AckedBatch {
-            plan: plan_acks(&sent, &acks.acks),
-            sent: n,
-        }))
+        Ok(Some(AckedBatch(plan_acks(&sent, &acks.acks))))
     }
 
     /// The second half of [`Agent::push_batch`]: removes the durable records from the
     /// outbox and marks a refused one; acks that do not cover the push are an error.
     pub async fn apply_acks(&self, acked: AckedBatch) -> Result<AckPlan, SyncError> {
-        let AckedBatch { plan, sent } = acked;
+        let AckedBatch(plan) = acked;
         self.outbox().apply_record_acks(&plan, self.now()).await?;
         if plan.rejected.is_none() && (!plan.is_complete() || plan.durable.is_empty()) {
             return Err(SyncError::IncompleteAcks {
-                sent,
+                sent: plan.pushed(),
                 answered: plan.durable.len(),
             });
         }

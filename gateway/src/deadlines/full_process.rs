@@ -6,8 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use protocol::Millis;
 
-/// Milliseconds in a day.
-const DAY: Millis = 24 * 3_600_000;
+use crate::clock::DAY;
 
 /// The full-process figures, read from `[policy.full_process]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -100,21 +100,14 @@ impl<'a> DirectWriter<'a> {
         Ok(())
     }
 
-    /// Puts the whole blocks gathered so far into the file, directly; the partly filled
-    /// last block stays gathered.
-    fn write_whole_blocks(&mut self) -> io::Result<()> {
-        let whole = self.len - self.len % ALIGN;
-        if self.direct.is_some() && whole > 0 {
-            self.write_window(whole)?;
-        }
-        Ok(())
-    }
-
     /// Puts every byte written so far into the file: the whole blocks directly, the
     /// partly filled last block through the ordinary descriptor (a later direct write
     /// covers that block whole). Call at the end of a chunk, before the fsync.
     pub(crate) fn flush(&mut self) -> io::Result<()> {
-        self.write_whole_blocks()?;
+        let whole = self.len - self.len % ALIGN;
+        if self.direct.is_some() && whole > 0 {
+            self.write_window(whole)?;
+        }
         if self.direct.is_some() && self.len > 0 {
             let tail = &self.buf[self.start..self.start + self.len];
             self.file.write_all_at(tail, self.pos)?;

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, UtcOffset};
 use utoipa::ToSchema;
 
+use crate::clock::DAY;
 use crate::state::GatewayState;
 use crate::store::{AgencyAllocationFacts, AllocationSnapshotRow, StoreError};
 
@@ -399,7 +400,7 @@ pub async fn recent_trend(state: &GatewayState, days: i64) -> Result<Vec<TrendDa
     let now = state.clock.now();
     let offset = state.config.allocation_report.utc_offset_minutes;
     let (to, _) = local_day(now, offset);
-    let (from, _) = local_day(now.saturating_sub((days - 1).max(0) * 86_400_000), offset);
+    let (from, _) = local_day(now.saturating_sub((days - 1).max(0) * DAY), offset);
     let day_list = state.store.allocation_snapshot_days(&from, &to).await?;
     let rows = state.store.allocation_snapshots(&from, &to).await?;
     Ok(trend(day_list, rows))

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::audit::actions;
 use super::rows::{AgencyRow, NewAgency, RawAgency, convert_all, non_empty};
 use super::tx::WriteTx;
-use super::{Store, StoreError};
+use super::{Store, StoreError, only};
 
 const SELECT_AGENCY: &str = "SELECT id, name, class, class_c_target, created_at FROM agencies";
 
@@ -101,12 +101,10 @@ impl Store {
         reason: &str,
         now: Millis,
     ) -> Result<AgencyRow, StoreError> {
-        let mut created = self
+        let created = self
             .create_agencies(std::slice::from_ref(new), actor, reason, now)
             .await?;
-        created
-            .pop()
-            .ok_or_else(|| StoreError::corrupt("agency import", "no agency returned"))
+        Ok(only(created))
     }
 
     /// Creates every agency in one transaction: an error part-way (a name that another

@@ -237,3 +237,11 @@ impl Store {
         tx.commit(&self.inner.events).await
     }
 }
+
+/// The one result of a batch call made with one item: single-item operations are their
+/// batch form with a slice of one, so both run the same transaction code.
+fn only<T>(mut results: Vec<T>) -> T {
+    let one = results.pop().expect("a batch of one gives one result");
+    debug_assert!(results.is_empty());
+    one
+}

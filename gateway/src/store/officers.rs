@@ -15,7 +15,7 @@ use super::rows::{
     OfficerChange, OfficerRecord, OfficerRow, RawOfficer, RosterPage, convert_all, non_empty,
 };
 use super::tx::{ReadTx, WriteTx};
-use super::{Store, StoreError};
+use super::{Store, StoreError, only};
 
 const SELECT_OFFICER: &str = "SELECT certificate_number, name, unit, post, category, \
      certificate_status, auxiliary, agency_id, roster_version, updated_at FROM officers";
@@ -163,12 +163,10 @@ impl Store {
         actor: &str,
         now: Millis,
     ) -> Result<OfficerChange, StoreError> {
-        let mut changes = self
+        let changes = self
             .import_officers(std::slice::from_ref(record), actor, None, now)
             .await?;
-        changes
-            .pop()
-            .ok_or_else(|| StoreError::corrupt("officer import", "no change returned"))
+        Ok(only(changes))
     }
 
     /// Adds or updates every officer of a roster in one transaction, so that an error
@@ -187,14 +185,7 @@ impl Store {
         for record in records {
             changes.push(tx.upsert_officer(record, actor, reason, now).await?);
         }
-        if changes
-            .iter()
-            .all(|c| matches!(c, OfficerChange::Unchanged(_)))
-        {
-            tx.rollback().await?;
-        } else {
-            self.commit(tx).await?;
-        }
+        self.commit(tx).await?;
         Ok(changes)
     }
 

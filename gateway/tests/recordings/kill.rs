@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use agent::DeviceIdentity;
@@ -13,54 +12,24 @@ use agent::transport::UploadReply;
 use protocol::codec::write_message;
 use protocol::message::UploadHeader;
 use protocol::{Request, RequestBody};
-use test_support::{Backend, backends, eventually, http_get};
+use test_support::{Backend, GatewayProcess, backends, eventually};
 
 use crate::support::{announcement, content, upload_from};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A gateway process we started; killed (by its pid) when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn spawn(data: &Path, backend: &Backend, device: SocketAddr, http: SocketAddr) -> Process {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gateway"));
-    command
-        .env("FIELDSYNC_DATA_DIR", data)
-        .env("FIELDSYNC_DEVICE_LISTEN", device.to_string())
-        .env("FIELDSYNC_HTTP_LISTEN", http.to_string())
-        .env("FIELDSYNC_PKI_DEV_DEVICES", "1")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if let Backend::Postgres { url, schema } = backend {
-        command
-            .env("FIELDSYNC_STORE_BACKEND", "postgres")
-            .env("FIELDSYNC_STORE_POSTGRES_URL", url)
-            .env("FIELDSYNC_STORE_POSTGRES_SCHEMA", schema);
-    }
-    let process = Process(command.spawn().expect("start the gateway binary"));
-    let up = eventually(WAIT, || async move {
-        tokio::net::TcpStream::connect(http).await.is_ok()
-            && http_get(http, "/healthz").await.contains("ok")
-    })
-    .await;
-    assert!(up, "the gateway binary did not start");
-    process
+/// Starts the gateway binary on `data` with one development device.
+async fn spawn(data: &Path, backend: &Backend, addrs: (SocketAddr, SocketAddr)) -> GatewayProcess {
+    GatewayProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_gateway")),
+        data,
+        backend,
+        addrs,
+        |command| {
+            command.env("FIELDSYNC_PKI_DEV_DEVICES", "1");
+        },
+    )
+    .await
 }
 
 fn now() -> i64 {
@@ -83,12 +52,11 @@ async fn connect(addr: SocketAddr, bundle: &Path) -> agent::GatewayConnection {
 async fn a_gateway_killed_mid_chunk_keeps_every_acknowledged_byte_and_the_upload_resumes() {
     for backend in backends().await {
         let data = tempfile::tempdir().unwrap();
-        let device_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let http_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let addrs = GatewayProcess::free_addrs();
         let bundle: PathBuf = data.path().join("pki/devices/dev-00001");
 
-        let mut process = spawn(data.path(), &backend, device_addr, http_addr).await;
-        let conn = connect(device_addr, &bundle).await;
+        let process = spawn(data.path(), &backend, addrs).await;
+        let conn = connect(process.device_addr, &bundle).await;
         let bytes = content(60, 3_000_000);
         let ann = announcement(&bytes, now() - 3_600_000);
         let id = ann.recording_id;
@@ -131,13 +99,11 @@ async fn a_gateway_killed_mid_chunk_keeps_every_acknowledged_byte_and_the_upload
             backend.name(),
             std::fs::metadata(&staged).map(|m| m.len()).ok()
         );
-        process.0.kill().unwrap();
-        process.0.wait().unwrap();
-        drop(process);
+        drop(process); // SIGKILL
         drop(conn);
 
-        let process = spawn(data.path(), &backend, device_addr, http_addr).await;
-        let conn = connect(device_addr, &bundle).await;
+        let process = spawn(data.path(), &backend, addrs).await;
+        let conn = connect(process.device_addr, &bundle).await;
         let offset = conn.upload_offset(id).await.unwrap();
         // Acknowledged bytes survive; the never-acknowledged tail was cut away.
         assert_eq!(
