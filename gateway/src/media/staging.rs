@@ -267,6 +267,21 @@ impl UploadSlot {
         let (tx, rx) = mpsc::channel::<Vec<Bytes>>(QUEUE);
         let path = self.path.clone();
         let writer = tokio::task::spawn_blocking(move || write_chunk(partial, rx, &path));
+        // The stop signals and the stall timer are set up once per chunk, not once per
+        // read: a read waits about once per QUIC packet, and registering two
+        // cancellation waiters and a timer each time was a measurable share of an
+        // upload's CPU. The timer is re-armed lazily, only when it fires after progress.
+        let token = self.token.clone();
+        let stopped = async {
+            tokio::select! {
+                () = token.cancelled() => {}
+                () = stop.cancelled() => {}
+            }
+        };
+        tokio::pin!(stopped);
+        let mut last_byte = tokio::time::Instant::now();
+        let stall_timer = tokio::time::sleep_until(last_byte + stall);
+        tokio::pin!(stall_timer);
         let mut remaining = length;
         let mut why = None;
         while remaining > 0 && why.is_none() {
@@ -286,18 +301,28 @@ impl UploadSlot {
                     reader.next_piece(max).now_or_never()
                 };
                 let read = match ready {
-                    Some(read) => Ok(read),
+                    Some(read) => read,
                     None => tokio::select! {
                         biased;
-                        () = self.token.cancelled() => { why = Some(Stop::Cancelled); break; }
-                        () = stop.cancelled() => { why = Some(Stop::Cancelled); break; }
-                        read = tokio::time::timeout(stall, reader.next_piece(max)) => read,
+                        () = &mut stopped => { why = Some(Stop::Cancelled); break; }
+                        () = &mut stall_timer => {
+                            if last_byte.elapsed() >= stall {
+                                why = Some(Stop::Stalled);
+                                break;
+                            }
+                            stall_timer.as_mut().reset(last_byte + stall);
+                            continue;
+                        }
+                        read = reader.next_piece(max) => {
+                            // Pieces taken without waiting follow this one at once.
+                            last_byte = tokio::time::Instant::now();
+                            read
+                        }
                     },
                 };
                 match read {
-                    Err(_) => why = Some(Stop::Stalled),
-                    Ok(Err(_)) | Ok(Ok(None)) => why = Some(Stop::StreamEnded),
-                    Ok(Ok(Some(piece))) => {
+                    Err(_) | Ok(None) => why = Some(Stop::StreamEnded),
+                    Ok(Some(piece)) => {
                         gathered += piece.len();
                         streamed.inc_by(piece.len() as u64);
                         batch.push(piece);
@@ -510,6 +535,54 @@ mod tests {
         assert_eq!(streamed.get(), 350_000);
         assert_eq!(slot.digest(), Some(Sha256Hash::of(&bytes)));
         assert_eq!(std::fs::read(slot.path()).unwrap(), bytes);
+    }
+
+    /// A stream that gives `pieces` pieces of 100 bytes, `gap` apart, then waits for ever.
+    struct Trickle {
+        pieces: usize,
+        gap: Duration,
+    }
+
+    impl ChunkSource for Trickle {
+        async fn next_piece(&mut self, _max: usize) -> std::io::Result<Option<Bytes>> {
+            if self.pieces == 0 {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(self.gap).await;
+            self.pieces -= 1;
+            Ok(Some(Bytes::from_static(&[7; 100])))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stall_counts_from_the_last_byte_not_from_the_chunks_start() {
+        let (_dir, staging) = staging();
+        let mut slot = staging.acquire(Uuid::new_v4()).await;
+        slot.offset(0).await.unwrap();
+        let never = CancellationToken::new();
+        let stall = Duration::from_secs(1);
+        // Bytes keep coming for well over the stall timeout, never a second apart:
+        // not a stall. Then nothing comes: a stall, with every byte kept.
+        let mut source = Trickle {
+            pieces: 400,
+            gap: Duration::from_millis(4),
+        };
+        let started = std::time::Instant::now();
+        let got = slot
+            .receive(&mut source, 1 << 20, &never, stall, &counter())
+            .await
+            .unwrap();
+        assert!(
+            started.elapsed() > 2 * stall,
+            "the trickle outlasted the timeout"
+        );
+        assert_eq!(
+            got,
+            Received::Stopped {
+                offset: 40_000,
+                why: Stop::Stalled
+            }
+        );
     }
 
     #[tokio::test]
