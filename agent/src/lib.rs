@@ -40,5 +40,5 @@ pub use identity::{DeviceIdentity, IdentityError};
 pub use outbox::records::{QueuedRecord, RecordError};
 pub use runner::{LogObserver, RunError, RunObserver};
 pub use status::Status;
-pub use sync::{AckedBatch, SyncError, SyncReport};
+pub use sync::{AckedBatch, PreparedBatch, SyncError, SyncReport};
 pub use transport::{ClientError, GatewayConnection, GatewayEndpoint};

@@ -344,6 +344,24 @@ pub async fn measure_sqlite(dir: &Path, rows: usize) -> Result<f64, BaselineErro
     Ok(rate)
 }
 
+/// Tries of the SQLite baseline in one run; the fastest counts.
+pub const SQLITE_TRIES: usize = 3;
+
+/// The fastest of [`SQLITE_TRIES`] runs of [`measure_sqlite`], each into a new
+/// database in `dir`. Why the fastest: the machine is shared and a single 50,000-row
+/// insert varied by ±40 % from run to run; a slow baseline would flatter the ratio,
+/// the fastest one cannot.
+pub async fn fastest_sqlite(dir: &Path, rows: usize) -> Result<f64, BaselineError> {
+    let mut best = 0.0_f64;
+    for _ in 0..SQLITE_TRIES {
+        for file in ["baseline.db", "baseline.db-wal", "baseline.db-shm"] {
+            let _ = std::fs::remove_file(dir.join(file));
+        }
+        best = best.max(measure_sqlite(dir, rows).await?);
+    }
+    Ok(best)
+}
+
 /// `rows` sealed records, round-robin over the baseline's devices, with the content
 /// the simulated devices make.
 fn baseline_records(rows: usize) -> Vec<(protocol::DeviceId, protocol::message::FieldRecord)> {
@@ -401,7 +419,7 @@ pub async fn run_all(
     let bulk = measure_bare_bulk(&server, &fleet[0], bulk_bytes).await?;
     let _ = server.stop().await;
     progress.set("SQLite: durable multi-row inserts");
-    let rows = measure_sqlite(&options.out_dir, sqlite_rows).await?;
+    let rows = fastest_sqlite(&options.out_dir, sqlite_rows).await?;
     progress.finish();
     Ok(Report {
         scenario: "baseline".into(),

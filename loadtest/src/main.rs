@@ -107,6 +107,12 @@ fn main() -> ExitCode {
         )
         .init();
     let args = Args::parse();
+    if matches!(
+        args.command,
+        Some(Command::GatewayChild { .. } | Command::BareServer { .. })
+    ) {
+        own_scheduling_group();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -121,6 +127,18 @@ fn main() -> ExitCode {
             eprintln!("loadtest: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Puts this child (the gateway under test or the bare server) in a session of its
+/// own. Why: the kernel shares CPU fairly between sessions (autogroups) and only then
+/// between threads, as it does between a service and a shell. In the harness's session
+/// the gateway's few threads would compete one for one with the thousand threads of the
+/// simulated agents (one SQLite worker each) and get a sliver of the machine that no
+/// deployed gateway would see. The child still stops when its stdin closes.
+fn own_scheduling_group() {
+    if let Err(e) = rustix::process::setsid() {
+        tracing::warn!(error = %e, "could not start a session of its own; sharing the harness's");
     }
 }
 

@@ -9,7 +9,7 @@ pub mod batch;
 use std::future::Future;
 
 use protocol::chain::ChainHead;
-use protocol::message::{PushIdentityChecks, PushRecords, RosterSince, Welcome};
+use protocol::message::{FieldRecord, PushIdentityChecks, PushRecords, RosterSince, Welcome};
 use protocol::{ErrorCode, Limits, RequestBody, ResponseBody};
 
 use crate::agent::{AGENT_VERSION, Agent};
@@ -139,6 +139,26 @@ fn unexpected(request: &'static str, reply: ResponseBody) -> SyncError {
 #[must_use = "the outbox keeps the records queued until the acks are applied"]
 #[derive(Debug)]
 pub struct AckedBatch(AckPlan);
+
+/// Queued records read from the outbox for one push, not yet sent (see
+/// [`Agent::prepare_batch`]). Dropping it changes nothing: the records stay queued.
+#[derive(Debug)]
+pub struct PreparedBatch {
+    sent: Vec<Sent>,
+    records: Vec<FieldRecord>,
+}
+
+impl PreparedBatch {
+    /// Records in the batch (never zero).
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Always false: an empty outbox prepares no batch.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
 
 impl Agent {
     /// Says hello and keeps what the welcome tells (skew, limits) with the attempt's
@@ -274,13 +294,30 @@ impl Agent {
     /// acks are in, before the outbox has been told. Until [`Agent::apply_acks`] runs
     /// the records stay queued (a crash in between sends them again and the gateway
     /// answers "duplicate"), so a caller that times the gateway's answer (the load
-    /// test) can stop its clock here.
+    /// test) can stop its clock here. [`Agent::prepare_batch`] then
+    /// [`Agent::send_prepared`] in one.
     pub async fn send_batch(
         &self,
         conn: &GatewayConnection,
         limits: &Limits,
         max: u32,
     ) -> Result<Option<AckedBatch>, SyncError> {
+        match self.prepare_batch(limits, max).await? {
+            Some(batch) => self.send_prepared(conn, batch).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads the next batch of queued records (at most `max` and what the welcome's
+    /// `limits` allow) without sending it; `None` when nothing is queued. A caller that
+    /// wants only the push on its clock (the load test's drain) reads first. Send the
+    /// batch before anything else changes the queue: a re-chain after a refusal would
+    /// make it stale (the gateway would then refuse it, and nothing is lost).
+    pub async fn prepare_batch(
+        &self,
+        limits: &Limits,
+        max: u32,
+    ) -> Result<Option<PreparedBatch>, SyncError> {
         let per_push = max.min(limits.max_records_per_push).max(1);
         let queued = self.outbox().queued_records(per_push).await?;
         let (mut sent, mut records): (Vec<Sent>, Vec<_>) = queued
@@ -299,12 +336,23 @@ impl Agent {
         }
         sent.truncate(n);
         records.truncate(n);
+        Ok(Some(PreparedBatch { sent, records }))
+    }
+
+    /// Pushes a batch from [`Agent::prepare_batch`] and returns once its acks are in
+    /// (see [`Agent::send_batch`]).
+    pub async fn send_prepared(
+        &self,
+        conn: &GatewayConnection,
+        batch: PreparedBatch,
+    ) -> Result<AckedBatch, SyncError> {
+        let PreparedBatch { sent, records } = batch;
         let body = RequestBody::PushRecords(PushRecords { records });
         let acks = match request(self, conn, "push_records", body).await? {
             ResponseBody::RecordAcks(acks) => acks,
             other => return Err(unexpected("push_records", other)),
         };
-        Ok(Some(AckedBatch(plan_acks(&sent, &acks.acks))))
+        Ok(AckedBatch(plan_acks(&sent, &acks.acks)))
     }
 
     /// The second half of [`Agent::push_batch`]: removes the durable records from the

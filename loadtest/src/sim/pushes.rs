@@ -6,10 +6,10 @@
 //! from when it was sent (a stalled gateway shows as latency).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use agent::GatewayConnection;
+use agent::{GatewayConnection, PreparedBatch};
 use protocol::Limits;
 use rand::Rng;
 use tokio::sync::{Barrier, watch};
@@ -63,6 +63,20 @@ pub struct Phases {
     pub pace: watch::Receiver<Option<Pace>>,
     /// How long a device keeps retrying a push that fails.
     pub give_up_after: Duration,
+    /// When the drain's last ack arrived: the drain ends there, not when the devices
+    /// have also updated their outboxes.
+    pub last_drain_ack: Mutex<Option<Instant>>,
+}
+
+impl Phases {
+    /// Notes that a device's drain ended with an ack at `at`.
+    fn drain_acked(&self, at: Instant) {
+        let mut last = self
+            .last_drain_ack
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *last = Some(last.map_or(at, |l| l.max(at)));
+    }
 }
 
 /// A device's connection and the limits its welcome gave.
@@ -92,6 +106,17 @@ pub async fn run(
         Instant::now() + phases.give_up_after,
     )
     .await;
+    // The drain's first push is read from the outbox before the start, so that the
+    // drain times the gateway rather than a thousand agents reading their outboxes at
+    // once (on a real fleet each device reads its own, on its own hardware).
+    let mut first = None;
+    if ready && plan.drain_records > 0 {
+        let max = plan.drain_batch.min(plan.drain_records);
+        match device.agent.prepare_batch(&greeted.limits, max).await {
+            Ok(batch) => first = batch,
+            Err(e) => fleet.stats.error(format!("push: {}", kind(&e.to_string()))),
+        }
+    }
     phases.barrier.wait().await;
 
     let mut outcome = Outcome::new(device.agent.device_id().clone());
@@ -99,26 +124,24 @@ pub async fn run(
     if ready {
         let mut left = plan.drain_records;
         let deadline = Instant::now() + phases.give_up_after;
+        let mut last_ack = None;
         while left > 0 {
             let started = Instant::now();
-            match push(
-                &device,
-                &fleet,
-                &mut greeted,
-                plan.drain_batch.min(left),
-                deadline,
-            )
-            .await
-            {
+            let max = plan.drain_batch.min(left);
+            match push(&device, &fleet, &mut greeted, max, first.take(), deadline).await {
                 Some((n, acked)) => {
                     fleet.stats.record(ops::DRAIN_PUSH, acked - started);
                     left = left.saturating_sub(n);
+                    last_ack = Some(acked);
                 }
                 None => break,
             }
         }
         if left == 0 {
             outcome.backlog_done = Some(Instant::now());
+            if let Some(at) = last_ack {
+                phases.drain_acked(at);
+            }
         }
     }
     phases.barrier.wait().await;
@@ -136,10 +159,25 @@ pub async fn run(
         let phase = pace.interval.mul_f64(device.rng.random::<f64>());
         for k in 0..plan.paced_pushes {
             let planned = pace.start + phase + pace.interval * k;
+            // Read the batch before it is due, as the drain does: the latency is the
+            // gateway's answer, not the agent's outbox read.
+            let next = device
+                .agent
+                .prepare_batch(&greeted.limits, plan.paced_batch)
+                .await
+                .ok()
+                .flatten();
             tokio::time::sleep_until(planned.into()).await;
             let deadline = Instant::now() + phases.give_up_after;
-            if let Some((_, acked)) =
-                push(&device, &fleet, &mut greeted, plan.paced_batch, deadline).await
+            if let Some((_, acked)) = push(
+                &device,
+                &fleet,
+                &mut greeted,
+                plan.paced_batch,
+                next,
+                deadline,
+            )
+            .await
             {
                 fleet
                     .stats
@@ -173,14 +211,16 @@ async fn greet(device: &Prepared, fleet: &Fleet, greeted: &mut Greeted, deadline
     false
 }
 
-/// Pushes one batch of at most `max` records; on a failure reconnects and pushes
-/// again until `deadline`. Returns how many records the gateway acknowledged and when
-/// its acks arrived (the outbox is updated after that).
+/// Pushes one batch of at most `max` records (`prepared`, when it was read before);
+/// on a failure reconnects and pushes again until `deadline`. Returns how many records
+/// the gateway acknowledged and when its acks arrived (the outbox is updated after
+/// that).
 async fn push(
     device: &Prepared,
     fleet: &Fleet,
     greeted: &mut Greeted,
     max: u32,
+    mut prepared: Option<PreparedBatch>,
     deadline: Instant,
 ) -> Option<(u32, Instant)> {
     while Instant::now() < deadline {
@@ -193,7 +233,11 @@ async fn push(
             return None;
         }
         let conn = greeted.live.conn.as_ref().expect("greeted");
-        let pushed = match device.agent.send_batch(conn, &greeted.limits, max).await {
+        let sent = match prepared.take() {
+            Some(batch) => device.agent.send_prepared(conn, batch).await.map(Some),
+            None => device.agent.send_batch(conn, &greeted.limits, max).await,
+        };
+        let pushed = match sent {
             Ok(Some(acked)) => {
                 let at = Instant::now();
                 device.agent.apply_acks(acked).await.map(|plan| (plan, at))
