@@ -89,21 +89,53 @@ impl IngestTx {
     }
 }
 
-/// The head of a device's stored chain.
-pub(crate) async fn chain_head_in(
+/// Devices whose chain heads one statement reads (SQLite allows 500 terms in a
+/// compound SELECT).
+const HEADS_PER_STATEMENT: usize = 100;
+
+/// The heads of several devices' stored chains (genesis for a device with none), in
+/// one statement per [`HEADS_PER_STATEMENT`] devices: one indexed lookup of each
+/// device's last record, joined with `UNION ALL`. Why: a group commit holds pushes from
+/// many devices, and a round trip per device lengthens the committer's serial chain —
+/// on PostgreSQL each is a network round trip. (On SQLite at 1,000 devices the load
+/// test's figures did not move: 49,000 records/s either way.)
+async fn chain_heads_in(
     conn: &mut TxConn,
-    device: &DeviceId,
-) -> Result<ChainHead, StoreError> {
-    let last: Option<(i64, String)> = on_conn!(conn, c => {
-        sqlx::query_as(
-            "SELECT sequence, hash FROM field_records WHERE device_id = $1 \
-             ORDER BY sequence DESC LIMIT 1",
-        )
-        .bind(device.as_str())
-        .fetch_optional(&mut *c)
-        .await?
-    });
-    head_after(last)
+    devices: &BTreeSet<&DeviceId>,
+) -> Result<HashMap<DeviceId, ChainHead>, StoreError> {
+    let devices: Vec<&DeviceId> = devices.iter().copied().collect();
+    let mut heads: HashMap<DeviceId, ChainHead> = devices
+        .iter()
+        .map(|d| ((*d).clone(), ChainHead::GENESIS))
+        .collect();
+    for chunk in devices.chunks(HEADS_PER_STATEMENT) {
+        // Padded to a power of two (repeating the last device, whose row then comes
+        // back twice) so that a few statement texts serve every group size and stay
+        // in the connection's prepared-statement cache.
+        let terms = chunk.len().next_power_of_two().min(HEADS_PER_STATEMENT);
+        let sql = (1..=terms)
+            .map(|i| {
+                format!(
+                    "SELECT * FROM (SELECT device_id, sequence, hash FROM field_records \
+                     WHERE device_id = ${i} ORDER BY sequence DESC LIMIT 1) AS h{i}"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let rows: Vec<(String, i64, String)> = on_conn!(conn, c => {
+            let mut q = sqlx::query_as(&sql);
+            let last = chunk[chunk.len() - 1];
+            for i in 0..terms {
+                q = q.bind(chunk.get(i).unwrap_or(&last).as_str());
+            }
+            q.fetch_all(&mut *c).await?
+        });
+        for (device, sequence, hash) in rows {
+            let device = DeviceId::new(device).map_err(|e| StoreError::corrupt("device id", e))?;
+            heads.insert(device, head_after(Some((sequence, hash)))?);
+        }
+    }
+    Ok(heads)
 }
 
 /// The head of a chain whose last stored record is `last` (`(sequence, hash)`).
@@ -427,11 +459,7 @@ impl Store {
             .collect();
         let devices: BTreeSet<&DeviceId> = batches.iter().map(|b| &b.device).collect();
         let mut tx = IngestTx::begin(self.db(), &devices).await?;
-        let mut heads = HashMap::new();
-        for device in &devices {
-            let head = chain_head_in(&mut tx.conn, device).await?;
-            heads.insert((*device).clone(), head);
-        }
+        let heads = chain_heads_in(&mut tx.conn, &devices).await?;
         let mut ranges: HashMap<&DeviceId, (u64, u64)> = HashMap::new();
         for (device, sequence) in record_plan::replayed(&pushes, &heads) {
             let range = ranges.entry(device).or_insert((sequence, sequence));
