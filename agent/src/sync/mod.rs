@@ -148,18 +148,6 @@ pub struct PreparedBatch {
     records: Vec<FieldRecord>,
 }
 
-impl PreparedBatch {
-    /// Records in the batch (never zero).
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    /// Always false: an empty outbox prepares no batch.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-}
-
 impl Agent {
     /// Says hello and keeps what the welcome tells (skew, limits) with the attempt's
     /// time, in one local transaction.

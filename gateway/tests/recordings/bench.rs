@@ -23,13 +23,17 @@ use test_support::Backend;
 
 use crate::support::{Fixture, H, T0, announcement, content, upload_from};
 
-/// A size in MiB from the environment variable `name`, else `default`, in bytes.
-fn mib_from_env(name: &str, default: usize) -> usize {
+/// A number from the environment variable `name`, else `default`.
+fn from_env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(default)
-        << 20
+}
+
+/// A size in MiB from the environment variable `name`, else `default`, in bytes.
+fn mib_from_env(name: &str, default: usize) -> usize {
+    from_env(name, default) << 20
 }
 
 /// Bytes per upload chunk: what an agent sends by default (16 MiB) unless
@@ -198,9 +202,7 @@ async fn disk_writes(dir: &std::path::Path, count: u32, each: usize) -> f64 {
 
 /// Rounds of the four network phases (`FIELDSYNC_BENCH_ROUNDS`, 3 unless set).
 fn rounds() -> u32 {
-    std::env::var("FIELDSYNC_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
+    u32::try_from(from_env("FIELDSYNC_BENCH_ROUNDS", 3))
         .unwrap_or(3)
         .max(1)
 }
