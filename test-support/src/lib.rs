@@ -294,6 +294,9 @@ pub async fn connect_without_certificate(
 /// SIGKILL, the process's own log. Killed (SIGKILL) and reaped when dropped.
 pub struct GatewayProcess {
     child: std::process::Child,
+    /// Where the process's standard error goes unless the test sent it elsewhere: shown
+    /// when the process does not start.
+    stderr: tempfile::NamedTempFile,
     /// Where devices connect (UDP).
     pub device_addr: std::net::SocketAddr,
     /// The operator listener (TCP).
@@ -311,20 +314,20 @@ impl GatewayProcess {
     /// Loopback addresses for a gateway to come (device, operator), chosen up front so
     /// that a restarted process can listen on the same ones.
     pub fn free_addrs() -> (std::net::SocketAddr, std::net::SocketAddr) {
-        let port = || {
-            std::net::UdpSocket::bind("127.0.0.1:0")
-                .and_then(|s| s.local_addr())
-                .expect("a free loopback port")
-                .port()
-        };
-        let addr = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
-        (addr(port()), addr(port()))
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("a free loopback UDP port");
+        // The operator listener is TCP: a port free for UDP may be taken for TCP.
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("a free loopback TCP port");
+        (udp, tcp)
     }
 
     /// Starts `binary` on the data folder `data` with `backend`, listening on `addrs`
-    /// (see [`GatewayProcess::free_addrs`]), logging at `warn` to nowhere; `configure`
-    /// adds to or overrides that (environment, output) before the start. Returns once
-    /// the operator listener answers `/healthz`.
+    /// (see [`GatewayProcess::free_addrs`]), logging at `warn` to a temporary file that
+    /// a failed start shows; `configure` adds to or overrides that (environment, output)
+    /// before the start. Returns once the operator listener answers `/healthz`.
     pub async fn start(
         binary: &Path,
         data: &Path,
@@ -333,6 +336,7 @@ impl GatewayProcess {
         configure: impl FnOnce(&mut std::process::Command),
     ) -> Self {
         let (device_addr, http_addr) = addrs;
+        let stderr = tempfile::NamedTempFile::new().expect("a temporary file");
         let mut command = std::process::Command::new(binary);
         command
             .env("FIELDSYNC_DATA_DIR", data)
@@ -340,7 +344,7 @@ impl GatewayProcess {
             .env("FIELDSYNC_HTTP_LISTEN", http_addr.to_string())
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+            .stderr(stderr.reopen().expect("the temporary file"));
         if let Backend::Postgres { url, schema } = backend {
             command
                 .env("FIELDSYNC_STORE_BACKEND", "postgres")
@@ -348,8 +352,9 @@ impl GatewayProcess {
                 .env("FIELDSYNC_STORE_POSTGRES_SCHEMA", schema);
         }
         configure(&mut command);
-        let process = GatewayProcess {
+        let mut process = GatewayProcess {
             child: command.spawn().expect("start the gateway binary"),
+            stderr,
             device_addr,
             http_addr,
         };
@@ -358,7 +363,11 @@ impl GatewayProcess {
                 && http_get(http_addr, "/healthz").await.contains("ok")
         })
         .await;
-        assert!(up, "the gateway binary did not start");
+        if !up {
+            let exited = process.child.try_wait().ok().flatten();
+            let log = std::fs::read_to_string(process.stderr.path()).unwrap_or_default();
+            panic!("the gateway binary did not start (exit: {exited:?}); its stderr:\n{log}");
+        }
         process
     }
 }
