@@ -281,6 +281,10 @@ const RECORD_COLUMNS: usize = 19;
 /// What the gateway adds on top — decoding, chain checks, the case and target indexes,
 /// the two-officer check, acks — is what the ratio measures.
 pub async fn measure_sqlite(dir: &Path, rows: usize) -> Result<f64, BaselineError> {
+    // Always into a new database: the table is created below.
+    for file in ["baseline.db", "baseline.db-wal", "baseline.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(file));
+    }
     let options = SqliteConnectOptions::new()
         .filename(dir.join("baseline.db"))
         .create_if_missing(true)
@@ -347,16 +351,12 @@ pub async fn measure_sqlite(dir: &Path, rows: usize) -> Result<f64, BaselineErro
 /// Tries of the SQLite baseline in one run; the fastest counts.
 pub const SQLITE_TRIES: usize = 3;
 
-/// The fastest of [`SQLITE_TRIES`] runs of [`measure_sqlite`], each into a new
-/// database in `dir`. Why the fastest: the machine is shared and a single 50,000-row
+/// The fastest of [`SQLITE_TRIES`] runs of [`measure_sqlite`]. Why the fastest: the machine is shared and a single 50,000-row
 /// insert varied by ±40 % from run to run; a slow baseline would flatter the ratio,
 /// the fastest one cannot.
 pub async fn fastest_sqlite(dir: &Path, rows: usize) -> Result<f64, BaselineError> {
     let mut best = 0.0_f64;
     for _ in 0..SQLITE_TRIES {
-        for file in ["baseline.db", "baseline.db-wal", "baseline.db-shm"] {
-            let _ = std::fs::remove_file(dir.join(file));
-        }
         best = best.max(measure_sqlite(dir, rows).await?);
     }
     Ok(best)

@@ -216,6 +216,18 @@ struct Totals {
     base_sixteen: f64,
 }
 
+/// One upload phase and its plain quinn phase of the same size, plain first when
+/// `plain_first`; returns (upload, plain) wall seconds.
+async fn pair(fx: &Fixture, count: u32, each: usize, seed: u64, plain_first: bool) -> (f64, f64) {
+    if plain_first {
+        let plain = plain_quinn(fx, count, each).await;
+        (upload(fx, count, each, seed).await, plain)
+    } else {
+        let uploaded = upload(fx, count, each, seed).await;
+        (uploaded, plain_quinn(fx, count, each).await)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run with --release --run-ignored only --no-capture"]
 async fn upload_goodput_against_plain_quinn() {
@@ -225,24 +237,13 @@ async fn upload_goodput_against_plain_quinn() {
     // The machine is shared: its speed drifts within a run by more than the margin
     // measured. So the phases are interleaved in rounds, the order flipped every
     // round, and the ratio is taken over the summed times (the goodput of all rounds).
+    let rounds = rounds();
     let mut sum = Totals::default();
-    for round in 0..rounds() {
+    for round in 0..rounds {
         let seed = 1_000 * u64::from(round);
         let plain_first = round % 2 == 1;
-        let (one, base_one) = if plain_first {
-            let base = plain_quinn(&fx, 1, total).await;
-            (upload(&fx, 1, total, seed + 100).await, base)
-        } else {
-            let one = upload(&fx, 1, total, seed + 100).await;
-            (one, plain_quinn(&fx, 1, total).await)
-        };
-        let (sixteen, base_sixteen) = if plain_first {
-            let base = plain_quinn(&fx, 16, total / 16).await;
-            (upload(&fx, 16, total / 16, seed + 200).await, base)
-        } else {
-            let sixteen = upload(&fx, 16, total / 16, seed + 200).await;
-            (sixteen, plain_quinn(&fx, 16, total / 16).await)
-        };
+        let (one, base_one) = pair(&fx, 1, total, seed + 100, plain_first).await;
+        let (sixteen, base_sixteen) = pair(&fx, 16, total / 16, seed + 200, plain_first).await;
         println!(
             "round {}: 1 upload {:.2} × plain quinn, 16 uploads {:.2} ×",
             round + 1,
@@ -254,7 +255,7 @@ async fn upload_goodput_against_plain_quinn() {
         sum.sixteen += sixteen;
         sum.base_sixteen += base_sixteen;
     }
-    let n = f64::from(rounds());
+    let n = f64::from(rounds);
     let data_dir = fx.gw.config.data_dir.clone();
     let disk_one = disk_writes(&data_dir, 1, total).await;
     let disk_sixteen = disk_writes(&data_dir, 16, total / 16).await;
@@ -264,7 +265,7 @@ async fn upload_goodput_against_plain_quinn() {
         mib(sum.one / n),
         mib(sum.base_one / n),
         sum.base_one / sum.one,
-        rounds()
+        rounds
     );
     println!(
         "{} MiB in 16 uploads: {:.0} MiB/s; plain quinn {:.0} MiB/s; ratio {:.2} ({} rounds)",
@@ -272,7 +273,7 @@ async fn upload_goodput_against_plain_quinn() {
         mib(sum.sixteen / n),
         mib(sum.base_sixteen / n),
         sum.base_sixteen / sum.sixteen,
-        rounds()
+        rounds
     );
     println!(
         "disk alone (same chunks, fsync each): 1 file {:.0} MiB/s, 16 files {:.0} MiB/s; \

@@ -112,10 +112,7 @@ pub async fn run(
     let mut first = None;
     if ready && plan.drain_records > 0 {
         let max = plan.drain_batch.min(plan.drain_records);
-        match device.agent.prepare_batch(&greeted.limits, max).await {
-            Ok(batch) => first = batch,
-            Err(e) => fleet.stats.error(format!("push: {}", kind(&e.to_string()))),
-        }
+        first = prepare(&device, &fleet, &greeted, max).await;
     }
     phases.barrier.wait().await;
 
@@ -161,12 +158,7 @@ pub async fn run(
             let planned = pace.start + phase + pace.interval * k;
             // Read the batch before it is due, as the drain does: the latency is the
             // gateway's answer, not the agent's outbox read.
-            let next = device
-                .agent
-                .prepare_batch(&greeted.limits, plan.paced_batch)
-                .await
-                .ok()
-                .flatten();
+            let next = prepare(&device, &fleet, &greeted, plan.paced_batch).await;
             tokio::time::sleep_until(planned.into()).await;
             let deadline = Instant::now() + phases.give_up_after;
             if let Some((_, acked)) = push(
@@ -209,6 +201,23 @@ async fn greet(device: &Prepared, fleet: &Fleet, greeted: &mut Greeted, deadline
         }
     }
     false
+}
+
+/// Reads the device's next batch of at most `max` records ahead of its push. A failed
+/// read is counted as an error; the push then reads again itself.
+async fn prepare(
+    device: &Prepared,
+    fleet: &Fleet,
+    greeted: &Greeted,
+    max: u32,
+) -> Option<PreparedBatch> {
+    match device.agent.prepare_batch(&greeted.limits, max).await {
+        Ok(batch) => batch,
+        Err(e) => {
+            fleet.stats.error(format!("push: {}", kind(&e.to_string())));
+            None
+        }
+    }
 }
 
 /// Pushes one batch of at most `max` records (`prepared`, when it was read before);
