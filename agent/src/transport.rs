@@ -92,6 +92,14 @@ impl Default for TransportSettings {
     }
 }
 
+/// The UDP receive buffer a client endpoint asks for. Why not the kernel's default
+/// (208 KiB): a burst of replies that arrives while the process is busy is dropped
+/// once the buffer is full, and every dropped packet costs a retransmission timeout —
+/// with a thousand simulated devices on one endpoint, the load test's paced pushes
+/// lost thousands of packets and waited hundreds of milliseconds for them. The memory
+/// is only used while packets wait.
+pub const CLIENT_RECEIVE_BUFFER: usize = 4 << 20;
+
 /// A client UDP endpoint from which devices connect.
 #[derive(Clone)]
 pub struct GatewayEndpoint {
@@ -99,14 +107,38 @@ pub struct GatewayEndpoint {
 }
 
 impl GatewayEndpoint {
-    /// Binds a client endpoint on an ephemeral port of the given address family.
+    /// Binds a client endpoint on an ephemeral port of the given address family, with
+    /// a UDP receive buffer of [`CLIENT_RECEIVE_BUFFER`] (the kernel caps it at
+    /// `net.core.rmem_max`).
     pub fn bind(for_gateway: SocketAddr) -> Result<Self, ClientError> {
         let local: SocketAddr = if for_gateway.is_ipv6() {
             "[::]:0".parse().expect("valid address")
         } else {
             "0.0.0.0:0".parse().expect("valid address")
         };
-        let endpoint = quinn::Endpoint::client(local).map_err(ClientError::Bind)?;
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(local),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )
+        .map_err(ClientError::Bind)?;
+        if local.is_ipv6() {
+            // As `quinn::Endpoint::client` does: IPv4-mapped peers too.
+            let _ = socket.set_only_v6(false);
+        }
+        socket
+            .set_recv_buffer_size(CLIENT_RECEIVE_BUFFER)
+            .map_err(ClientError::Bind)?;
+        socket.bind(&local.into()).map_err(ClientError::Bind)?;
+        let runtime = quinn::default_runtime()
+            .ok_or_else(|| ClientError::Bind(std::io::Error::other("no async runtime")))?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            None,
+            socket.into(),
+            runtime,
+        )
+        .map_err(ClientError::Bind)?;
         Ok(Self { endpoint })
     }
 
