@@ -135,6 +135,10 @@ impl Worker {
             let Some(first) = first else { break };
             let group = self.gather(first, &mut jobs).await;
             self.commit(group).await;
+            // After the acks went out; pushes arriving meanwhile join the next group.
+            if let Err(e) = self.store.keep_log_short().await {
+                tracing::warn!(error = %e, "write-ahead log checkpoint by the committer failed");
+            }
         }
         tracing::debug!("ingest committer stopped");
     }

@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::StoreError;
 
@@ -74,6 +75,19 @@ pub(crate) fn sqlite_options(path: &std::path::Path) -> Result<SqliteConnectOpti
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
         // Commits never checkpoint: a background task does (see `checkpoint`).
         .pragma("wal_autocheckpoint", "0"))
+}
+
+/// The record committer's own SQLite pool (see `Store::ingest_db`): one connection,
+/// opened now and never closed for being idle or old, not pinged before each use.
+pub(crate) async fn sqlite_ingest_pool(path: &std::path::Path) -> Result<SqlitePool, StoreError> {
+    Ok(SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .test_before_acquire(false)
+        .connect_with(sqlite_options(path)?)
+        .await?)
 }
 
 /// Connect options for PostgreSQL: the URL, plus `search_path=<schema>` as a startup

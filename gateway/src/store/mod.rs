@@ -114,10 +114,14 @@ pub struct Store {
 
 struct Inner {
     db: Db,
+    /// SQLite only: the record committer's own connection (see [`Store::ingest_db`]).
+    ingest: Option<Db>,
     events: EventHub,
     listener: Mutex<Option<ListenerTask>>,
     /// SQLite only: the write-ahead log's checkpoints.
     checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
+    /// SQLite only: the log's length as the checkpoints found it.
+    log_length: checkpoint::LogLength,
 }
 
 impl std::fmt::Debug for Store {
@@ -137,6 +141,8 @@ impl Store {
     pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
         let events = EventHub::new();
         let mut checkpointer = None;
+        let mut ingest = None;
+        let log_length = checkpoint::LogLength::default();
         let (db, listener) = match config {
             StoreConfig::Sqlite { path } => {
                 let pool = SqlitePoolOptions::new()
@@ -144,7 +150,11 @@ impl Store {
                     .connect_with(config::sqlite_options(path)?)
                     .await?;
                 SQLITE_MIGRATIONS.run(&pool).await?;
-                checkpointer = Some(checkpoint::Checkpointer::start(pool.clone()));
+                ingest = Some(Db::Sqlite(config::sqlite_ingest_pool(path).await?));
+                checkpointer = Some(checkpoint::Checkpointer::start(
+                    pool.clone(),
+                    log_length.clone(),
+                ));
                 (Db::Sqlite(pool), None)
             }
             StoreConfig::Postgres { url, schema } => {
@@ -181,9 +191,11 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
+                ingest,
                 events,
                 listener: Mutex::new(listener),
                 checkpointer: Mutex::new(checkpointer),
+                log_length,
             }),
         })
     }
@@ -204,6 +216,9 @@ impl Store {
             checkpointer.stop().await;
         }
         self.inner.events.close();
+        if let Some(ingest) = &self.inner.ingest {
+            on_pool!(ingest, pool => pool.close().await);
+        }
         on_pool!(&self.inner.db, pool => pool.close().await);
     }
 
@@ -227,6 +242,18 @@ impl Store {
 
     fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// Where record ingest runs its group commits. On SQLite a pool of one connection
+    /// kept open for good: the committer runs one group at a time, and the same
+    /// connection keeps its page cache (the indexes' upper pages) from one group to
+    /// the next; through the shared pool each group took the connection idle longest,
+    /// whose cache the other connections' commits had made stale. (In the load test
+    /// the gain was within the noise; it costs one connection.) It is also the
+    /// connection that restarts the write-ahead log (`Store::keep_log_short`). On
+    /// PostgreSQL the shared pool.
+    fn ingest_db(&self) -> &Db {
+        self.inner.ingest.as_ref().unwrap_or(&self.inner.db)
     }
 
     async fn write(&self) -> Result<tx::WriteTx, StoreError> {

@@ -458,7 +458,7 @@ impl Store {
             })
             .collect();
         let devices: BTreeSet<&DeviceId> = batches.iter().map(|b| &b.device).collect();
-        let mut tx = IngestTx::begin(self.db(), &devices).await?;
+        let mut tx = IngestTx::begin(self.ingest_db(), &devices).await?;
         let heads = chain_heads_in(&mut tx.conn, &devices).await?;
         let mut ranges: HashMap<&DeviceId, (u64, u64)> = HashMap::new();
         for (device, sequence) in record_plan::replayed(&pushes, &heads) {
