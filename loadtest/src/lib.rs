@@ -16,5 +16,6 @@ pub mod report;
 pub mod scenario;
 pub mod sim;
 pub mod stats;
+pub mod store_alone;
 pub mod target;
 pub mod verify;

@@ -54,6 +54,9 @@ pub struct FleetRun {
     pub gateway: Vec<ResourcePoint>,
     /// Durable SQLite inserts per second, if measured.
     pub sqlite_rows_per_sec: Option<f64>,
+    /// The same rows through the gateway's own ingest transaction, records per
+    /// second, if measured (with the SQLite baseline).
+    pub store_alone_per_sec: Option<f64>,
     /// Bare bulk goodput in bytes per second, if measured.
     pub bulk_bytes_per_sec: Option<f64>,
     /// When the devices started (after preparation).
@@ -111,6 +114,7 @@ where
     let own_baseline = setup.data_dir.is_some() && options.baseline;
 
     let mut sqlite_rows_per_sec = None;
+    let mut store_alone_per_sec = None;
     let mut bulk_bytes_per_sec = None;
     if own_baseline && baselines.sqlite {
         progress.set("baseline: durable SQLite inserts");
@@ -119,6 +123,10 @@ where
         let rate = baseline::fastest_sqlite(&dir, SQLITE_ROWS).await?;
         progress.println(format!("baseline: {rate:.0} durable SQLite rows/s"));
         sqlite_rows_per_sec = Some(rate);
+        progress.set("the gateway's store alone: the same rows");
+        let rate = crate::store_alone::fastest_store(&dir, SQLITE_ROWS).await?;
+        progress.println(format!("the gateway's store alone: {rate:.0} records/s"));
+        store_alone_per_sec = Some(rate);
     }
     if own_baseline && baselines.bulk {
         progress.set("baseline: bare bulk transfer");
@@ -277,6 +285,7 @@ where
         stats,
         gateway,
         sqlite_rows_per_sec,
+        store_alone_per_sec,
         bulk_bytes_per_sec,
         t0,
         end,

@@ -3,10 +3,11 @@
 //! the paced phase (not timed), connects, says hello and reads its first batch from
 //! its outbox. Then all at once each pushes its backlog, a batch after every ack, until
 //! the last ack: the drain's records per second are divided by the fastest plain SQLite
-//! insert of the same rows in the same run. Then each device pushes small batches at
-//! planned times, at half the drain's rate in all, and the 99th percentile from
-//! planned time to ack is the ack-latency figure. Verified at the end like every data
-//! scenario.
+//! insert of the same rows in the same run; beside it, the same rows through the
+//! gateway's store alone (no network), the most any gateway on that store could reach.
+//! Then each device pushes small batches at planned times, at half the drain's rate in
+//! all, and the 99th percentile from planned time to ack is the ack-latency figure.
+//! Verified at the end like every data scenario.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -102,6 +103,15 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
             "{} of {} devices did not finish their drain",
             run.outcomes.len() - drained,
             run.outcomes.len()
+        ));
+    }
+    if let Some(rate) = run.store_alone_per_sec {
+        figures.push(Figure::new(
+            "the gateway's store alone, same rows (no network)",
+            rate,
+            "records/s",
+            run.sqlite_rows_per_sec,
+            Target::None,
         ));
     }
     if let Some(d) = drain {

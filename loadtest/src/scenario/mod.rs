@@ -141,6 +141,9 @@ pub enum RunError {
     /// A baseline failed.
     #[error("baseline: {0}")]
     Baseline(#[from] BaselineError),
+    /// The gateway's store alone could not be measured.
+    #[error("store alone: {0}")]
+    StoreAlone(#[from] crate::store_alone::StoreAloneError),
     /// The client side failed to set up.
     #[error("client: {0}")]
     Client(#[from] agent::ClientError),

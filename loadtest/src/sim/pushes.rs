@@ -23,6 +23,9 @@ pub mod ops {
     pub const DRAIN_PUSH: &str = "push, drain (sent→ack)";
     /// One push of the paced phase, from its planned time to its ack (likewise).
     pub const PACED_PUSH: &str = "push, paced (planned→ack)";
+    /// How late a paced push started after its planned time: the harness's own
+    /// share of the planned→ack latency (a busy harness starts its pushes late).
+    pub const PACED_START: &str = "push, paced (planned→start)";
 }
 
 /// What each device pushes.
@@ -160,7 +163,11 @@ pub async fn run(
             // gateway's answer, not the agent's outbox read.
             let next = prepare(&device, &fleet, &greeted, plan.paced_batch).await;
             tokio::time::sleep_until(planned.into()).await;
-            let deadline = Instant::now() + phases.give_up_after;
+            let started = Instant::now();
+            fleet
+                .stats
+                .record(ops::PACED_START, started.saturating_duration_since(planned));
+            let deadline = started + phases.give_up_after;
             if let Some((_, acked)) = push(
                 &device,
                 &fleet,

@@ -17,14 +17,18 @@ use futures::StreamExt;
 use gateway::tls::{load_certs, load_key, provider};
 use rustls::server::WebPkiClientVerifier;
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection};
 use tokio::io::AsyncWriteExt;
 
 use crate::child::{ChildProcess, ready_line, stdin_closed};
 use crate::connect::{Connector, connect_all};
 use crate::fleet::SimDevice;
 use crate::stats::Stats;
+
+mod sqlite;
+pub use sqlite::{
+    RowOrder, SQLITE_DEVICES, SQLITE_ROWS_PER_STATEMENT, SQLITE_ROWS_PER_TX, SQLITE_TRIES,
+    baseline_devices, baseline_records, fastest_sqlite, measure_sqlite,
+};
 
 /// Why a baseline could not be measured.
 #[derive(Debug, thiserror::Error)]
@@ -265,138 +269,6 @@ pub async fn measure_bare_bulk(
     Ok(bytes as f64 / took.as_secs_f64().max(1e-9))
 }
 
-/// Rows per transaction of the SQLite baseline (the issue's "fastest plain insert").
-pub const SQLITE_ROWS_PER_TX: usize = 1_000;
-/// Rows per INSERT statement of the SQLite baseline (the gateway's own statement size).
-pub const SQLITE_ROWS_PER_STATEMENT: usize = 100;
-/// Devices whose records the SQLite baseline inserts.
-const SQLITE_DEVICES: usize = 1_000;
-/// Columns of a stored field record.
-const RECORD_COLUMNS: usize = 19;
-
-/// The fastest plain durable SQLite insert of the rows the gateway stores for field
-/// records: the same 19 columns with the same values (records sealed from the
-/// simulated devices' own content), multi-row statements of 100 rows, 1,000 rows per
-/// transaction, WAL with `synchronous=FULL`, into a table with only its primary key.
-/// What the gateway adds on top — decoding, chain checks, the case and target indexes,
-/// the two-officer check, acks — is what the ratio measures.
-pub async fn measure_sqlite(dir: &Path, rows: usize) -> Result<f64, BaselineError> {
-    // Always into a new database: the table is created below.
-    for file in ["baseline.db", "baseline.db-wal", "baseline.db-shm"] {
-        let _ = std::fs::remove_file(dir.join(file));
-    }
-    let options = SqliteConnectOptions::new()
-        .filename(dir.join("baseline.db"))
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full);
-    let mut conn = options.connect().await?;
-    sqlx::query(
-        "CREATE TABLE field_records (device_id TEXT NOT NULL, sequence INTEGER NOT NULL, \
-         previous_hash TEXT NOT NULL, hash TEXT NOT NULL, case_number TEXT NOT NULL, \
-         target TEXT NOT NULL, stage TEXT NOT NULL, action_kind TEXT NOT NULL, \
-         text TEXT NOT NULL, officers TEXT NOT NULL, location TEXT, lat_e6 INTEGER, \
-         lon_e6 INTEGER, made_at INTEGER NOT NULL, made_at_gateway INTEGER NOT NULL, \
-         recordings TEXT NOT NULL, corrects INTEGER, clock_skew_ms INTEGER NOT NULL, \
-         received_at INTEGER NOT NULL, PRIMARY KEY (device_id, sequence))",
-    )
-    .execute(&mut conn)
-    .await?;
-    let records = baseline_records(rows);
-    let statement = insert_statement(SQLITE_ROWS_PER_STATEMENT);
-    let started = Instant::now();
-    for tx_rows in records.chunks(SQLITE_ROWS_PER_TX) {
-        let mut tx = conn.begin().await?;
-        for chunk in tx_rows.chunks(SQLITE_ROWS_PER_STATEMENT) {
-            let partial;
-            let sql = if chunk.len() == SQLITE_ROWS_PER_STATEMENT {
-                &statement
-            } else {
-                partial = insert_statement(chunk.len());
-                &partial
-            };
-            let mut q = sqlx::query(sql);
-            for (device, r) in chunk {
-                let c = &r.content;
-                q = q
-                    .bind(device.as_str())
-                    .bind(r.sequence as i64)
-                    .bind(r.previous_hash.to_hex())
-                    .bind(r.hash.to_hex())
-                    .bind(c.case_number.as_str())
-                    .bind(c.target.as_str())
-                    .bind(c.stage.as_str())
-                    .bind(c.action_kind.as_str())
-                    .bind(c.text.as_str())
-                    .bind(serde_json::to_string(&c.officers).expect("strings serialize"))
-                    .bind(c.location.as_deref())
-                    .bind(None::<i64>)
-                    .bind(None::<i64>)
-                    .bind(c.made_at)
-                    .bind(c.made_at)
-                    .bind("[]")
-                    .bind(None::<i64>)
-                    .bind(0_i64)
-                    .bind(c.made_at);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-    }
-    let rate = records.len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
-    conn.close().await?;
-    Ok(rate)
-}
-
-/// Tries of the SQLite baseline in one run; the fastest counts.
-pub const SQLITE_TRIES: usize = 3;
-
-/// The fastest of [`SQLITE_TRIES`] runs of [`measure_sqlite`]. Why the fastest: the machine is shared and a single 50,000-row
-/// insert varied by ±40 % from run to run; a slow baseline would flatter the ratio,
-/// the fastest one cannot.
-pub async fn fastest_sqlite(dir: &Path, rows: usize) -> Result<f64, BaselineError> {
-    let mut best = 0.0_f64;
-    for _ in 0..SQLITE_TRIES {
-        best = best.max(measure_sqlite(dir, rows).await?);
-    }
-    Ok(best)
-}
-
-/// `rows` sealed records, round-robin over the baseline's devices, with the content
-/// the simulated devices make.
-fn baseline_records(rows: usize) -> Vec<(protocol::DeviceId, protocol::message::FieldRecord)> {
-    use protocol::chain::{ChainHead, seal};
-    let devices: Vec<protocol::DeviceId> = (0..SQLITE_DEVICES)
-        .map(|i| protocol::DeviceId::new(format!("dev-{i:05}")).expect("valid device id"))
-        .collect();
-    let mut heads = vec![ChainHead::GENESIS; devices.len()];
-    (0..rows)
-        .map(|n| {
-            let d = n % devices.len();
-            let made = (n / devices.len()) as u64 + 1;
-            let content = crate::sim::record_content(d, &devices[d], made, 1_790_000_000_000);
-            let record = seal(&devices[d], &heads[d], content);
-            heads[d] = heads[d].advance(&record);
-            (devices[d].clone(), record)
-        })
-        .collect()
-}
-
-/// `INSERT INTO field_records VALUES (?, …), …` for `rows` rows, with the gateway's
-/// own anonymous-parameter VALUES list (SQLite walks a list to find a `$N` name, which
-/// makes large numbered statements quadratic; the fastest plain insert does not pay
-/// that).
-fn insert_statement(rows: usize) -> String {
-    format!(
-        "INSERT INTO field_records VALUES {}",
-        gateway::store::values_list(
-            rows,
-            RECORD_COLUMNS,
-            gateway::store::Placeholders::Anonymous
-        )
-    )
-}
-
 /// `loadtest baseline`: every baseline on a fresh PKI, as a report.
 pub async fn run_all(
     options: &crate::scenario::RunOptions,
@@ -420,6 +292,8 @@ pub async fn run_all(
     let _ = server.stop().await;
     progress.set("SQLite: durable multi-row inserts");
     let rows = fastest_sqlite(&options.out_dir, sqlite_rows).await?;
+    progress.set("the gateway's store alone: the same rows");
+    let store_alone = crate::store_alone::fastest_store(&options.out_dir, sqlite_rows).await?;
     progress.finish();
     Ok(Report {
         scenario: "baseline".into(),
@@ -462,6 +336,13 @@ pub async fn run_all(
                 None,
                 Target::None,
             ),
+            Figure::new(
+                "the gateway's store alone, same rows (no network)",
+                store_alone,
+                "records/s",
+                Some(rows),
+                Target::None,
+            ),
         ],
         operations: stats.summaries(),
         errors: stats.errors(),
@@ -481,27 +362,5 @@ mod tests {
         // A hello is a timestamp and a version; a welcome adds limits and a chain head.
         assert!((5..200).contains(&request), "{request}");
         assert!(reply > request + 32 && reply < 1024, "{reply}");
-    }
-
-    #[tokio::test]
-    async fn the_sqlite_baseline_really_writes_its_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        // Not a multiple of the statement size: the last statement is shorter.
-        let rate = measure_sqlite(dir.path(), 3 * SQLITE_ROWS_PER_TX + 30)
-            .await
-            .unwrap();
-        assert!(rate > 0.0);
-        let mut conn = SqliteConnectOptions::new()
-            .filename(dir.path().join("baseline.db"))
-            .connect()
-            .await
-            .unwrap();
-        let (n, devices, last): (i64, i64, i64) = sqlx::query_as(
-            "SELECT count(*), count(DISTINCT device_id), max(sequence) FROM field_records",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-        assert_eq!((n, devices, last), (3_030, 1_000, 4));
     }
 }
