@@ -26,10 +26,8 @@ use crate::sim::pushes::{self, Pace, Phases, PushPlan};
 pub const INGEST_RATIO_TARGET: f64 = 0.75;
 /// Records per push in the drain (the agent's default batch).
 const DRAIN_BATCH: u32 = 256;
-/// Records per push in the paced phase.
-const PACED_BATCH: u32 = 50;
-/// Pushes per device in the paced phase.
-const PACED_PUSHES: u32 = 10;
+/// Pushes per device in the paced phase (3,000 latencies at 1,000 devices).
+const PACED_PUSHES: u32 = 3;
 /// The paced phase offers this share of the drain's rate.
 pub const PACED_SHARE: f64 = 0.5;
 /// The goal for the paced phase's 99th-percentile ack latency.
@@ -54,7 +52,10 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
     let push_plan = PushPlan {
         drain_records: options.sim.backlog,
         drain_batch: DRAIN_BATCH,
-        paced_batch: PACED_BATCH,
+        // The same pushes as the drain's, at half its rate: half the load of the same
+        // shape. (Smaller pushes cost more per record, so half the drain's rate in
+        // pushes of 50 was near the machine's limit, not half of it.)
+        paced_batch: DRAIN_BATCH.min(options.sim.backlog),
         paced_pushes: PACED_PUSHES,
     };
     let plan = Plan {
@@ -126,7 +127,7 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
         ));
         figures.push(Figure::new(
             "paced rate offered",
-            offered_rate(drained, d.pace.interval),
+            offered_rate(drained, push_plan.paced_batch, d.pace.interval),
             "records/s",
             None,
             Target::None,
@@ -144,16 +145,17 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
     Ok(report(options, &run, figures, failures))
 }
 
-/// Records per second the paced phase offers with `devices` devices.
-fn offered_rate(devices: usize, interval: Duration) -> f64 {
-    f64::from(PACED_BATCH) * devices as f64 / interval.as_secs_f64().max(1e-9)
+/// Records per second the paced phase offers with `devices` devices pushing `batch`
+/// records every `interval`.
+fn offered_rate(devices: usize, batch: u32, interval: Duration) -> f64 {
+    f64::from(batch) * devices as f64 / interval.as_secs_f64().max(1e-9)
 }
 
-/// The time between one device's paced pushes so that `devices` devices offer
-/// `PACED_SHARE` of `drain_rate` (records/s), within sane bounds.
-fn paced_interval(devices: usize, drain_rate: f64) -> Duration {
+/// The time between one device's paced pushes of `batch` records so that `devices`
+/// devices offer `PACED_SHARE` of `drain_rate` (records/s), within sane bounds.
+fn paced_interval(devices: usize, batch: u32, drain_rate: f64) -> Duration {
     let target = (drain_rate * PACED_SHARE).max(1.0);
-    let secs = f64::from(PACED_BATCH) * devices as f64 / target;
+    let secs = f64::from(batch) * devices as f64 / target;
     Duration::from_secs_f64(secs.clamp(0.005, 30.0))
 }
 
@@ -179,7 +181,7 @@ async fn direct(
     let chosen = Pace {
         // A moment for every device to see the schedule before its first push is due.
         start: Instant::now() + Duration::from_millis(200),
-        interval: paced_interval(devices, rate),
+        interval: paced_interval(devices, plan.paced_batch, rate),
     };
     *measured.lock().unwrap_or_else(PoisonError::into_inner) = Some(Drain { wall, pace: chosen });
     let _ = pace.send(Some(chosen));
@@ -191,15 +193,15 @@ mod tests {
 
     #[test]
     fn the_paced_phase_offers_half_the_drain_rate() {
-        let interval = paced_interval(1000, 40_000.0);
-        assert_eq!(interval, Duration::from_millis(2500));
-        let offered = offered_rate(1000, interval);
+        let interval = paced_interval(1000, 200, 40_000.0);
+        assert_eq!(interval, Duration::from_secs(10));
+        let offered = offered_rate(1000, 200, interval);
         assert!((offered - 20_000.0).abs() < 1e-6, "{offered}");
     }
 
     #[test]
     fn the_interval_stays_within_bounds() {
-        assert_eq!(paced_interval(1, 1e12), Duration::from_millis(5));
-        assert_eq!(paced_interval(100_000, 0.0), Duration::from_secs(30));
+        assert_eq!(paced_interval(1, 50, 1e12), Duration::from_millis(5));
+        assert_eq!(paced_interval(100_000, 50, 0.0), Duration::from_secs(30));
     }
 }

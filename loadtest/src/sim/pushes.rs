@@ -144,6 +144,12 @@ pub async fn run(
             }
         }
     }
+    // Likewise the first paced batch, before the director sets the schedule: a thousand
+    // agents reading their outboxes at once would otherwise start the phase late.
+    let mut next = None;
+    if ready && plan.paced_pushes > 0 {
+        next = prepare(&device, &fleet, &greeted, plan.paced_batch).await;
+    }
     phases.barrier.wait().await;
 
     let mut pace_rx = phases.pace.clone();
@@ -161,7 +167,9 @@ pub async fn run(
             let planned = pace.start + phase + pace.interval * k;
             // Read the batch before it is due, as the drain does: the latency is the
             // gateway's answer, not the agent's outbox read.
-            let next = prepare(&device, &fleet, &greeted, plan.paced_batch).await;
+            if k > 0 {
+                next = prepare(&device, &fleet, &greeted, plan.paced_batch).await;
+            }
             tokio::time::sleep_until(planned.into()).await;
             let started = Instant::now();
             fleet
@@ -173,7 +181,7 @@ pub async fn run(
                 &fleet,
                 &mut greeted,
                 plan.paced_batch,
-                next,
+                next.take(),
                 deadline,
             )
             .await
