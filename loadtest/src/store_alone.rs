@@ -36,9 +36,9 @@ pub enum StoreAloneError {
     },
 }
 
-/// How the drain's pushes reach the store: at most this many records per push (the
-/// agent's default batch, as in the `ingest` scenario's drain).
-pub const PUSH_RECORDS: usize = 256;
+/// How the drain's pushes reach the store: at most this many records per push, as in
+/// the `ingest` scenario's drain.
+const PUSH_RECORDS: usize = crate::scenario::ingest::DRAIN_BATCH as usize;
 
 /// The fastest of [`SQLITE_TRIES`] runs of [`measure_store`] (the baseline's rule).
 pub async fn fastest_store(dir: &Path, rows: usize) -> Result<f64, StoreAloneError> {

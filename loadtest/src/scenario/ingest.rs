@@ -25,7 +25,7 @@ use crate::sim::pushes::{self, Pace, Phases, PushPlan};
 /// The goal for durable record ingest against the SQLite baseline.
 pub const INGEST_RATIO_TARGET: f64 = 0.75;
 /// Records per push in the drain (the agent's default batch).
-const DRAIN_BATCH: u32 = 256;
+pub const DRAIN_BATCH: u32 = 256;
 /// Measured pushes per device in the paced phase (3,000 latencies at 1,000 devices).
 const PACED_PUSHES: u32 = 3;
 /// Unmeasured pushes before them (see [`PushPlan::paced_warmup`]).

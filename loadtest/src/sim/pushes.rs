@@ -2,7 +2,7 @@
 //! then, when the director says go, it pushes the first part of its offline backlog
 //! batch after batch, each as soon as the previous one was acknowledged (the drain:
 //! how fast the gateway makes records durable); then the rest at planned times, one
-//! small batch per tick, with each push's latency measured from when it was due, not
+//! batch per tick, with each push after the warm-up measured from when it was due, not
 //! from when it was sent (a stalled gateway shows as latency).
 
 use std::collections::HashMap;
@@ -66,7 +66,7 @@ pub struct Pace {
 /// How the director and the devices meet between phases.
 pub struct Phases {
     /// Every device and the director: once all are connected (drain starts), once
-    /// all drained.
+    /// all drained, once all made their paced pushes (then they settle).
     pub barrier: Barrier,
     /// The paced phase's schedule, once the drain's rate is known.
     pub pace: watch::Receiver<Option<Pace>>,
