@@ -27,7 +27,7 @@ use crate::stats::Stats;
 mod sqlite;
 pub use sqlite::{
     RowOrder, SQLITE_DEVICES, SQLITE_ROWS_PER_STATEMENT, SQLITE_ROWS_PER_TX, SQLITE_TRIES,
-    baseline_devices, baseline_records, fastest_sqlite, measure_sqlite,
+    baseline_devices, baseline_records, fastest_sqlite, fresh_database, measure_sqlite,
 };
 
 /// Why a baseline could not be measured.

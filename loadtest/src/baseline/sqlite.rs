@@ -2,7 +2,7 @@
 //! stores for field records, and the records themselves (the store-alone measurement,
 //! [`crate::store_alone`], ingests the very same ones).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use protocol::DeviceId;
@@ -44,15 +44,11 @@ pub enum RowOrder {
 /// the two-officer check, acks — is what the ratio measures.
 pub async fn measure_sqlite(
     dir: &Path,
-    rows: usize,
-    order: RowOrder,
+    records: &[(DeviceId, FieldRecord)],
 ) -> Result<f64, BaselineError> {
     // Always into a new database: the table is created below.
-    for file in ["baseline.db", "baseline.db-wal", "baseline.db-shm"] {
-        let _ = std::fs::remove_file(dir.join(file));
-    }
     let options = SqliteConnectOptions::new()
-        .filename(dir.join("baseline.db"))
+        .filename(fresh_database(dir, "baseline.db"))
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full);
@@ -68,7 +64,6 @@ pub async fn measure_sqlite(
     )
     .execute(&mut conn)
     .await?;
-    let records = baseline_records(rows, order);
     let statement = insert_statement(SQLITE_ROWS_PER_STATEMENT);
     let started = Instant::now();
     for tx_rows in records.chunks(SQLITE_ROWS_PER_TX) {
@@ -120,13 +115,23 @@ pub async fn measure_sqlite(
 /// would flatter the ratio, the fastest one cannot. The tries alternate the orders so
 /// that both see the same moments of the machine.
 pub async fn fastest_sqlite(dir: &Path, rows: usize) -> Result<f64, BaselineError> {
+    let orders = [RowOrder::RoundRobin, RowOrder::ByDevice].map(|o| baseline_records(rows, o));
     let mut best = 0.0_f64;
     for _ in 0..SQLITE_TRIES {
-        for order in [RowOrder::RoundRobin, RowOrder::ByDevice] {
-            best = best.max(measure_sqlite(dir, rows, order).await?);
+        for records in &orders {
+            best = best.max(measure_sqlite(dir, records).await?);
         }
     }
     Ok(best)
+}
+
+/// The path of the SQLite database `name` in `dir`, with an earlier run's file, log
+/// and shared-memory index deleted: every measurement starts from an empty database.
+pub fn fresh_database(dir: &Path, name: &str) -> PathBuf {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.join(format!("{name}{suffix}")));
+    }
+    dir.join(name)
 }
 
 /// `rows` sealed records over the baseline's devices (`dev-00000`…), with the content
@@ -183,9 +188,8 @@ mod tests {
         for order in [RowOrder::RoundRobin, RowOrder::ByDevice] {
             let dir = tempfile::tempdir().unwrap();
             // Not a multiple of the statement size: the last statement is shorter.
-            let rate = measure_sqlite(dir.path(), 3 * SQLITE_ROWS_PER_TX + 30, order)
-                .await
-                .unwrap();
+            let records = baseline_records(3 * SQLITE_ROWS_PER_TX + 30, order);
+            let rate = measure_sqlite(dir.path(), &records).await.unwrap();
             assert!(rate > 0.0);
             let mut conn = SqliteConnectOptions::new()
                 .filename(dir.path().join("baseline.db"))
