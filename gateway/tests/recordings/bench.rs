@@ -4,9 +4,9 @@
 //! bytes with the same certificates and transport settings, in the same run. A second
 //! reference, the disk: the same bytes written in the same chunks to files in the
 //! gateway's data folder, each chunk fsync'd, with no network — what durability alone
-//! allows on this machine. The four network phases run in rounds (3 unless
+//! allows on this machine. The four network phases run in rounds (5 unless
 //! `FIELDSYNC_BENCH_ROUNDS` says otherwise), interleaved, and each ratio is taken over
-//! all rounds.
+//! all rounds; the median of the rounds' own ratios is printed beside it.
 //!
 //! Not part of the suite (it asserts nothing about speed). Run with:
 //!
@@ -200,11 +200,25 @@ async fn disk_writes(dir: &std::path::Path, count: u32, each: usize) -> f64 {
     started.stop(&format!("{count} file(s) written"))
 }
 
-/// Rounds of the four network phases (`FIELDSYNC_BENCH_ROUNDS`, 3 unless set).
+/// Rounds of the four network phases (`FIELDSYNC_BENCH_ROUNDS`, 5 unless set). Why 5:
+/// on this shared machine one binary's round ratios ranged from 0.54 to 0.88, and
+/// 3-round figures still moved by ±0.08 from run to run.
 fn rounds() -> u32 {
-    u32::try_from(from_env("FIELDSYNC_BENCH_ROUNDS", 3))
-        .unwrap_or(3)
+    u32::try_from(from_env("FIELDSYNC_BENCH_ROUNDS", 5))
+        .unwrap_or(5)
         .max(1)
+}
+
+/// The median of the rounds' ratios (less moved than the sum by one disturbed round).
+fn median(ratios: &[f64]) -> f64 {
+    let mut sorted = ratios.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
 }
 
 /// Wall seconds of one kind of phase, summed over the rounds.
@@ -214,6 +228,9 @@ struct Totals {
     base_one: f64,
     sixteen: f64,
     base_sixteen: f64,
+    /// Each round's ratios (plain / upload), 1 upload and 16 uploads.
+    rounds_one: Vec<f64>,
+    rounds_sixteen: Vec<f64>,
 }
 
 /// One upload phase and its plain quinn phase of the same size, plain first when
@@ -254,26 +271,32 @@ async fn upload_goodput_against_plain_quinn() {
         sum.base_one += base_one;
         sum.sixteen += sixteen;
         sum.base_sixteen += base_sixteen;
+        sum.rounds_one.push(base_one / one);
+        sum.rounds_sixteen.push(base_sixteen / sixteen);
     }
     let n = f64::from(rounds);
     let data_dir = fx.gw.config.data_dir.clone();
     let disk_one = disk_writes(&data_dir, 1, total).await;
     let disk_sixteen = disk_writes(&data_dir, 16, total / 16).await;
     println!(
-        "{} MiB in 1 upload: {:.0} MiB/s; plain quinn {:.0} MiB/s; ratio {:.2} ({} rounds)",
+        "{} MiB in 1 upload: {:.0} MiB/s; plain quinn {:.0} MiB/s; ratio {:.2} ({} rounds; \
+         median round {:.2})",
         total >> 20,
         mib(sum.one / n),
         mib(sum.base_one / n),
         sum.base_one / sum.one,
-        rounds
+        rounds,
+        median(&sum.rounds_one)
     );
     println!(
-        "{} MiB in 16 uploads: {:.0} MiB/s; plain quinn {:.0} MiB/s; ratio {:.2} ({} rounds)",
+        "{} MiB in 16 uploads: {:.0} MiB/s; plain quinn {:.0} MiB/s; ratio {:.2} ({} rounds; \
+         median round {:.2})",
         total >> 20,
         mib(sum.sixteen / n),
         mib(sum.base_sixteen / n),
         sum.base_sixteen / sum.sixteen,
-        rounds
+        rounds,
+        median(&sum.rounds_sixteen)
     );
     println!(
         "disk alone (same chunks, fsync each): 1 file {:.0} MiB/s, 16 files {:.0} MiB/s; \
