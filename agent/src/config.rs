@@ -40,7 +40,9 @@ pub struct AgentConfig {
     pub backoff_max_secs: u64,
     /// Most field records in one push (the gateway's limit applies too).
     pub records_per_push: u32,
-    /// Bytes of a recording sent in one upload request.
+    /// Bytes of a recording sent in its first upload request, and the least any later
+    /// request carries; later ones grow to about a second's worth at the rate measured
+    /// (see `uploader::chunk`).
     pub upload_chunk_bytes: u64,
     /// Upload bandwidth limit in bytes per second; 0 means unlimited.
     pub upload_bytes_per_sec: u64,

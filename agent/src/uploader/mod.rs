@@ -4,9 +4,11 @@
 //! copy is deleted only after the gateway says stored, and that word is committed to
 //! the local store before the file goes.
 //!
-//! The planner ([`plan::upload_order`]) and the pacing ([`pace::RateLimiter`]) are
-//! pure; the driver below does the IO, through the transport's upload requests.
+//! The planner ([`plan::upload_order`]), the chunk sizing ([`chunk::next_chunk_bytes`])
+//! and the pacing ([`pace::RateLimiter`]) are pure; the driver below does the IO,
+//! through the transport's upload requests.
 
+pub mod chunk;
 pub mod pace;
 pub mod plan;
 
@@ -156,8 +158,11 @@ impl Agent {
             return self.stored(r, None).await;
         }
         let mut retries = 0;
+        let configured = self.config().upload_chunk_bytes;
+        let mut chunk_bytes = configured;
         loop {
-            let length = (r.size - offset.min(r.size)).min(self.config().upload_chunk_bytes);
+            let length = (r.size - offset.min(r.size)).min(chunk_bytes);
+            let started = tokio::time::Instant::now();
             let header = UploadHeader {
                 recording_id: id,
                 offset,
@@ -206,6 +211,8 @@ impl Agent {
                     if o.offset >= r.size {
                         return Err(UploadError::NotConfirmed(id));
                     }
+                    let sent = o.offset.saturating_sub(offset);
+                    chunk_bytes = chunk::next_chunk_bytes(configured, sent, started.elapsed());
                     offset = o.offset;
                 }
             }

@@ -21,7 +21,7 @@ use std::time::Instant;
 use agent::transport::{TransportSettings, client_config};
 use test_support::Backend;
 
-use crate::support::{Fixture, H, T0, announcement, content, upload_from};
+use crate::support::{Fixture, H, T0, announcement, content, upload_like_agent};
 
 /// A number from the environment variable `name`, else `default`.
 fn from_env(name: &str, default: usize) -> usize {
@@ -36,8 +36,9 @@ fn mib_from_env(name: &str, default: usize) -> usize {
     from_env(name, default) << 20
 }
 
-/// Bytes per upload chunk: what an agent sends by default (16 MiB) unless
-/// `FIELDSYNC_BENCH_CHUNK_MIB` says otherwise.
+/// Bytes of the first upload chunk (an agent's default, 16 MiB, unless
+/// `FIELDSYNC_BENCH_CHUNK_MIB` says otherwise); later chunks grow by the agent's rule.
+/// The disk reference writes and fsyncs in chunks of this size.
 fn chunk() -> usize {
     let agent_default = agent::config::AgentConfig::default().upload_chunk_bytes;
     mib_from_env(
@@ -102,7 +103,7 @@ async fn upload(fx: &Fixture, count: u32, each: usize, seed: u64) -> f64 {
     }
     let started = Stopwatch::start();
     let uploads = jobs.iter().map(|(conn, ann, bytes)| async move {
-        upload_from(conn, ann.recording_id, bytes, 0, chunk())
+        upload_like_agent(conn, ann.recording_id, bytes, chunk())
             .await
             .unwrap();
     });

@@ -105,8 +105,7 @@ pub(crate) fn announcement(bytes: &[u8], ended_at: Millis) -> RecordingAnnouncem
     }
 }
 
-/// Sends `bytes[from..]` in chunks of `chunk` bytes, as an agent does; returns the
-/// last reply.
+/// Sends `bytes[from..]` in chunks of `chunk` bytes; returns the last reply.
 pub(crate) async fn upload_from(
     conn: &GatewayConnection,
     id: Uuid,
@@ -114,18 +113,49 @@ pub(crate) async fn upload_from(
     from: u64,
     chunk: usize,
 ) -> Result<UploadReply, agent::ClientError> {
+    upload_sized(conn, id, bytes, from, chunk, |_, _| chunk).await
+}
+
+/// Sends `bytes[from..]` as an agent does: the first chunk of `first` bytes, each later
+/// one sized by the agent's own rule from the previous chunk's rate.
+pub(crate) async fn upload_like_agent(
+    conn: &GatewayConnection,
+    id: Uuid,
+    bytes: &[u8],
+    first: usize,
+) -> Result<UploadReply, agent::ClientError> {
+    upload_sized(conn, id, bytes, 0, first, |sent, took| {
+        let next = agent::uploader::chunk::next_chunk_bytes(first as u64, sent as u64, took);
+        usize::try_from(next).unwrap_or(usize::MAX)
+    })
+    .await
+}
+
+/// Sends `bytes[from..]`, the first chunk of `first` bytes and each later one of
+/// `next(bytes sent, time taken)` of the chunk before.
+async fn upload_sized(
+    conn: &GatewayConnection,
+    id: Uuid,
+    bytes: &[u8],
+    from: u64,
+    first: usize,
+    next: impl Fn(usize, std::time::Duration) -> usize,
+) -> Result<UploadReply, agent::ClientError> {
     let mut offset = from as usize;
+    let mut chunk = first;
     loop {
-        let end = (offset + chunk).min(bytes.len());
+        let end = offset.saturating_add(chunk).min(bytes.len());
         let header = UploadHeader {
             recording_id: id,
             offset: offset as u64,
             length: (end - offset) as u64,
         };
+        let started = std::time::Instant::now();
         let reply = conn.upload_chunk(header, &bytes[offset..end]).await?;
         match &reply {
             UploadReply::Offset(o) if (o.offset as usize) < bytes.len() => {
                 assert_eq!(o.offset as usize, end, "the gateway holds every byte sent");
+                chunk = next(end - offset, started.elapsed());
                 offset = end;
             }
             _ => return Ok(reply),
