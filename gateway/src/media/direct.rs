@@ -201,14 +201,19 @@ pub(crate) struct DirectWriter<'a> {
     /// The ordinary descriptor: the unaligned tail, the carried block, and everything
     /// when direct writes are unavailable.
     file: &'a File,
-    /// The disk thread, while the file could be opened with `O_DIRECT`.
-    disk: Option<Disk>,
-    /// The window being filled (while `disk` is set).
-    window: Option<Window>,
+    /// The disk thread and the window being filled, while the file could be opened
+    /// with `O_DIRECT`.
+    direct: Option<Direct>,
     /// Bytes gathered in the window.
     len: usize,
     /// File offset of the window's first byte (a multiple of [`ALIGN`] while direct).
     pos: u64,
+}
+
+/// A direct writer's disk thread and the window it is filling.
+struct Direct {
+    disk: Disk,
+    window: Window,
 }
 
 impl<'a> DirectWriter<'a> {
@@ -221,8 +226,7 @@ impl<'a> DirectWriter<'a> {
             .ok();
         let mut writer = Self {
             file,
-            disk: None,
-            window: None,
+            direct: None,
             len: 0,
             pos: offset,
         };
@@ -234,8 +238,7 @@ impl<'a> DirectWriter<'a> {
             writer.pos = offset - carry as u64;
             file.read_exact_at(&mut window.bytes_mut()[..carry], writer.pos)?;
             writer.len = carry;
-            writer.window = Some(window);
-            writer.disk = Some(disk);
+            writer.direct = Some(Direct { disk, window });
         }
         Ok(writer)
     }
@@ -243,7 +246,7 @@ impl<'a> DirectWriter<'a> {
     /// True while writes bypass the page cache (tests say when only the fallback ran).
     #[cfg(test)]
     fn is_direct(&self) -> bool {
-        self.disk.is_some()
+        self.direct.is_some()
     }
 
     /// Writes `data` after what was written before (gathered until a window is full or
@@ -251,7 +254,7 @@ impl<'a> DirectWriter<'a> {
     /// reported here.
     pub(crate) fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
-            let Some(window) = self.window.as_mut() else {
+            let Some(Direct { window, .. }) = self.direct.as_mut() else {
                 self.file.write_all_at(data, self.pos)?;
                 self.pos += data.len() as u64;
                 return Ok(());
@@ -273,10 +276,10 @@ impl<'a> DirectWriter<'a> {
     /// a chunk, before the fsync.
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         let whole = self.len - self.len % ALIGN;
-        if self.disk.is_some() && whole > 0 {
+        if whole > 0 {
             self.write_window(whole)?;
         }
-        if let (Some(disk), Some(window)) = (self.disk.as_mut(), self.window.as_ref()) {
+        if let Some(Direct { disk, window }) = self.direct.as_mut() {
             disk.wait_all()?;
             if self.len > 0 {
                 self.file
@@ -289,16 +292,13 @@ impl<'a> DirectWriter<'a> {
     /// Hands the window's first `n` bytes (a multiple of [`ALIGN`]) to the disk thread,
     /// to be written at `pos`, and goes on in the next window with the rest.
     fn write_window(&mut self, n: usize) -> io::Result<()> {
-        let Some(disk) = self.disk.as_mut() else {
+        let Some(Direct { disk, window }) = self.direct.as_mut() else {
             return Ok(());
         };
         let mut next = disk.window()?;
-        let Some(full) = self.window.take() else {
-            return Ok(());
-        };
         let carry = self.len - n;
-        next.bytes_mut()[..carry].copy_from_slice(&full.bytes()[n..self.len]);
-        self.window = Some(next);
+        next.bytes_mut()[..carry].copy_from_slice(&window.bytes()[n..self.len]);
+        let full = std::mem::replace(window, next);
         disk.submit(Job {
             window: full,
             len: n,
