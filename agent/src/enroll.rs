@@ -49,7 +49,7 @@ pub enum EnrollError {
     Identity(#[from] IdentityError),
     /// The CSR could not be made.
     #[error("cannot make the certificate signing request: {0}")]
-    Csr(#[from] certs_dev::PkiError),
+    Csr(#[from] pki::PkiError),
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -107,7 +107,7 @@ pub fn request(
     force: bool,
 ) -> Result<String, EnrollError> {
     refuse_if_enrolled(data_dir, force)?;
-    let csr = certs_dev::make_device_csr(device, serial)?;
+    let csr = pki::make_device_csr(device, serial)?;
     let dir = identity_dir(data_dir);
     let key_path = dir.join(PENDING_KEY_FILE);
     write_atomic_mode(&key_path, csr.key_pem.as_bytes(), 0o600).map_err(io(&key_path))?;
@@ -224,7 +224,7 @@ pub fn read_certificate_file(path: &Path) -> Result<String, EnrollError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use certs_dev::{FleetCa, Validity};
+    use pki::{FleetCa, Validity};
 
     fn ca() -> FleetCa {
         let now = time::OffsetDateTime::now_utc();
@@ -272,7 +272,7 @@ mod tests {
         let device = DeviceId::new("dev-1").unwrap();
         request(data.path(), &device, "SN-1", false).unwrap();
         // Signed from a CSR made elsewhere: another key.
-        let other = certs_dev::make_device_csr(&device, "SN-1").unwrap();
+        let other = pki::make_device_csr(&device, "SN-1").unwrap();
         let wrong_key = ca
             .sign_device_csr(&other.csr_pem, &device, "SN-1", validity())
             .unwrap();

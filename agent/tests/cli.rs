@@ -193,7 +193,7 @@ async fn usage_and_configuration_errors_exit_64_and_an_absent_gateway_69() {
     let data = tempfile::tempdir().unwrap();
     let data = data.path();
     let (device, _) = gw.device(1);
-    let bundle = certs_dev::layout::device_dir(&gw.pki_dir(), &device);
+    let bundle = pki::layout::device_dir(&gw.pki_dir(), &device);
     ok(data, &["enroll", "bundle", bundle.to_str().unwrap()]).await;
     // Installing again needs --force.
     let err = fails(data, &["enroll", "bundle", bundle.to_str().unwrap()], 64).await;

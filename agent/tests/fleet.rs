@@ -99,7 +99,7 @@ async fn fleet_run(backend: &Backend) {
     std::fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
     let mut gateway = spawn_gateway(&config_path);
     let pki = config.pki_dir();
-    let last_bundle = certs_dev::layout::device_dir(&pki, &device(AGENTS)).join("device.pem");
+    let last_bundle = pki::layout::device_dir(&pki, &device(AGENTS)).join("device.pem");
     let ready = || async { last_bundle.exists() };
     assert!(
         test_support::eventually(Duration::from_secs(60), ready).await,
@@ -122,12 +122,8 @@ async fn fleet_run(backend: &Backend) {
     let mut agents: Vec<Agent> = Vec::new();
     for n in 1..=AGENTS {
         let dir = root.path().join(format!("agent-{n}"));
-        agent::enroll::install_bundle(
-            &dir,
-            &certs_dev::layout::device_dir(&pki, &device(n)),
-            false,
-        )
-        .unwrap();
+        agent::enroll::install_bundle(&dir, &pki::layout::device_dir(&pki, &device(n)), false)
+            .unwrap();
         agent_config.save(&dir).unwrap();
         agents.push(Agent::open(&dir, agent_config.clone()).await.unwrap());
         dirs.push(dir);

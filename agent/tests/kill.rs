@@ -78,7 +78,7 @@ async fn kill_9_at_any_moment_loses_and_duplicates_nothing() {
     let data = tempfile::tempdir().unwrap();
     let data = data.path();
     let (device, _) = gw.device(1);
-    let bundle = certs_dev::layout::device_dir(&gw.pki_dir(), &device);
+    let bundle = pki::layout::device_dir(&gw.pki_dir(), &device);
     let mut enroll = agent(data);
     enroll.arg("enroll").arg("bundle").arg(&bundle);
     ok(enroll).await;

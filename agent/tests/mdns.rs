@@ -106,7 +106,7 @@ fn inner() {
 
         // A device of another fleet does not take this gateway for its own.
         let now = time::OffsetDateTime::now_utc();
-        let other_ca = certs_dev::FleetCa::generate(certs_dev::Validity::new(
+        let other_ca = pki::FleetCa::generate(pki::Validity::new(
             now - time::Duration::hours(1),
             now + time::Duration::days(1),
         ))
@@ -115,7 +115,7 @@ fn inner() {
             &other_ca,
             "dev-elsewhere",
             test_support::validity(-time::Duration::hours(1), time::Duration::days(1)),
-            certs_dev::DeviceEku::ClientAuth,
+            pki::DeviceEku::ClientAuth,
         );
         let other_dir = tempfile::tempdir().unwrap();
         let stranger = Agent::open_with(

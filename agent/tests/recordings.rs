@@ -369,7 +369,7 @@ async fn a_killed_agent_resumes_its_upload_and_deletes_only_after_stored() {
         cmd
     };
     let (device, _) = gw.device(1);
-    let bundle = certs_dev::layout::device_dir(&gw.pki_dir(), &device);
+    let bundle = pki::layout::device_dir(&gw.pki_dir(), &device);
     let addr = gw.gateway.device_addr().to_string();
     for args in [
         vec!["enroll", "bundle", bundle.to_str().unwrap()],

@@ -1,7 +1,7 @@
 //! `certs-dev`: writes a development PKI (fleet CA, gateway certificate, device
 //! bundles, enrollment file, admin token) into a folder.
 //!
-//! A thin shell over [`certs_dev::write_pki_with_progress`]: parse flags, draw a
+//! A thin shell over [`pki::write_pki_with_progress`]: parse flags, draw a
 //! progress bar when stderr is a terminal, print a summary. Exit codes: 0 done,
 //! 64 usage error (bad flag or value), 1 anything else (existing CA, unwritable
 //! folder, ...); the error is printed once, on stderr.
@@ -11,12 +11,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use certs_dev::{
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use pki::{
     DEFAULT_CA_DAYS, DEFAULT_DEVICE_DAYS, DEFAULT_GATEWAY_DAYS, KindMix, PkiError, PkiOptions,
     PkiSummary, layout, write_pki_with_progress,
 };
-use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 

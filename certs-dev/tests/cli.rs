@@ -48,7 +48,7 @@ fn writes_a_pki_and_exits_0() {
         text.contains("localhost, 127.0.0.1, ::1, gw.test"),
         "{text}"
     );
-    let ca = certs_dev::load_pki_dir(&dir).unwrap();
+    let ca = pki::load_pki_dir(&dir).unwrap();
     assert!(text.contains(&ca.fingerprint()), "{text}");
     // stderr is not a terminal here: no progress bar, no noise.
     assert!(out.stderr.is_empty(), "{}", stderr(&out));

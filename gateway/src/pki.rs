@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use certs_dev::layout::{CA_CERT_FILE, ENROLLMENT_FILE, GATEWAY_CERT_FILE, GATEWAY_KEY_FILE};
-use certs_dev::{PkiError, PkiOptions};
+use pki::layout::{CA_CERT_FILE, ENROLLMENT_FILE, GATEWAY_CERT_FILE, GATEWAY_KEY_FILE};
+use pki::{PkiError, PkiOptions};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::tls::{TlsError, load_certs, load_key};
@@ -64,7 +64,7 @@ pub fn prepare(
         if !auto_dev_pki {
             return Err(PkiSetupError::Missing(dir.to_owned()));
         }
-        let summary = certs_dev::write_pki(dir, &PkiOptions::new(dev_devices, now))?;
+        let summary = pki::write_pki(dir, &PkiOptions::new(dev_devices, now))?;
         tracing::warn!(
             dir = %dir.display(),
             ca = %summary.ca_fingerprint,

@@ -134,7 +134,7 @@ async fn operator_tokens_never_reach_the_gateways_log_even_at_trace_level() {
     )
     .await;
     let base = format!("http://{}", gateway.http_addr);
-    let admin = certs_dev::load_admin_token(&data.join("pki")).expect("admin.token");
+    let admin = pki::load_admin_token(&data.join("pki")).expect("admin.token");
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use certs_dev::DeviceEku;
 use gateway::clock::ManualClock;
 use gateway::metrics::HandshakeOutcome;
+use pki::DeviceEku;
 use protocol::domain::DeviceStatus;
 use protocol::message::RosterSince;
 use protocol::{CloseCode, ErrorCode, RequestBody};
@@ -147,7 +147,7 @@ async fn certificates_that_do_not_qualify_are_refused_by_reason() {
     let ca = gw.fleet_ca();
     let now_valid = validity(Span::hours(-1), Span::days(30));
 
-    let foreign_ca = certs_dev::FleetCa::generate(now_valid).unwrap();
+    let foreign_ca = pki::FleetCa::generate(now_valid).unwrap();
     let (_, mut foreign, _) =
         issue_identity(&foreign_ca, "dev-00001", now_valid, DeviceEku::ClientAuth);
     // The device trusts the real fleet CA for the gateway; only its own cert is foreign.

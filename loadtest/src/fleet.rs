@@ -5,15 +5,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use agent::DeviceIdentity;
-use certs_dev::layout::ENROLLMENT_FILE;
-use certs_dev::{PkiOptions, PkiSummary};
+use pki::layout::ENROLLMENT_FILE;
+use pki::{PkiOptions, PkiSummary};
 
 /// Why the fleet could not be prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
     /// certs-dev failed.
     #[error("making the PKI: {0}")]
-    Pki(#[from] certs_dev::PkiError),
+    Pki(#[from] pki::PkiError),
     /// A bundle could not be read.
     #[error("device bundle {dir}: {source}")]
     Identity {
@@ -57,7 +57,7 @@ pub struct SimDevice {
 /// Makes a development PKI with `devices` bundles in `dir`.
 pub fn make_pki(dir: &Path, devices: u32) -> Result<PkiSummary, FleetError> {
     let now = time::OffsetDateTime::now_utc();
-    Ok(certs_dev::write_pki(dir, &PkiOptions::new(devices, now))?)
+    Ok(pki::write_pki(dir, &PkiOptions::new(devices, now))?)
 }
 
 /// Enrolls every device of the PKI in the store the gateway `config` names, as an

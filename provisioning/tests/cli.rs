@@ -326,7 +326,7 @@ async fn devices_enrolled_from_a_csr_or_as_a_bundle_connect() {
     let target = Target::of(&gw);
     let dir = tempfile::tempdir().unwrap();
     let device = protocol::DeviceId::new("dev-csr-1").unwrap();
-    let csr = certs_dev::make_device_csr(&device, "SN-CSR-1").unwrap();
+    let csr = pki::make_device_csr(&device, "SN-CSR-1").unwrap();
     let csr_file = write(dir.path(), "device.csr", &csr.csr_pem);
     let out_dir = dir.path().join("csr-out");
     let out = run(
@@ -491,7 +491,7 @@ async fn over_https_the_cli_trusts_only_the_fleet_ca() {
     assert!(ok(&run(&target, None, &["whoami"]).await).contains("admin"));
     // Another CA is not trusted.
     let other = tempfile::tempdir().unwrap();
-    let stranger = certs_dev::FleetCa::generate(test_support::validity(
+    let stranger = pki::FleetCa::generate(test_support::validity(
         time::Duration::hours(-1),
         time::Duration::days(1),
     ))

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use agent::transport::TransportSettings;
 use agent::{ClientError, DeviceIdentity, GatewayConnection, GatewayEndpoint};
-use certs_dev::{DeviceEku, FleetCa, Validity};
 use gateway::RunningGateway;
 use gateway::clock::{ManualClock, SharedClock, SystemClock};
 use gateway::config::Config;
+use pki::{DeviceEku, FleetCa, Validity};
 use protocol::DeviceId;
 
 /// The environment variable naming a PostgreSQL server for tests.
@@ -136,13 +136,13 @@ impl TestGateway {
 
     /// The fleet CA (to issue extra certificates in tests).
     pub fn fleet_ca(&self) -> FleetCa {
-        certs_dev::load_pki_dir(&self.pki_dir()).expect("fleet CA loads")
+        pki::load_pki_dir(&self.pki_dir()).expect("fleet CA loads")
     }
 
     /// The enrolled development device `n` (1-based).
     pub fn device(&self, n: u32) -> (DeviceId, DeviceIdentity) {
         let id = DeviceId::new(format!("dev-{n:05}")).expect("device id");
-        let dir = certs_dev::layout::device_dir(&self.pki_dir(), &id);
+        let dir = pki::layout::device_dir(&self.pki_dir(), &id);
         let identity = DeviceIdentity::load_bundle(&dir).expect("bundle loads");
         (id, identity)
     }

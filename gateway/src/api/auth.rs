@@ -189,10 +189,10 @@ impl<G: Guard> FromRequestParts<Arc<GatewayState>> for Authorized<G> {
     ) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
         let unknown = || ApiError::unauthorized("unknown or revoked token");
-        if !certs_dev::is_well_formed_token(token) {
+        if !pki::is_well_formed_token(token) {
             return Err(unknown());
         }
-        let hash = certs_dev::token_hash(token);
+        let hash = pki::token_hash(token);
         let operator = state
             .store
             .operator_by_token_hash(&hash)

@@ -20,12 +20,12 @@ pub async fn seed_admin_token(
     pki_dir: &Path,
     now: Millis,
 ) -> Result<(), OperatorTokenError> {
-    let path = pki_dir.join(certs_dev::layout::ADMIN_TOKEN_FILE);
+    let path = pki_dir.join(pki::layout::ADMIN_TOKEN_FILE);
     if !path.exists() {
         return Ok(());
     }
-    let token = match certs_dev::load_admin_token(pki_dir) {
-        Ok(token) if certs_dev::is_well_formed_token(&token) => token,
+    let token = match pki::load_admin_token(pki_dir) {
+        Ok(token) if pki::is_well_formed_token(&token) => token,
         Ok(_) => {
             tracing::warn!(path = %path.display(), "admin.token is not a fieldsync token; not seeded");
             return Ok(());
@@ -36,7 +36,7 @@ pub async fn seed_admin_token(
         }
     };
     if store
-        .seed_admin_token(BOOTSTRAP_TOKEN_NAME, &certs_dev::token_hash(&token), now)
+        .seed_admin_token(BOOTSTRAP_TOKEN_NAME, &pki::token_hash(&token), now)
         .await?
     {
         tracing::info!(path = %path.display(), "seeded the admin token from the PKI folder");

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use certs_dev::{FleetCa, PkiError, Validity};
+use pki::{FleetCa, PkiError, Validity};
 use protocol::domain::{DeviceKind, DeviceStatus};
 use protocol::{DeviceId, Millis};
 use serde::{Deserialize, Serialize};
@@ -270,7 +270,7 @@ fn now_utc(now: Millis) -> OffsetDateTime {
 
 /// The fleet CA, when this gateway holds its key (a development PKI does).
 fn fleet_ca(state: &GatewayState) -> Result<FleetCa, ApiError> {
-    certs_dev::load_pki_dir(&state.config.pki_dir()).map_err(|e| {
+    pki::load_pki_dir(&state.config.pki_dir()).map_err(|e| {
         ApiError::unavailable(format!(
             "this gateway cannot sign device certificates ({e}); sign offline with the fleet CA \
              and import the enrollment file"
@@ -289,7 +289,7 @@ fn pki_error(e: PkiError) -> ApiError {
 }
 
 fn validity(now: Millis, days: Option<u32>) -> Result<Validity, ApiError> {
-    let days = days.unwrap_or(certs_dev::DEFAULT_DEVICE_DAYS);
+    let days = days.unwrap_or(pki::DEFAULT_DEVICE_DAYS);
     if days > MAX_DEVICE_DAYS {
         return Err(ApiError::invalid(format!(
             "days must be at most {MAX_DEVICE_DAYS}"

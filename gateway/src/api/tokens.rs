@@ -123,13 +123,13 @@ pub async fn create_token(
     if new.name.trim().is_empty() {
         return Err(ApiError::invalid("the token name must not be empty"));
     }
-    let token = certs_dev::generate_admin_token().map_err(|e| ApiError::internal(&e))?;
+    let token = pki::generate_admin_token().map_err(|e| ApiError::internal(&e))?;
     let record = state
         .store
         .create_operator_token(
             new.name.trim(),
             role,
-            &certs_dev::token_hash(&token),
+            &pki::token_hash(&token),
             &auth.actor(),
             reason,
             state.clock.now(),

@@ -52,10 +52,10 @@ pub fn cookie_token(headers: &HeaderMap) -> Option<&str> {
 
 /// The operator holding `token`, if it is a live token.
 async fn operator(state: &GatewayState, token: &str) -> Result<Option<OperatorToken>, PageError> {
-    if !certs_dev::is_well_formed_token(token) {
+    if !pki::is_well_formed_token(token) {
         return Ok(None);
     }
-    let hash = certs_dev::token_hash(token);
+    let hash = pki::token_hash(token);
     Ok(state.store.operator_by_token_hash(&hash).await?)
 }
 

@@ -1,6 +1,6 @@
 //! Operator bearer tokens: who may use the admin API, each with exactly one role.
 //!
-//! Only the SHA-256 of a token is stored (`certs_dev::token_hash`), so a copy of the
+//! Only the SHA-256 of a token is stored (`pki::token_hash`), so a copy of the
 //! database grants nothing. A request's token is hashed and looked up by that hash;
 //! the stored hash is then compared with the computed one in constant time. A revoked
 //! token stays in the table (so its name is never reused and the audit log still

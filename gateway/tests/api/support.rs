@@ -22,7 +22,7 @@ impl Api {
 
     /// Wraps a started gateway.
     pub(crate) fn from_gateway(gw: TestGateway) -> Api {
-        let admin = certs_dev::load_admin_token(&gw.pki_dir()).expect("admin.token");
+        let admin = pki::load_admin_token(&gw.pki_dir()).expect("admin.token");
         Api { gw, admin }
     }
 

@@ -41,7 +41,7 @@ async fn the_operator_listener_speaks_tls_when_configured_and_plain_http_gets_no
     let mut config = test_config(data.path(), &Backend::Sqlite, 1);
     config.http.tls = HttpTls::Always;
     let gw = TestGateway::start_with(config, data, Arc::new(gateway::clock::SystemClock)).await;
-    let token = certs_dev::load_admin_token(&gw.pki_dir()).unwrap();
+    let token = pki::load_admin_token(&gw.pki_dir()).unwrap();
     let response = https_get(&gw, "/api/v1/whoami", &token).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("\"role\":\"admin\""), "{response}");

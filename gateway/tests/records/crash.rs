@@ -96,7 +96,7 @@ async fn connect_when_up(port: u16, identity: &DeviceIdentity) -> GatewayConnect
 
 fn identity(data: &Path, n: u32) -> (DeviceId, DeviceIdentity) {
     let id = DeviceId::new(format!("dev-{n:05}")).expect("device id");
-    let dir = certs_dev::layout::device_dir(&data.join("pki"), &id);
+    let dir = pki::layout::device_dir(&data.join("pki"), &id);
     (id, DeviceIdentity::load_bundle(&dir).expect("bundle"))
 }
 

@@ -12,9 +12,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use certs_dev::layout::{CA_CERT_FILE, GATEWAY_CERT_FILE, GATEWAY_KEY_FILE};
 use futures::StreamExt;
 use gateway::tls::{load_certs, load_key, provider};
+use pki::layout::{CA_CERT_FILE, GATEWAY_CERT_FILE, GATEWAY_KEY_FILE};
 use rustls::server::WebPkiClientVerifier;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;

@@ -116,8 +116,7 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
     let baselines = Baselines::default();
     let make_revoker = |g: &crate::target::OwnGateway| {
         let http = g.process().http_addr?;
-        let token =
-            std::fs::read_to_string(g.pki_dir.join(certs_dev::layout::ADMIN_TOKEN_FILE)).ok()?;
+        let token = std::fs::read_to_string(g.pki_dir.join(pki::layout::ADMIN_TOKEN_FILE)).ok()?;
         let api = Arc::new(AdminApi::new(http, token.trim().to_owned()));
         Some(Arc::new(api) as Arc<dyn Revoker>)
     };

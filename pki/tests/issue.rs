@@ -3,7 +3,7 @@
 
 mod support;
 
-use certs_dev::{DeviceEku, FleetCa, PkiError, Validity, make_device_csr};
+use pki::{DeviceEku, FleetCa, PkiError, Validity, make_device_csr};
 use protocol::DeviceId;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,

@@ -1,16 +1,23 @@
-//! Development PKI for fieldsync: the fleet CA, the gateway's server certificate,
-//! device certificates (from CSRs or as bundles), the enrollment file and the first
-//! admin token.
+//! The fleet PKI of fieldsync: the fleet CA, device CSRs, certificate issuance
+//! (gateway and device, by CSR or as a bundle), the PKI folder's layout, the
+//! enrollment file, and operator token hashing.
 //!
-//! This is a library because three programs make certificates the same way: the
-//! `certs-dev` command, the gateway (a development PKI on first start; signing device
-//! CSRs) and the provisioning CLI. Keeping one implementation means one definition of
-//! what a device certificate is (ARCHITECTURE.md, "Identity and trust"):
+//! This is production code, used by every program that makes, checks or reads
+//! certificates: the gateway (it signs device CSRs and issues bundles through the admin
+//! API, loads the fleet CA and its own certificate, hashes operator tokens, and makes a
+//! development PKI on a first start), the agent (it makes its CSR), the `certs-dev`
+//! command (a thin binary on [`write_pki`]), the load test and the test fixtures. One
+//! implementation means one definition of what a device certificate is
+//! (ARCHITECTURE.md, "Identity and trust"):
 //!
 //! - the fleet CA is ECDSA P-256 and signs only end-entity certificates;
 //! - a device certificate names the device by the URI SAN `urn:fieldsync:device:<id>`
 //!   and its serial as CN, has EKU clientAuth only, and a bounded validity;
 //! - the gateway certificate has EKU serverAuth and the names it is reached by.
+//!
+//! Issuance is renewal-ready: every certificate gets a fresh random serial number and
+//! the validity the caller passes, so renewing a device is signing its (new or same)
+//! CSR again, and the result is a new certificate with a new fingerprint to enroll.
 //!
 //! Time is always passed in ([`Validity`]), so tests can make expired and
 //! not-yet-valid certificates.

@@ -8,11 +8,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Instant;
 
-use certs_dev::layout::{
+use pki::layout::{
     ADMIN_TOKEN_FILE, CA_CERT_FILE, CA_KEY_FILE, DEVICE_CA_FILE, DEVICE_CERT_FILE, DEVICE_KEY_FILE,
     DEVICES_DIR, ENROLLMENT_FILE, GATEWAY_CERT_FILE, GATEWAY_KEY_FILE, device_dir,
 };
-use certs_dev::{
+use pki::{
     KindMix, PkiError, PkiOptions, is_well_formed_token, load_admin_token, load_pki_dir,
     read_enrollment, token_hash, write_pki, write_pki_with_progress,
 };

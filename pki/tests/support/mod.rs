@@ -18,7 +18,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use certs_dev::Validity;
+use pki::Validity;
 
 pub(crate) fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
