@@ -1,8 +1,15 @@
 //! Framing: a u32 big-endian length, then that many bytes of CBOR body.
 //!
 //! Check-then-parse (as mini-redis does): an incomplete frame is not an error, an
-//! invalid one is; the length is checked against the limit before any buffer is
-//! allocated, so a hostile prefix of 4 GiB costs four bytes of reading.
+//! invalid one is; the length is checked against the limit before any byte of the body
+//! is read, so a hostile prefix of 4 GiB costs four bytes of reading.
+//!
+//! Sans-IO: the decoder sees only the bytes its caller hands it. Each end drives it
+//! from its own transport (the gateway's device endpoint, the agent's transport) with
+//! a loop of a few lines: decode; if incomplete, read at most [`FrameDecoder::wanted`]
+//! bytes and append them. So the buffer grows as bytes arrive, never to a length a
+//! peer declared and then did not send, and a reader never takes bytes past the frame
+//! (an upload chunk's raw bytes follow its header frame on the same stream).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::Serialize;
@@ -38,9 +45,6 @@ pub enum FrameError {
     /// The body is not a valid message.
     #[error(transparent)]
     Decode(#[from] DecodeError),
-    /// The transport failed.
-    #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 impl FrameError {
@@ -49,9 +53,7 @@ impl FrameError {
         match self {
             FrameError::TooLarge { .. } => ErrorCode::FrameTooLarge,
             FrameError::Decode(e) => e.code(),
-            FrameError::Empty | FrameError::Truncated { .. } | FrameError::Io(_) => {
-                ErrorCode::MalformedMessage
-            }
+            FrameError::Empty | FrameError::Truncated { .. } => ErrorCode::MalformedMessage,
         }
     }
 }
@@ -84,20 +86,38 @@ impl FrameDecoder {
 
     /// Takes one frame body off the front of `buf`.
     ///
-    /// `Ok(None)` means "not enough bytes yet" and leaves `buf` untouched. An error
-    /// means the stream is unusable and should be dropped.
+    /// `Ok(None)` means "not enough bytes yet" and leaves `buf` untouched (nothing is
+    /// reserved for the announced length: a peer that announces a megabyte and sends
+    /// ten bytes holds ten bytes). An error means the stream is unusable and should be
+    /// dropped.
     pub fn decode_frame(&self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
-        if buf.len() < LENGTH_PREFIX {
+        let Some(length) = self.frame_length(buf)? else {
             return Ok(None);
-        }
-        let length = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-        let length = check_length(length, self.max_frame_bytes)?;
+        };
         if buf.len() < LENGTH_PREFIX + length {
-            buf.reserve(LENGTH_PREFIX + length - buf.len());
             return Ok(None);
         }
         buf.advance(LENGTH_PREFIX);
         Ok(Some(buf.split_to(length).freeze()))
+    }
+
+    /// How many more bytes the frame at the front of `buf` needs before it can be
+    /// decoded: 0 once it is complete. A reader asks for at most this many, so it
+    /// never takes bytes that follow the frame. An invalid length prefix is an error
+    /// as soon as its four bytes are in.
+    pub fn wanted(&self, buf: &[u8]) -> Result<usize, FrameError> {
+        match self.frame_length(buf)? {
+            None => Ok(LENGTH_PREFIX - buf.len()),
+            Some(length) => Ok((LENGTH_PREFIX + length).saturating_sub(buf.len())),
+        }
+    }
+
+    /// The checked body length, once the prefix is in.
+    fn frame_length(&self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
+        let Some(prefix) = buf.first_chunk::<LENGTH_PREFIX>() else {
+            return Ok(None);
+        };
+        check_length(u32::from_be_bytes(*prefix), self.max_frame_bytes).map(Some)
     }
 
     /// Takes one whole message off the front of `buf`.
@@ -137,22 +157,6 @@ pub fn encode_frame<T: Serialize>(message: &T, max_frame_bytes: u32) -> Result<B
     out.put_u32(length);
     out.extend_from_slice(&body);
     Ok(out.freeze())
-}
-
-impl tokio_util::codec::Decoder for FrameDecoder {
-    type Item = Bytes;
-    type Error = FrameError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
-        self.decode_frame(src)
-    }
-
-    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
-        match self.decode_frame(src)? {
-            Some(frame) => Ok(Some(frame)),
-            None => self.finish(src).map(|()| None),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -202,6 +206,42 @@ mod tests {
         ));
         assert_eq!(err.code(), ErrorCode::FrameTooLarge);
         assert!(buf.capacity() < 1024, "no buffer was grown for the body");
+    }
+
+    #[test]
+    fn an_announced_length_reserves_nothing() {
+        let frame = encode_frame(&hello(), 1 << 20).unwrap();
+        let decoder = FrameDecoder::new(1 << 20);
+        // A prefix announcing a megabyte, and ten bytes of body.
+        let mut buf = BytesMut::from(&(1u32 << 20).to_be_bytes()[..]);
+        buf.extend_from_slice(&[0; 10]);
+        let before = buf.capacity();
+        assert!(decoder.decode_frame(&mut buf).unwrap().is_none());
+        assert_eq!(
+            buf.capacity(),
+            before,
+            "nothing reserved for the announced length"
+        );
+        assert_eq!(decoder.wanted(&buf).unwrap(), (1 << 20) - 10);
+        // A reader that asks for `wanted` bytes at a time stops exactly at the frame's end.
+        let mut stream = frame.to_vec();
+        stream.extend_from_slice(b"raw bytes after the frame");
+        let mut buf = BytesMut::new();
+        let mut at = 0;
+        let got = loop {
+            if let Some(message) = decoder.decode_message::<Request>(&mut buf).unwrap() {
+                break message;
+            }
+            let want = decoder.wanted(&buf).unwrap();
+            assert!(want > 0);
+            let take = want.min(3);
+            buf.extend_from_slice(&stream[at..at + take]);
+            at += take;
+        };
+        assert_eq!(got, hello());
+        assert_eq!(&stream[at..], b"raw bytes after the frame");
+        assert_eq!(decoder.wanted(&[]).unwrap(), LENGTH_PREFIX);
+        assert!(decoder.wanted(&u32::MAX.to_be_bytes()).is_err());
     }
 
     #[test]

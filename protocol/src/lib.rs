@@ -8,7 +8,6 @@
 
 pub mod allocation;
 pub mod chain;
-pub mod codec;
 pub mod codes;
 pub mod deadline;
 pub mod device;

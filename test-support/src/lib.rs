@@ -278,11 +278,16 @@ pub async fn connect_without_certificate(
         device_time: 0,
         agent_version: "no-cert".into(),
     }));
-    protocol::codec::write_message(&mut send, &hello, 1 << 20)
+    agent::transport::frames::write_message(&mut send, &hello, 1 << 20)
         .await
         .map_err(|e| e.to_string())?;
     let _ = send.finish();
-    match protocol::codec::read_message::<protocol::Response, _>(&mut recv, 1 << 20).await {
+    match agent::transport::frames::read_message::<protocol::Response>(
+        &mut recv,
+        protocol::frame::FrameDecoder::new(1 << 20),
+    )
+    .await
+    {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err("no reply".into()),
         Err(e) => Err(e.to_string()),

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use protocol::codec::{read_message, write_message};
+use protocol::frame::FrameDecoder;
 use protocol::{CloseCode, Request, Response, ResponseBody};
 use tracing::Instrument;
 
+use super::frames::{ReadError, read_message, write_message};
 use crate::admission::{Admission, certificate_facts, decide, peer_certificate};
 use crate::handlers::{ConnectionContext, dispatch};
 use crate::live::close;
@@ -181,7 +182,7 @@ async fn handle_stream(
     let max_frame = state.config.limits.max_frame_bytes;
     let read = tokio::time::timeout(
         REQUEST_READ_TIMEOUT,
-        read_message::<Request, _>(&mut recv, max_frame),
+        read_message::<Request, _>(&mut recv, FrameDecoder::new(max_frame)),
     )
     .await;
     let (kind, response) = match read {
@@ -210,8 +211,8 @@ async fn handle_stream(
             };
             (kind, Response::new(body))
         }
-        Ok(Ok(None)) => return,
-        Ok(Err(err)) => {
+        Ok(Ok(None) | Err(ReadError::Stream(_))) => return,
+        Ok(Err(ReadError::Frame(err))) => {
             let count = ctx.protocol_errors.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::info!(error = %err, count, "malformed request");
             if count >= MAX_PROTOCOL_ERRORS {

@@ -3,6 +3,7 @@
 //! loop that hands each connection to [`connection::serve`].
 
 mod connection;
+mod frames;
 mod rate;
 
 use std::net::SocketAddr;

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use agent::transport::UploadReply;
-use protocol::codec::write_message;
+use agent::transport::frames::write_message;
 use protocol::deadline::UploadState;
 use protocol::message::UploadHeader;
 use protocol::{ErrorCode, Request, RequestBody};
@@ -42,6 +42,14 @@ async fn start_chunk(
     .expect("header");
     send.write_all(partial).await.expect("bytes");
     (send, recv)
+}
+
+/// Reads the gateway's reply to a chunk started by hand.
+async fn read_reply(recv: &mut quinn::RecvStream) -> protocol::Response {
+    agent::transport::frames::read_message(recv, protocol::frame::FrameDecoder::new(1 << 20))
+        .await
+        .expect("a reply frame")
+        .expect("a reply before the stream ended")
 }
 
 /// Waits until this gateway has read `len` recording bytes from upload streams in all
@@ -112,10 +120,7 @@ async fn a_device_that_went_silent_mid_chunk_is_superseded_by_its_next_connectio
     let new = fx.device(1, 0).await;
     assert_eq!(new.upload_offset(id).await.unwrap().offset, 250_000);
     // The superseded stream got its answer: the offset it reached.
-    let reply = protocol::codec::read_message::<protocol::Response, _>(&mut recv, 1 << 20)
-        .await
-        .unwrap()
-        .unwrap();
+    let reply = read_reply(&mut recv).await;
     assert!(
         matches!(reply.body, protocol::ResponseBody::UploadOffset(o) if o.offset == 250_000),
         "{reply:?}"
@@ -150,10 +155,7 @@ async fn a_gateway_stopped_mid_chunk_keeps_what_it_held_and_resumes_after_restar
 
         let fx = fx.restart().await;
         // The cut-off chunk was answered "shutting down" with the offset it reached.
-        let reply = protocol::codec::read_message::<protocol::Response, _>(&mut recv, 1 << 20)
-            .await
-            .unwrap()
-            .unwrap();
+        let reply = read_reply(&mut recv).await;
         match reply.body {
             protocol::ResponseBody::Error(e) => {
                 assert_eq!(e.code, ErrorCode::ShuttingDown, "{}", backend.name());

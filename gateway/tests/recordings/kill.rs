@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use agent::DeviceIdentity;
 use agent::transport::UploadReply;
-use protocol::codec::write_message;
+use agent::transport::frames::write_message;
 use protocol::message::UploadHeader;
 use protocol::{Request, RequestBody};
 use test_support::{Backend, GatewayProcess, backends, eventually};

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::codec::{read_message, write_message};
+use protocol::frame::FrameDecoder;
 use protocol::message::{Hello, Welcome};
 use protocol::{
     CloseCode, ErrorReply, Limits, Millis, Request, RequestBody, Response, ResponseBody,
@@ -16,6 +16,10 @@ use protocol::{
 use quinn::crypto::rustls::QuicClientConfig;
 
 use crate::identity::DeviceIdentity;
+
+pub mod frames;
+
+use frames::{read_message, write_message};
 
 /// Why talking to the gateway failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,9 +40,15 @@ pub enum ClientError {
     /// A stream failed while writing.
     #[error("stream: {0}")]
     Write(#[from] quinn::WriteError),
+    /// A stream failed while reading.
+    #[error("stream: {0}")]
+    Read(#[from] quinn::ReadError),
     /// A frame could not be read or written.
     #[error("frame: {0}")]
     Frame(#[from] protocol::frame::FrameError),
+    /// The recording being uploaded could not be read (or ended early).
+    #[error("recording file: {0}")]
+    Body(std::io::Error),
     /// The gateway closed the stream without replying.
     #[error("the gateway closed the stream without a reply")]
     NoReply,
@@ -60,7 +70,8 @@ impl ClientError {
     pub fn close_code(&self) -> Option<CloseCode> {
         let err = match self {
             ClientError::Connection(e) => e,
-            ClientError::Write(quinn::WriteError::ConnectionLost(e)) => e,
+            ClientError::Write(quinn::WriteError::ConnectionLost(e))
+            | ClientError::Read(quinn::ReadError::ConnectionLost(e)) => e,
             _ => return None,
         };
         match err {
@@ -221,7 +232,7 @@ impl GatewayConnection {
         let max = self.limits.max_frame_bytes;
         write_message(&mut send, &Request::new(body), max).await?;
         let _ = send.finish();
-        match read_message::<Response, _>(&mut recv, max).await? {
+        match read_message::<Response>(&mut recv, FrameDecoder::new(max)).await? {
             Some(Response {
                 body: ResponseBody::Error(e),
                 ..
@@ -370,14 +381,12 @@ impl GatewayConnection {
                 .take(want as u64)
                 .read_buf(&mut buf)
                 .await
-                .map_err(protocol::frame::FrameError::Io)?;
+                .map_err(ClientError::Body)?;
             if n == 0 {
                 let _ = send.reset(quinn::VarInt::from_u32(0));
-                return Err(ClientError::Frame(protocol::frame::FrameError::Io(
-                    std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!("the recording ended {left} bytes before the chunk's length"),
-                    ),
+                return Err(ClientError::Body(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the recording ended {left} bytes before the chunk's length"),
                 )));
             }
             match send.write_chunk(buf.split().freeze()).await {
@@ -388,7 +397,7 @@ impl GatewayConnection {
             }
         }
         let _ = send.finish();
-        match read_message::<Response, _>(&mut recv, max).await? {
+        match read_message::<Response>(&mut recv, FrameDecoder::new(max)).await? {
             Some(Response {
                 body: ResponseBody::Error(e),
                 ..
