@@ -163,7 +163,7 @@ impl AgentConfig {
         self.validate()?;
         let path = Self::path_in(data_dir);
         let text = toml::to_string_pretty(self).expect("the configuration serializes");
-        crate::fsutil::write_atomic(&path, text.as_bytes())
+        durable::files::write_atomic(&path, text.as_bytes())
             .map_err(|source| ConfigError::Write { path, source })
     }
 

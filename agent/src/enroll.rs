@@ -16,8 +16,8 @@ use protocol::DeviceId;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::fsutil::{write_atomic, write_atomic_mode};
 use crate::identity::{CA_FILE, CERT_FILE, DeviceIdentity, IdentityError, KEY_FILE, device_id_of};
+use durable::files::{write_atomic, write_atomic_mode};
 
 /// Folder of the installed identity inside the data folder.
 pub const IDENTITY_DIR: &str = "identity";

@@ -23,7 +23,6 @@ pub mod clock;
 pub mod config;
 pub mod discovery;
 pub mod enroll;
-pub mod fsutil;
 pub mod identity;
 pub mod outbox;
 pub mod recordings;

@@ -3,7 +3,8 @@
 //!
 //! The agent takes the file rather than pointing at it, so nothing else can change or
 //! delete it before the gateway holds it, and so that deleting "the local copy" after
-//! the upload (DOMAIN R2: officers may not keep recordings) deletes the only copy.
+//! the upload (DOMAIN R2: officers may not keep recordings) deletes the only copy. It
+//! takes the file itself (a symbolic link is refused) and makes it 0600.
 //! Each step is recoverable: the row is written first (`adding`, with the source
 //! path), then the file is moved, then hashed and the row made `pending`. A crash in
 //! between is finished by [`Agent::recover_recordings`] on the next start.
@@ -17,9 +18,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::agent::Agent;
-use crate::fsutil::sync_dir;
 use crate::outbox::StoreError;
 use crate::outbox::recordings::{LocalRecording, RecordingState};
+use durable::files::{PRIVATE_FILE, create_fresh, private_dir, private_options, sync_dir, tighten};
 
 /// How old an unfinished registration must be before another process finishes it:
 /// younger ones may still be in the hands of the `recording add` that started them.
@@ -90,16 +91,18 @@ pub fn hash_file(path: &Path) -> io::Result<(Sha256Hash, u64)> {
     Ok((Sha256Hash(hasher.finalize().into()), size))
 }
 
-/// Moves `from` to `to` durably: a rename, or (across file systems) a copy that is
-/// fsync'd and renamed into place before the source is removed.
+/// Moves `from` to `to` durably: a rename, or (across file systems) a copy into a
+/// fresh private file that is fsync'd and renamed into place before the source is
+/// removed.
 fn move_file(from: &Path, to: &Path) -> io::Result<()> {
     match std::fs::rename(from, to) {
         Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(18) => {
-            // EXDEV: another file system.
+        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
             let partial = to.with_extension("partial");
-            std::fs::copy(from, &partial)?;
-            std::fs::File::open(&partial)?.sync_all()?;
+            let mut copy = create_fresh(&partial, PRIVATE_FILE)?;
+            let mut source = private_options().read(true).open(from)?;
+            io::copy(&mut source, &mut copy)?;
+            copy.sync_all()?;
             std::fs::rename(&partial, to)?;
             if let Some(dir) = to.parent() {
                 sync_dir(dir)?;
@@ -130,14 +133,21 @@ impl Agent {
         new: NewRecording,
     ) -> Result<LocalRecording, AddRecordingError> {
         let limits = self.outbox().limits().await?;
-        let meta = std::fs::metadata(&new.file).map_err(|e| AddRecordingError::File {
+        // The file itself, not a link: taking a link would leave the recording where
+        // it was, a copy the officer may not keep (R2).
+        let meta = std::fs::symlink_metadata(&new.file).map_err(|e| AddRecordingError::File {
             path: new.file.clone(),
             problem: e.to_string(),
         })?;
         if !meta.is_file() {
+            let problem = if meta.file_type().is_symlink() {
+                "a symbolic link; give the recording's file itself"
+            } else {
+                "not a regular file"
+            };
             return Err(AddRecordingError::File {
                 path: new.file.clone(),
-                problem: "not a regular file".into(),
+                problem: problem.into(),
             });
         }
         let id = Uuid::new_v4();
@@ -160,7 +170,7 @@ impl Agent {
             reason: None,
         };
         recording.announcement().validate(&limits)?;
-        std::fs::create_dir_all(self.media_dir()).map_err(|source| AddRecordingError::Io {
+        private_dir(&self.media_dir()).map_err(|source| AddRecordingError::Io {
             path: self.media_dir(),
             source,
         })?;
@@ -207,6 +217,8 @@ impl Agent {
                 .and_then(|r| r)
                 .map_err(io_err(&source))?;
         }
+        // Taken, the recording is the device user's alone, whatever mode it came with.
+        tighten(&recording.path, PRIVATE_FILE).map_err(io_err(&recording.path))?;
         let path = recording.path.clone();
         let (sha256, size) = tokio::task::spawn_blocking(move || hash_file(&path))
             .await

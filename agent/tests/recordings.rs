@@ -537,3 +537,37 @@ async fn a_registration_cut_by_a_crash_is_finished_and_a_vanished_file_is_report
     assert!(gone.reason.unwrap().contains("missing"));
     gw.gateway.shutdown().await;
 }
+
+/// File modes (issue 20, point 5): the data folder is the device user's alone, the
+/// local store and a taken recording are 0600 whatever mode they came with, and a
+/// symbolic link is refused rather than taken (taking the link would leave the
+/// recording itself behind).
+#[tokio::test]
+async fn the_data_folder_store_and_recordings_are_private_and_links_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+    let gw = TestGateway::start(&Backend::Sqlite, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("device");
+    let camera = tempfile::tempdir().unwrap();
+    let agent = agent_for(&gw, 1, &data).await;
+    let (file, _) = media_file(camera.path(), "clip.mp4", 10_000);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let link = camera.path().join("link.mp4");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    let refused = agent.add_recording(new(link, T0)).await.unwrap_err();
+    assert!(
+        refused.is_usage() && refused.to_string().contains("symbolic link"),
+        "{refused}"
+    );
+    assert!(file.exists(), "nothing was taken");
+
+    let added = agent.add_recording(new(file, T0)).await.unwrap();
+    assert_eq!(mode(&added.path), 0o600);
+    assert_eq!(mode(added.path.parent().unwrap()), 0o700);
+    assert_eq!(mode(&data), 0o700);
+    for db in ["agent.db", "agent.db-wal", "agent.db-shm"] {
+        assert_eq!(mode(&data.join(db)), 0o600, "{db}");
+    }
+    gw.gateway.shutdown().await;
+}

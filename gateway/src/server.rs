@@ -130,7 +130,7 @@ pub async fn start_with_clock(
     config: Config,
     clock: SharedClock,
 ) -> Result<RunningGateway, GatewayError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| GatewayError::DataDir {
+    durable::files::private_dir(&config.data_dir).map_err(|source| GatewayError::DataDir {
         path: config.data_dir.clone(),
         source,
     })?;

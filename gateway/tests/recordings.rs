@@ -16,6 +16,8 @@ mod full_disk;
 mod interrupt;
 #[path = "recordings/kill.rs"]
 mod kill;
+#[path = "recordings/modes.rs"]
+mod modes;
 #[path = "recordings/s3.rs"]
 mod s3;
 #[path = "recordings/support.rs"]

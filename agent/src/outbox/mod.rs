@@ -1,6 +1,7 @@
 //! The agent's local store: one SQLite file (`agent.db`) in the data folder, in WAL
 //! mode with `synchronous=FULL`, so a committed transaction survives a kill -9 or a
-//! power cut. It holds the outbox of field records ([`records`]) and offline identity
+//! power cut. The file and its log are the device user's alone (mode 0600, in a 0700
+//! data folder): they hold evidence. It holds the outbox of field records ([`records`]) and offline identity
 //! checks ([`checks`]), the roster cache ([`roster`]), the recordings queue
 //! ([`recordings`]) and small sync facts ([`state`]).
 //!
@@ -87,8 +88,9 @@ impl Outbox {
         device: DeviceId,
         max_connections: u32,
     ) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(sqlx::Error::Io)?;
+        durable::files::private_dir(data_dir).map_err(sqlx::Error::Io)?;
         let path = data_dir.join(DB_FILE);
+        durable::files::private_database(&path).map_err(sqlx::Error::Io)?;
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)

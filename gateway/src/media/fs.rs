@@ -21,7 +21,7 @@ pub struct FsBlobs {
 impl FsBlobs {
     /// A store rooted at `root` (created if missing).
     pub fn open(root: PathBuf) -> Result<Self, MediaError> {
-        std::fs::create_dir_all(&root)
+        durable::files::private_dir(&root)
             .map_err(|e| io_error("create the media folder", &root, e))?;
         Ok(Self { root })
     }
@@ -37,7 +37,8 @@ impl FsBlobs {
         let target = self.path_of(sha256);
         let dir = target.parent().expect("a content path has a folder");
         if !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(|e| io_error("create a media folder", dir, e))?;
+            durable::files::private_dir(dir)
+                .map_err(|e| io_error("create a media folder", dir, e))?;
             fsync_dir(dir.parent().expect("the sha256 folder"))?;
             fsync_dir(&self.root)?;
         }

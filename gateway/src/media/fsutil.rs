@@ -7,9 +7,7 @@ use super::MediaError;
 
 /// Fsyncs a directory, making the names created, renamed or removed in it durable.
 pub(crate) fn fsync_dir(dir: &Path) -> Result<(), MediaError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_error("fsync a folder", dir, e))
+    durable::files::sync_dir(dir).map_err(|e| io_error("fsync a folder", dir, e))
 }
 
 /// An I/O error with what was being done and where.

@@ -126,7 +126,7 @@ pub enum Received {
 impl Staging {
     /// A staging area in `dir` (created if missing).
     pub fn open(dir: PathBuf) -> Result<Self, MediaError> {
-        std::fs::create_dir_all(&dir)
+        durable::files::private_dir(&dir)
             .map_err(|e| io_error("create the staging folder", &dir, e))?;
         Ok(Self {
             dir,
@@ -383,7 +383,7 @@ impl UploadSlot {
 /// Opens a staging file, cuts it back to `recorded` if longer, and hashes it.
 fn load(path: &Path, dir: &Path, recorded: u64) -> Result<Partial, MediaError> {
     let existed = path.exists();
-    let mut file = OpenOptions::new()
+    let mut file = durable::files::private_options()
         .read(true)
         .write(true)
         .create(true)

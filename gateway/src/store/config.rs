@@ -61,11 +61,17 @@ pub(crate) const PG_APPLICATION_NAME: &str = "fieldsync-gateway";
 /// committed transaction survives power loss), with foreign keys enforced.
 pub(crate) fn sqlite_options(path: &std::path::Path) -> Result<SqliteConnectOptions, StoreError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| StoreError::DataDir {
+        durable::files::private_dir(parent).map_err(|source| StoreError::DataDir {
             path: parent.to_path_buf(),
             source,
         })?;
     }
+    // The database holds evidence: 0600 before SQLite creates it (its log and
+    // shared-memory files take the same mode).
+    durable::files::private_database(path).map_err(|source| StoreError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)

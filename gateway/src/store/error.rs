@@ -78,10 +78,11 @@ pub enum StoreError {
     BadConfig(String),
 
     // --- the store failed ---
-    /// The SQLite file's directory could not be created.
-    #[error("cannot create data directory {path}: {source}")]
+    /// The SQLite file's folder could not be created, or the file or folder could not
+    /// be made private to the gateway's user.
+    #[error("cannot create or secure {path}: {source}")]
     DataDir {
-        /// The directory.
+        /// The folder or file.
         path: PathBuf,
         /// Why.
         #[source]
