@@ -12,6 +12,8 @@ mod deadlines;
 mod flags;
 #[path = "recordings/full_disk.rs"]
 mod full_disk;
+#[path = "recordings/hostile.rs"]
+mod hostile;
 #[path = "recordings/interrupt.rs"]
 mod interrupt;
 #[path = "recordings/kill.rs"]

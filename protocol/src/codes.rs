@@ -67,6 +67,18 @@ error_codes! {
     OffsetMismatch = 205,
     /// A recording was announced again with a different size or hash.
     AnnouncementConflict = 206,
+    /// This device already has as many uploads in flight as the gateway allows it;
+    /// retry once one has finished.
+    TooManyUploads = 207,
+    /// This device already has as many announced recordings not yet stored as the
+    /// gateway allows it; upload those first, then announce more.
+    TooManyPendingRecordings = 208,
+    /// This device's partial uploads already hold as many bytes of the gateway's
+    /// staging space as it allows; finish one first.
+    StagingQuotaExceeded = 209,
+    /// The chunk's bytes came slower than the gateway's minimum rate (or stopped); what
+    /// arrived is kept, and the message names the offset to resume from.
+    UploadStalled = 210,
     /// The gateway failed; the request may be retried.
     Internal = 500,
     /// The gateway's storage is full; nothing of this request was acknowledged.
@@ -87,6 +99,10 @@ impl ErrorCode {
                 | ErrorCode::StorageFull
                 | ErrorCode::ShuttingDown
                 | ErrorCode::Busy
+                | ErrorCode::TooManyUploads
+                | ErrorCode::TooManyPendingRecordings
+                | ErrorCode::StagingQuotaExceeded
+                | ErrorCode::UploadStalled
         )
     }
 }

@@ -24,6 +24,12 @@ pub struct RecordingMetrics {
     pub stored: IntCounterVec,
     /// Uploads refused because the bytes did not match the announced SHA-256.
     pub hash_mismatches: IntCounter,
+    /// Recording requests refused or chunks cut off to bound what one device (or all)
+    /// may hold, by reason (`stalled`, `busy`, `too_many_uploads`,
+    /// `too_many_pending`, `staging_quota`).
+    pub upload_refusals: IntCounterVec,
+    /// Abandoned staging files removed after `media.staging_max_age_hours`.
+    pub staging_removed: IntCounter,
     /// Held for the whole of a watcher pass, so two passes (the watcher's and one
     /// asked for) never interleave and an older pass never sets a gauge last.
     pub(crate) pass: std::sync::Arc<tokio::sync::Mutex<()>>,
@@ -75,8 +81,23 @@ impl RecordingMetrics {
             "Uploads refused because the bytes did not have the announced SHA-256",
         )
         .expect("valid metric");
+        let upload_refusals = IntCounterVec::new(
+            Opts::new(
+                "fieldsync_upload_refusals_total",
+                "Recording requests refused or chunks cut off by the upload bounds, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let staging_removed = IntCounter::new(
+            "fieldsync_staging_files_removed_total",
+            "Abandoned staging files removed after media.staging_max_age_hours",
+        )
+        .expect("valid metric");
         for c in [
             Box::new(overdue.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(upload_refusals.clone()),
+            Box::new(staging_removed.clone()),
             Box::new(silent_devices.clone()),
             Box::new(case_flags.clone()),
             Box::new(bytes_received.clone()),
@@ -94,6 +115,8 @@ impl RecordingMetrics {
             bytes_streamed,
             stored,
             hash_mismatches,
+            upload_refusals,
+            staging_removed,
             pass: std::sync::Arc::default(),
             first_pass: std::sync::Arc::new(tokio::sync::watch::channel(false).0),
         }

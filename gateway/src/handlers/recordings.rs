@@ -11,8 +11,6 @@
 //! the reply, the retry finds the row stored. Either way the device deletes its copy
 //! only after hearing "stored" from a gateway that holds it.
 
-use std::time::Duration;
-
 use protocol::message::{
     RecordingAnnouncement, RecordingStored, RecordingTracked, UploadHeader, UploadOffset,
     UploadOffsetQuery,
@@ -80,6 +78,18 @@ pub enum RecordingError {
         /// The durable offset.
         offset: u64,
     },
+    /// The chunk's bytes came too slowly, or stopped.
+    #[error(
+        "the chunk's bytes came slower than {min} bytes a second for {period_secs} s; the gateway holds {offset} bytes of this recording, resume from there"
+    )]
+    Stalled {
+        /// The durable offset.
+        offset: u64,
+        /// The minimum rate.
+        min: u64,
+        /// The period it is judged over.
+        period_secs: u64,
+    },
     /// The gateway is stopping.
     #[error(
         "the gateway is shutting down; it holds {offset} bytes of this recording, resume from there on a new connection"
@@ -120,6 +130,7 @@ impl RecordingError {
             RecordingError::OffsetMismatch { .. } => ErrorCode::OffsetMismatch,
             RecordingError::HashMismatch { .. } => ErrorCode::HashMismatch,
             RecordingError::StorageFull { .. } => ErrorCode::StorageFull,
+            RecordingError::Stalled { .. } => ErrorCode::UploadStalled,
             RecordingError::ShuttingDown { .. } => ErrorCode::ShuttingDown,
             RecordingError::Media(_) | RecordingError::Store(_) => ErrorCode::Internal,
         };
@@ -290,13 +301,12 @@ async fn receive_chunk(
         }
         .into());
     }
-    let stall = Duration::from_secs(state.config.media.stall_timeout_secs);
     let received = slot
         .receive(
             recv,
             header.length,
             &state.shutdown,
-            stall,
+            state.config.media.pace(),
             &state.recording_metrics.bytes_streamed,
         )
         .await;
@@ -321,6 +331,23 @@ async fn receive_chunk(
             why: Stop::Cancelled,
             offset,
         } if state.shutdown.is_cancelled() => Err(RecordingError::ShuttingDown { offset }.into()),
+        Received::Stopped {
+            why: Stop::Stalled,
+            offset,
+        } => {
+            state
+                .recording_metrics
+                .upload_refusals
+                .with_label_values(&["stalled"])
+                .inc();
+            let media = &state.config.media;
+            Err(RecordingError::Stalled {
+                offset,
+                min: media.min_upload_bytes_per_sec,
+                period_secs: media.stall_timeout_secs,
+            }
+            .into())
+        }
         Received::Complete { offset } | Received::Stopped { offset, .. } => {
             Ok(ResponseBody::UploadOffset(UploadOffset {
                 recording_id: row.id,

@@ -9,9 +9,12 @@
 //! configuration. Only after that does the caller commit the store row and tell the
 //! device "stored".
 
+mod chunk;
 mod direct;
 pub mod fs;
 mod fsutil;
+mod pace;
+mod pool;
 pub mod s3;
 pub mod staging;
 
@@ -21,6 +24,8 @@ use protocol::Sha256Hash;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use pace::Pace;
+pub use pool::WriterPool;
 pub use staging::{ChunkSource, Received, Staging, Stop, UploadSlot};
 
 /// The `[media]` configuration table.
@@ -34,6 +39,11 @@ pub struct MediaSettings {
     pub dir: String,
     /// A chunk whose bytes stop arriving for this long is ended (what arrived is kept).
     pub stall_timeout_secs: u64,
+    /// A chunk whose bytes come slower than this (per `stall_timeout_secs` period) is
+    /// ended too: a trickle holds an upload's resources as long as a stall does.
+    pub min_upload_bytes_per_sec: u64,
+    /// Blocking jobs (hashing, writing, fsync) of all uploads at once.
+    pub writer_threads: u32,
     /// S3 endpoint URL; empty means AWS.
     pub s3_endpoint: String,
     /// S3 bucket (required with `s3`).
@@ -56,6 +66,8 @@ impl Default for MediaSettings {
             backend: "fs".into(),
             dir: String::new(),
             stall_timeout_secs: 60,
+            min_upload_bytes_per_sec: 1024,
+            writer_threads: 8,
             s3_endpoint: String::new(),
             s3_bucket: String::new(),
             s3_region: "us-east-1".into(),
@@ -102,7 +114,18 @@ impl MediaSettings {
         if self.stall_timeout_secs == 0 {
             return Err(("media.stall_timeout_secs", "must be at least 1".into()));
         }
+        if !(1..=256).contains(&self.writer_threads) {
+            return Err(("media.writer_threads", "must be between 1 and 256".into()));
+        }
         Ok(())
+    }
+
+    /// How fast a chunk's bytes must keep coming.
+    pub fn pace(&self) -> Pace {
+        Pace {
+            period: std::time::Duration::from_secs(self.stall_timeout_secs),
+            min_bytes_per_sec: self.min_upload_bytes_per_sec,
+        }
     }
 
     /// The media folder.
@@ -185,7 +208,8 @@ impl MediaStore {
     /// Opens the media store of a gateway whose data folder is `data_dir`.
     pub fn open(settings: &MediaSettings, data_dir: &Path) -> Result<Self, MediaError> {
         let dir = settings.dir(data_dir);
-        let staging = Staging::open(dir.join("staging"))?;
+        let pool = WriterPool::new(settings.writer_threads as usize);
+        let staging = Staging::open(dir.join("staging"), pool)?;
         let blobs = match settings.backend.as_str() {
             "s3" => Blobs::S3(s3::S3Blobs::open(settings)?),
             _ => Blobs::Fs(fs::FsBlobs::open(dir)?),

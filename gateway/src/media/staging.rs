@@ -13,32 +13,36 @@
 //! One upload per recording at a time: [`Staging::acquire`] takes the recording's
 //! slot and tells an earlier holder to stop (a device that reconnects has given up on
 //! its old stream, which may still be waiting for bytes from a dead connection).
+//!
+//! No thread waits on the network: a chunk's bytes are gathered here, on the request's
+//! task, and handed in batches to jobs on the gateway-wide [`WriterPool`] (see
+//! [`super::chunk`]). A chunk whose bytes come slower than its [`Pace`] allows, or
+//! whose writer waits for room that long, ends with what arrived kept.
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures::FutureExt;
 use prometheus::IntCounter;
 use protocol::Sha256Hash;
 use sha2::{Digest, Sha256};
-use tokio::sync::{OwnedMutexGuard, mpsc};
+use tokio::sync::OwnedMutexGuard;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::MediaError;
-use super::direct::DirectWriter;
+use super::chunk::{ChunkWriter, Partial};
 use super::fsutil::{fsync_dir, io_error};
+use super::pace::{Pace, Pacer};
+use super::pool::WriterPool;
 
-/// Bytes read from the stream per hand-over to the writer.
+/// Bytes read from the stream per hand-over to the writer (smaller than a direct
+/// writer's window, so one batch fills at most one). Memory per upload is about one
+/// batch being gathered, one being hashed, and the writer's two 1 MiB windows.
 const BATCH: usize = 256 << 10;
-/// Batches in flight between the stream reader and the file writer (bounds memory per
-/// upload to about `BATCH × (QUEUE + 2)`, whatever the file size).
-const QUEUE: usize = 4;
 
 /// Where a chunk's bytes come from, in the pieces the transport already holds them in:
 /// a QUIC stream hands out its received frames without copying them, so each byte is
@@ -69,15 +73,6 @@ impl ChunkSource for &[u8] {
     }
 }
 
-/// What the gateway remembers of a partial upload between chunks: no open file (an
-/// abandoned upload must not hold a descriptor), only where it stands.
-struct Partial {
-    /// Bytes durable in the file; the next chunk starts here.
-    offset: u64,
-    /// SHA-256 state over bytes `[0, offset)`.
-    hasher: Sha256,
-}
-
 type Slot = Arc<tokio::sync::Mutex<Option<Partial>>>;
 
 /// The slots of recordings being uploaded, and who holds each (a number, so that a
@@ -93,6 +88,7 @@ struct Slots {
 pub struct Staging {
     dir: PathBuf,
     slots: Arc<Mutex<Slots>>,
+    pool: WriterPool,
 }
 
 /// Why [`UploadSlot::receive`] stopped before `length` bytes.
@@ -102,7 +98,7 @@ pub enum Stop {
     StreamEnded,
     /// Another upload of the same recording took over, or the gateway is stopping.
     Cancelled,
-    /// No byte arrived for the stall timeout.
+    /// Bytes came slower than the chunk's [`Pace`] (or not at all) for a period.
     Stalled,
 }
 
@@ -124,13 +120,14 @@ pub enum Received {
 }
 
 impl Staging {
-    /// A staging area in `dir` (created if missing).
-    pub fn open(dir: PathBuf) -> Result<Self, MediaError> {
+    /// A staging area in `dir` (created if missing) whose chunks are written on `pool`.
+    pub fn open(dir: PathBuf, pool: WriterPool) -> Result<Self, MediaError> {
         durable::files::private_dir(&dir)
             .map_err(|e| io_error("create the staging folder", &dir, e))?;
         Ok(Self {
             dir,
             slots: Arc::default(),
+            pool,
         })
     }
 
@@ -162,6 +159,7 @@ impl Staging {
             token,
             holder,
             slots: self.slots.clone(),
+            pool: self.pool.clone(),
         }
     }
 }
@@ -176,6 +174,7 @@ pub struct UploadSlot {
     token: CancellationToken,
     holder: u64,
     slots: Arc<Mutex<Slots>>,
+    pool: WriterPool,
 }
 
 impl Drop for UploadSlot {
@@ -244,10 +243,10 @@ impl UploadSlot {
     /// Streams up to `length` bytes from `reader` into the staging file at the current
     /// offset (the caller checked that the chunk starts there), hashing them on the way,
     /// then fsyncs. Stops early (keeping what arrived, fsync'd) when the stream ends,
-    /// when `stop` or this slot's token is cancelled, or when no byte arrives within
-    /// `stall`. `streamed` counts the bytes as they are read: they are kept however the
-    /// chunk ends (unless a write fails), but reach the file only in 1 MiB writes and at
-    /// the chunk's end.
+    /// when `stop` or this slot's token is cancelled, or when the bytes (or room in the
+    /// writer) come slower than `pace` allows. `streamed` counts the bytes as they are
+    /// read: they are kept however the chunk ends (unless a write fails), but reach the
+    /// file only in 1 MiB writes and at the chunk's end.
     ///
     /// A full disk is [`MediaError::StorageFull`]: the file is cut back to the last
     /// durable offset, so nothing acknowledged is lost and nothing unacknowledged is
@@ -257,20 +256,18 @@ impl UploadSlot {
         reader: &mut R,
         length: u64,
         stop: &CancellationToken,
-        stall: Duration,
+        pace: Pace,
         streamed: &IntCounter,
     ) -> Result<Received, MediaError> {
         let partial = self
             .partial_mut()
             .take()
             .ok_or_else(|| MediaError::Task("offset() must be read before receive()".into()))?;
-        let (tx, rx) = mpsc::channel::<Vec<Bytes>>(QUEUE);
-        let path = self.path.clone();
-        let writer = tokio::task::spawn_blocking(move || write_chunk(partial, rx, &path));
-        // The stop signals and the stall timer are set up once per chunk, not once per
+        let mut writer = ChunkWriter::new(partial, &self.path, &self.pool);
+        // The stop signals and the pace timer are set up once per chunk, not once per
         // read: a read waits about once per QUIC packet, and registering two
         // cancellation waiters and a timer each time was a measurable share of an
-        // upload's CPU. The timer is re-armed lazily, only when it fires after progress.
+        // upload's CPU.
         let token = self.token.clone();
         let stopped = async {
             tokio::select! {
@@ -279,21 +276,30 @@ impl UploadSlot {
             }
         };
         tokio::pin!(stopped);
-        let mut last_byte = tokio::time::Instant::now();
-        let stall_timer = tokio::time::sleep_until(last_byte + stall);
-        tokio::pin!(stall_timer);
+        let mut pacer = Pacer::new(pace);
         let mut remaining = length;
         let mut why = None;
         while remaining > 0 && why.is_none() {
-            // Gather a whole batch before handing it to the writer: one wake-up of the
-            // writer's thread per 256 KiB, however small the pieces (a QUIC frame is
-            // about a packet's worth). Pieces that are ready are taken at once; only a
-            // read that must wait, and the first of each batch, also watch for
-            // cancellation. What arrived is handed over even when the read stops.
+            // Room for the next batch first: a writer that cannot keep up stops the
+            // reading (and the device, by QUIC flow control), and a wait as long as a
+            // stall ends the chunk like one.
+            match pacer.guard(writer.ready(), &mut stopped).await {
+                Ok(true) => {}
+                // A write failed: `finish` says why.
+                Ok(false) => break,
+                Err(stop) => {
+                    why = Some(stop);
+                    break;
+                }
+            }
+            // Gather a whole batch before handing it over: one job per 256 KiB, however
+            // small the pieces (a QUIC frame is about a packet's worth). Pieces that
+            // are ready are taken at once; only a read that must wait also watches the
+            // stop signals and the pace.
             let want = usize::try_from(remaining.min(BATCH as u64)).unwrap_or(BATCH);
             let mut batch = Vec::new();
             let mut gathered = 0;
-            while gathered < want && why.is_none() {
+            while gathered < want {
                 let max = want - gathered;
                 let ready = if batch.is_empty() {
                     None
@@ -302,41 +308,34 @@ impl UploadSlot {
                 };
                 let read = match ready {
                     Some(read) => read,
-                    None => tokio::select! {
-                        biased;
-                        () = &mut stopped => { why = Some(Stop::Cancelled); break; }
-                        () = &mut stall_timer => {
-                            if last_byte.elapsed() >= stall {
-                                why = Some(Stop::Stalled);
-                                break;
-                            }
-                            stall_timer.as_mut().reset(last_byte + stall);
-                            continue;
-                        }
-                        read = reader.next_piece(max) => {
-                            // Pieces taken without waiting follow this one at once.
-                            last_byte = tokio::time::Instant::now();
-                            read
+                    None => match pacer.guard(reader.next_piece(max), &mut stopped).await {
+                        Ok(read) => read,
+                        Err(stop) => {
+                            why = Some(stop);
+                            break;
                         }
                     },
                 };
                 match read {
-                    Err(_) | Ok(None) => why = Some(Stop::StreamEnded),
+                    Err(_) | Ok(None) => {
+                        why = Some(Stop::StreamEnded);
+                        break;
+                    }
                     Ok(Some(piece)) => {
                         gathered += piece.len();
+                        pacer.bytes += piece.len() as u64;
                         streamed.inc_by(piece.len() as u64);
                         batch.push(piece);
                     }
                 }
             }
             remaining -= gathered as u64;
-            if !batch.is_empty() && tx.send(batch).await.is_err() {
-                // The writer stopped (a write failed); its result says why.
-                break;
+            // What arrived is handed over even when the read stopped.
+            if !batch.is_empty() {
+                writer.submit(batch);
             }
         }
-        drop(tx);
-        let (partial, result) = writer.await.map_err(|e| MediaError::Task(e.to_string()))?;
+        let (partial, result) = writer.finish().await;
         let offset = partial.as_ref().map(|p| p.offset);
         *self.partial_mut() = partial;
         result?;
@@ -418,68 +417,15 @@ fn load(path: &Path, dir: &Path, recorded: u64) -> Result<Partial, MediaError> {
     Ok(Partial { offset, hasher })
 }
 
-/// The blocking side of a chunk: write and hash each buffer, then fsync. On failure the
-/// file is cut back to the chunk's start (the last durable offset) and the hash state
-/// restored, so the partial stays consistent; if even that fails the partial is
-/// dropped from memory and reloaded from disk next time.
-fn write_chunk(
-    mut partial: Partial,
-    mut rx: mpsc::Receiver<Vec<Bytes>>,
-    path: &Path,
-) -> (Option<Partial>, Result<(), MediaError>) {
-    let start = partial.offset;
-    let start_hash = partial.hasher.clone();
-    let mut written = 0u64;
-    let file = match OpenOptions::new().read(true).write(true).open(path) {
-        Ok(file) => file,
-        // The file is gone: forget the partial; the next request reloads from disk.
-        Err(e) => return (None, Err(io_error("open a staging file", path, e))),
-    };
-    let result = (|| {
-        let write_error = |e| io_error("write a staging file", path, e);
-        let mut writer = DirectWriter::new(&file, path, start).map_err(write_error)?;
-        while let Some(batch) = rx.blocking_recv() {
-            for piece in &batch {
-                writer.write(piece).map_err(write_error)?;
-                partial.hasher.update(piece);
-                written += piece.len() as u64;
-            }
-        }
-        writer.flush().map_err(write_error)?;
-        file.sync_data()
-            .map_err(|e| io_error("fsync a staging file", path, e))
-    })();
-    match result {
-        Ok(()) => {
-            partial.offset = start + written;
-            (Some(partial), Ok(()))
-        }
-        Err(err) => {
-            drop(rx);
-            let full = matches!(err, MediaError::StorageFull { .. });
-            let rolled_back = file.set_len(start).and_then(|()| file.sync_all());
-            let err = if full {
-                MediaError::StorageFull { offset: start }
-            } else {
-                err
-            };
-            match rolled_back {
-                Ok(()) => {
-                    partial.offset = start;
-                    partial.hasher = start_hash;
-                    (Some(partial), Err(err))
-                }
-                Err(_) => (None, Err(err)),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
-    const STALL: Duration = Duration::from_secs(5);
+    const PACE: Pace = Pace {
+        period: Duration::from_secs(5),
+        min_bytes_per_sec: 0,
+    };
 
     fn counter() -> IntCounter {
         IntCounter::new("streamed", "bytes streamed").unwrap()
@@ -487,7 +433,7 @@ mod tests {
 
     fn staging() -> (tempfile::TempDir, Staging) {
         let dir = tempfile::tempdir().unwrap();
-        let staging = Staging::open(dir.path().join("staging")).unwrap();
+        let staging = Staging::open(dir.path().join("staging"), WriterPool::new(2)).unwrap();
         (dir, staging)
     }
 
@@ -503,14 +449,14 @@ mod tests {
             assert_eq!(slot.offset(0).await.unwrap(), 0);
             let mut first = &bytes[..100_000];
             let got = slot
-                .receive(&mut first, 100_000, &never, STALL, &streamed)
+                .receive(&mut first, 100_000, &never, PACE, &streamed)
                 .await
                 .unwrap();
             assert_eq!(got, Received::Complete { offset: 100_000 });
             // The stream ends early: what arrived is kept.
             let mut short = &bytes[100_000..150_000];
             let got = slot
-                .receive(&mut short, 200_000, &never, STALL, &streamed)
+                .receive(&mut short, 200_000, &never, PACE, &streamed)
                 .await
                 .unwrap();
             assert_eq!(
@@ -522,12 +468,12 @@ mod tests {
             );
         }
         // A fresh process (a new staging area) trusts only the recorded offset.
-        let restarted = Staging::open(staging.dir.clone()).unwrap();
+        let restarted = Staging::open(staging.dir.clone(), WriterPool::new(2)).unwrap();
         let mut slot = restarted.acquire(id).await;
         assert_eq!(slot.offset(100_000).await.unwrap(), 100_000);
         let mut rest = &bytes[100_000..];
         let got = slot
-            .receive(&mut rest, 200_000, &never, STALL, &streamed)
+            .receive(&mut rest, 200_000, &never, PACE, &streamed)
             .await
             .unwrap();
         assert_eq!(got, Received::Complete { offset: 300_000 });
@@ -555,25 +501,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_stall_counts_from_the_last_byte_not_from_the_chunks_start() {
+    async fn a_stall_is_a_period_without_bytes_not_time_since_the_chunks_start() {
         let (_dir, staging) = staging();
         let mut slot = staging.acquire(Uuid::new_v4()).await;
         slot.offset(0).await.unwrap();
         let never = CancellationToken::new();
-        let stall = Duration::from_secs(1);
-        // Bytes keep coming for well over the stall timeout, never a second apart:
-        // not a stall. Then nothing comes: a stall, with every byte kept.
+        let pace = Pace {
+            period: Duration::from_secs(1),
+            min_bytes_per_sec: 0,
+        };
+        // Bytes keep coming for well over the period, never a second apart: not a
+        // stall. Then nothing comes: a stall, with every byte kept.
         let mut source = Trickle {
             pieces: 400,
             gap: Duration::from_millis(4),
         };
         let started = std::time::Instant::now();
         let got = slot
-            .receive(&mut source, 1 << 20, &never, stall, &counter())
+            .receive(&mut source, 1 << 20, &never, pace, &counter())
             .await
             .unwrap();
         assert!(
-            started.elapsed() > 2 * stall,
+            started.elapsed() > 2 * pace.period,
             "the trickle outlasted the timeout"
         );
         assert_eq!(
@@ -583,6 +532,96 @@ mod tests {
                 why: Stop::Stalled
             }
         );
+    }
+
+    #[tokio::test]
+    async fn bytes_slower_than_the_pace_are_a_stall() {
+        let (_dir, staging) = staging();
+        let mut slot = staging.acquire(Uuid::new_v4()).await;
+        slot.offset(0).await.unwrap();
+        // 100 bytes every 50 ms is 2,000 bytes a second; the pace asks for 5,000.
+        let mut source = Trickle {
+            pieces: usize::MAX,
+            gap: Duration::from_millis(50),
+        };
+        let pace = Pace {
+            period: Duration::from_secs(1),
+            min_bytes_per_sec: 5_000,
+        };
+        let got = slot
+            .receive(
+                &mut source,
+                1 << 20,
+                &CancellationToken::new(),
+                pace,
+                &counter(),
+            )
+            .await
+            .unwrap();
+        let Received::Stopped { offset, why } = got else {
+            panic!("a trickle completed a chunk: {got:?}");
+        };
+        assert_eq!(why, Stop::Stalled);
+        assert!(
+            offset > 0 && offset < 5_000,
+            "what arrived is kept: {offset}"
+        );
+        assert_eq!(
+            slot.digest(),
+            Some(Sha256Hash::of(&vec![7; offset as usize]))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_writer_waiting_for_room_ends_on_the_pace_and_on_takeover() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = WriterPool::new(1);
+        let staging = Staging::open(dir.path().join("staging"), pool.clone()).unwrap();
+        let id = Uuid::new_v4();
+        let mut slot = staging.acquire(id).await;
+        slot.offset(0).await.unwrap();
+        // Every permit of the pool is taken (a disk that does not answer): the chunk
+        // cannot even open its file.
+        let busy = pool.permit().await;
+        let pace = Pace {
+            period: Duration::from_millis(300),
+            min_bytes_per_sec: 0,
+        };
+        let bytes = vec![1u8; 1000];
+        let never = CancellationToken::new();
+        let got = slot
+            .receive(&mut &bytes[..], 1000, &never, pace, &counter())
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            Received::Stopped {
+                offset: 0,
+                why: Stop::Stalled
+            }
+        );
+        // A takeover ends the wait too, long before the pace would.
+        let slow = Pace {
+            period: Duration::from_secs(3600),
+            min_bytes_per_sec: 0,
+        };
+        // (What a later upload's `acquire` does to this slot.)
+        let taken_over = slot.stop_token().clone();
+        let (mut source, streamed) = (&bytes[..], counter());
+        let waiting = slot.receive(&mut source, 1000, &never, slow, &streamed);
+        let takeover = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            taken_over.cancel();
+        };
+        let (got, ()) = tokio::join!(waiting, takeover);
+        assert_eq!(
+            got.unwrap(),
+            Received::Stopped {
+                offset: 0,
+                why: Stop::Cancelled
+            }
+        );
+        drop(busy);
     }
 
     #[tokio::test]

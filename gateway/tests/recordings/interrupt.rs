@@ -4,70 +4,17 @@
 //! the gateway's offset, and the device hears "stored" only for a recording the
 //! gateway durably holds.
 
-use std::time::Duration;
-
 use agent::transport::UploadReply;
-use agent::transport::frames::write_message;
+use protocol::ErrorCode;
 use protocol::deadline::UploadState;
 use protocol::message::UploadHeader;
-use protocol::{ErrorCode, Request, RequestBody};
 use test_support::{backends, eventually};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Fixture, H, T0, announcement, content, refusal, row, upload_from};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// Opens a chunk stream for `length` bytes from `offset` and sends only `partial` of
-/// them, leaving the stream open (a device that stopped mid-chunk).
-async fn start_chunk(
-    conn: &agent::GatewayConnection,
-    id: uuid::Uuid,
-    offset: u64,
-    length: u64,
-    partial: &[u8],
-) -> (quinn::SendStream, quinn::RecvStream) {
-    let (mut send, recv) = conn.quic().open_bi().await.expect("stream");
-    let header = UploadHeader {
-        recording_id: id,
-        offset,
-        length,
-    };
-    write_message(
-        &mut send,
-        &Request::new(RequestBody::UploadChunk(header)),
-        1 << 20,
-    )
-    .await
-    .expect("header");
-    send.write_all(partial).await.expect("bytes");
-    (send, recv)
-}
-
-/// Reads the gateway's reply to a chunk started by hand.
-async fn read_reply(recv: &mut quinn::RecvStream) -> protocol::Response {
-    agent::transport::frames::read_message(recv, protocol::frame::FrameDecoder::new(1 << 20))
-        .await
-        .expect("a reply frame")
-        .expect("a reply before the stream ended")
-}
-
-/// Waits until this gateway has read `len` recording bytes from upload streams in all
-/// (they reach the staging file in 1 MiB pieces and at the chunk's end, and are kept
-/// however the chunk ends).
-async fn streamed_at_least(fx: &Fixture, len: u64) {
-    let streamed = fx.state().recording_metrics.bytes_streamed.clone();
-    let got = eventually(WAIT, || {
-        let streamed = streamed.clone();
-        async move { streamed.get() >= len }
-    })
-    .await;
-    assert!(
-        got,
-        "the gateway did not receive {len} bytes ({} read)",
-        streamed.get()
-    );
-}
+use crate::support::{
+    Fixture, H, T0, WAIT, announcement, content, read_reply, refusal, row, start_chunk,
+    streamed_at_least, upload_from,
+};
 
 #[tokio::test]
 async fn a_device_that_drops_its_connection_mid_chunk_resumes_from_the_offset() {
@@ -244,7 +191,7 @@ async fn a_gateway_killed_between_the_media_store_and_the_commit_collapses_the_r
                     &mut source,
                     bytes.len() as u64,
                     &CancellationToken::new(),
-                    WAIT,
+                    fx.state().config.media.pace(),
                     &fx.state().recording_metrics.bytes_streamed,
                 )
                 .await

@@ -2,20 +2,25 @@
 //! known hash, announcements, and an uploader that plays the agent's part.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use agent::GatewayConnection;
 use agent::transport::UploadReply;
+use agent::transport::frames::write_message;
 use gateway::clock::ManualClock;
 use gateway::config::Config;
 use protocol::message::{MediaKind, RecordingAnnouncement, UploadHeader};
-use protocol::{ErrorReply, Millis, Sha256Hash};
-use test_support::{Backend, TestGateway, test_config};
+use protocol::{ErrorReply, Millis, Request, RequestBody, Sha256Hash};
+use test_support::{Backend, TestGateway, eventually, test_config};
 use uuid::Uuid;
 
 /// 2026-09-21T…, the tests' "now".
 pub(crate) const T0: Millis = 1_790_000_000_000;
 /// One hour in milliseconds.
 pub(crate) const H: Millis = 3_600_000;
+
+/// How long the tests wait for an asynchronous effect.
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// A gateway on a manual clock, with the clock.
 pub(crate) struct Fixture {
@@ -232,4 +237,55 @@ pub(crate) async fn push_records(
         other => panic!("unexpected reply {other:?}"),
     }
     head
+}
+
+/// Opens a chunk stream for `length` bytes from `offset` and sends only `partial` of
+/// them, leaving the stream open (a device that stopped mid-chunk).
+pub(crate) async fn start_chunk(
+    conn: &agent::GatewayConnection,
+    id: uuid::Uuid,
+    offset: u64,
+    length: u64,
+    partial: &[u8],
+) -> (quinn::SendStream, quinn::RecvStream) {
+    let (mut send, recv) = conn.quic().open_bi().await.expect("stream");
+    let header = UploadHeader {
+        recording_id: id,
+        offset,
+        length,
+    };
+    write_message(
+        &mut send,
+        &Request::new(RequestBody::UploadChunk(header)),
+        1 << 20,
+    )
+    .await
+    .expect("header");
+    send.write_all(partial).await.expect("bytes");
+    (send, recv)
+}
+
+/// Reads the gateway's reply to a chunk started by hand.
+pub(crate) async fn read_reply(recv: &mut quinn::RecvStream) -> protocol::Response {
+    agent::transport::frames::read_message(recv, protocol::frame::FrameDecoder::new(1 << 20))
+        .await
+        .expect("a reply frame")
+        .expect("a reply before the stream ended")
+}
+
+/// Waits until this gateway has read `len` recording bytes from upload streams in all
+/// (they reach the staging file in 1 MiB pieces and at the chunk's end, and are kept
+/// however the chunk ends).
+pub(crate) async fn streamed_at_least(fx: &Fixture, len: u64) {
+    let streamed = fx.state().recording_metrics.bytes_streamed.clone();
+    let got = eventually(WAIT, || {
+        let streamed = streamed.clone();
+        async move { streamed.get() >= len }
+    })
+    .await;
+    assert!(
+        got,
+        "the gateway did not receive {len} bytes ({} read)",
+        streamed.get()
+    );
 }
