@@ -14,7 +14,6 @@ use std::sync::Arc;
 use protocol::message::RecordContent;
 use protocol::{CloseCode, DeviceId};
 
-use crate::clock::{SharedClock, SystemClock};
 use crate::config::{AgentConfig, split_host_port};
 use crate::discovery::{self, DiscoveryError};
 use crate::enroll::{self, EnrollError};
@@ -23,6 +22,7 @@ use crate::outbox::records::{QueuedRecord, RecordError};
 use crate::outbox::state::ClaimError;
 use crate::outbox::{Outbox, StoreError};
 use crate::transport::{ClientError, GatewayConnection, GatewayEndpoint};
+use clock::{SharedClock, SystemClock};
 
 /// The agent's software version, sent in the hello.
 pub const AGENT_VERSION: &str = concat!("fieldsync-agent/", env!("CARGO_PKG_VERSION"));

@@ -19,7 +19,6 @@
 pub mod agent;
 pub mod backoff;
 pub mod check;
-pub mod clock;
 pub mod config;
 pub mod discovery;
 pub mod enroll;

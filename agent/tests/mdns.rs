@@ -45,7 +45,7 @@ fn inner() {
             1,
             dir.path(),
             discovering.clone(),
-            Arc::new(agent::clock::SystemClock),
+            Arc::new(clock::SystemClock),
         )
         .await;
 
@@ -86,7 +86,7 @@ fn inner() {
         config.device.listen = addr;
         config.mdns.enabled = true;
         config.mdns.interfaces = vec!["lo".into()];
-        let gw = TestGateway::start_with(config, data, Arc::new(gateway::clock::SystemClock)).await;
+        let gw = TestGateway::start_with(config, data, Arc::new(clock::SystemClock)).await;
         agent.record(content("found by mDNS", 1)).await.unwrap();
         let target = agent.locate().await.expect("the gateway is discovered");
         assert!(
@@ -125,7 +125,7 @@ fn inner() {
                 ..discovering
             },
             identity,
-            Arc::new(agent::clock::SystemClock),
+            Arc::new(clock::SystemClock),
         )
         .await
         .unwrap();

@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent::clock::{Clock, ManualClock as DeviceClock};
 use agent::outbox::recordings::RecordingState;
 use agent::recordings::NewRecording;
 use agent::{Agent, AgentConfig};
+use clock::ManualClock;
+use clock::{Clock, ManualClock as DeviceClock};
 use common::{agent_for, agent_with, config_for};
-use gateway::clock::ManualClock;
 use protocol::Sha256Hash;
 use protocol::deadline::UploadState;
 use protocol::message::MediaKind;
@@ -60,14 +60,7 @@ async fn a_recording_is_uploaded_and_the_local_copy_deleted_only_once_stored() {
             upload_chunk_bytes: 1 << 20,
             ..config_for(&gw)
         };
-        let agent = agent_with(
-            &gw,
-            1,
-            dir.path(),
-            config,
-            Arc::new(agent::clock::SystemClock),
-        )
-        .await;
+        let agent = agent_with(&gw, 1, dir.path(), config, Arc::new(clock::SystemClock)).await;
         let (file, sha) = media_file(camera.path(), "clip.mp4", (3 << 20) + 17);
         let added = agent.add_recording(new(file.clone(), T0)).await.unwrap();
         assert!(!file.exists(), "the agent took the file");
@@ -131,14 +124,7 @@ async fn the_earliest_deadline_goes_first_within_the_bandwidth_limit() {
         upload_bytes_per_sec: 64 << 10,
         ..config_for(&gw)
     };
-    let agent = agent_with(
-        &gw,
-        1,
-        dir.path(),
-        config,
-        Arc::new(agent::clock::SystemClock),
-    )
-    .await;
+    let agent = agent_with(&gw, 1, dir.path(), config, Arc::new(clock::SystemClock)).await;
     let mut ids = Vec::new();
     // Added out of order: the one that ended first has the earliest deadline.
     for (name, ended) in [
@@ -190,14 +176,7 @@ async fn an_upload_interrupted_by_a_gateway_restart_resumes_from_its_offset() {
         upload_bytes_per_sec: 1 << 20,
         ..config_for(&gw)
     };
-    let agent = agent_with(
-        &gw,
-        1,
-        dir.path(),
-        config,
-        Arc::new(agent::clock::SystemClock),
-    )
-    .await;
+    let agent = agent_with(&gw, 1, dir.path(), config, Arc::new(clock::SystemClock)).await;
     let size = 4 << 20;
     let (file, sha) = media_file(camera.path(), "long.mp4", size);
     let added = agent.add_recording(new(file, T0)).await.unwrap();
@@ -229,7 +208,7 @@ async fn an_upload_interrupted_by_a_gateway_restart_resumes_from_its_offset() {
     );
 
     gw_config.device.listen = addr;
-    let gw = TestGateway::start_with(gw_config, data, Arc::new(gateway::clock::SystemClock)).await;
+    let gw = TestGateway::start_with(gw_config, data, Arc::new(clock::SystemClock)).await;
     let held = gw
         .gateway
         .state()

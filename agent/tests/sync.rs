@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent::check::{CheckRequest, CheckSource};
-use agent::clock::{Clock, ManualClock as DeviceClock};
 use agent::{Agent, AgentConfig, SyncReport};
+use clock::ManualClock;
+use clock::{Clock, ManualClock as DeviceClock};
 use common::relay::Relay;
 use common::{agent_for, agent_with, assert_unique, config_for, content, stored_texts};
-use gateway::clock::ManualClock;
 use gateway::store::OfficerRecord;
 use protocol::domain::CertificateStatus;
 use protocol::message::IdentityVerdict;
@@ -308,14 +308,7 @@ async fn a_poor_link_that_drops_mid_push_loses_and_duplicates_nothing() {
         records_per_push: 20,
         ..config_for(&gw)
     };
-    let agent = agent_with(
-        &gw,
-        1,
-        dir.path(),
-        config,
-        Arc::new(agent::clock::SystemClock),
-    )
-    .await;
+    let agent = agent_with(&gw, 1, dir.path(), config, Arc::new(clock::SystemClock)).await;
     let total = 400;
     for i in 0..total {
         agent
@@ -412,7 +405,7 @@ async fn the_daemon_reconnects_after_a_gateway_restart() {
             .unwrap();
     }
     gw_config.device.listen = addr;
-    let gw = TestGateway::start_with(gw_config, data, Arc::new(gateway::clock::SystemClock)).await;
+    let gw = TestGateway::start_with(gw_config, data, Arc::new(clock::SystemClock)).await;
     assert!(
         test_support::eventually(Duration::from_secs(60), drained).await,
         "the daemon did not reconnect: {:?}",

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use gateway::clock::ManualClock;
+use clock::ManualClock;
 use gateway::metrics::HandshakeOutcome;
 use pki::DeviceEku;
 use protocol::domain::DeviceStatus;
@@ -285,12 +285,7 @@ async fn a_restart_keeps_the_registry() {
         .unwrap();
     let (data, config) = gw.stop().await;
 
-    let gw = TestGateway::start_with(
-        config,
-        data,
-        std::sync::Arc::new(gateway::clock::SystemClock),
-    )
-    .await;
+    let gw = TestGateway::start_with(config, data, std::sync::Arc::new(clock::SystemClock)).await;
     let mut conn = gw.connect(&kept).await.unwrap();
     conn.hello(T0, "t")
         .await
@@ -326,7 +321,7 @@ async fn a_revocation_through_one_gateway_closes_the_connection_on_another() {
     let b = TestGateway::start_with(
         config_b,
         a.data.clone(),
-        std::sync::Arc::new(gateway::clock::SystemClock),
+        std::sync::Arc::new(clock::SystemClock),
     )
     .await;
 
@@ -367,12 +362,7 @@ async fn above_the_handshake_rate_devices_prove_their_address_with_a_retry_first
     let mut config = test_support::test_config(data.path(), &backend, 2);
     // Every handshake is "above the rate": each device must come back with a token.
     config.device.retry_above_handshakes_per_sec = 0;
-    let gw = TestGateway::start_with(
-        config,
-        data,
-        std::sync::Arc::new(gateway::clock::SystemClock),
-    )
-    .await;
+    let gw = TestGateway::start_with(config, data, std::sync::Arc::new(clock::SystemClock)).await;
     for n in 1..=2 {
         let (_, identity) = gw.device(n);
         let mut conn = gw.connect(&identity).await.expect("connects after a Retry");

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use agent::GatewayConnection;
-use gateway::clock::ManualClock;
+use clock::ManualClock;
 use gateway::store::OfficerRecord;
 use protocol::domain::CertificateStatus;
 use protocol::message::{

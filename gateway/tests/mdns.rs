@@ -25,12 +25,8 @@ fn inner() {
         let mut config = test_support::test_config(data.path(), &Backend::Sqlite, 1);
         config.mdns.enabled = true;
         config.mdns.interfaces = vec!["lo".into()];
-        let gw = TestGateway::start_with(
-            config,
-            data,
-            std::sync::Arc::new(gateway::clock::SystemClock),
-        )
-        .await;
+        let gw =
+            TestGateway::start_with(config, data, std::sync::Arc::new(clock::SystemClock)).await;
         let port = gw.gateway.device_addr().port();
         let ca = protocol::certificate_fingerprint(&gw.device(1).1.ca[0]);
 

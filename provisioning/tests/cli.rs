@@ -481,7 +481,7 @@ async fn over_https_the_cli_trusts_only_the_fleet_ca() {
     let data = Arc::new(tempfile::tempdir().unwrap());
     let mut config = test_config(data.path(), &Backend::Sqlite, 1);
     config.http.tls = gateway::config::HttpTls::Always;
-    let gw = TestGateway::start_with(config, data, Arc::new(gateway::clock::SystemClock)).await;
+    let gw = TestGateway::start_with(config, data, Arc::new(clock::SystemClock)).await;
     let mut target = Target::of(&gw);
     target.url = format!("https://localhost:{}", gw.gateway.http_addr().port());
     let out = run(&target, None, &["whoami"]).await;

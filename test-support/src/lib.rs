@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use agent::transport::TransportSettings;
 use agent::{ClientError, DeviceIdentity, GatewayConnection, GatewayEndpoint};
+use clock::{ManualClock, SharedClock, SystemClock};
 use gateway::RunningGateway;
-use gateway::clock::{ManualClock, SharedClock, SystemClock};
 use gateway::config::Config;
 use pki::{DeviceEku, FleetCa, Validity};
 use protocol::DeviceId;

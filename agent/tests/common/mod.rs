@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use agent::clock::{SharedClock, SystemClock};
 use agent::{Agent, AgentConfig};
+use clock::{SharedClock, SystemClock};
 use protocol::domain::Stage;
 use protocol::message::RecordContent;
 use test_support::TestGateway;

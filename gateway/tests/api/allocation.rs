@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway::clock::ManualClock;
+use clock::ManualClock;
 use serde_json::{Value, json};
 use test_support::{Backend, TestGateway, backends, eventually, test_config};
 
@@ -167,7 +167,7 @@ async fn ratios_come_from_configuration() {
     let mut config = test_config(data.path(), &Backend::Sqlite, 1);
     config.policy.allocation.ratio_a = 3;
     config.policy.allocation.ratio_b = 5;
-    let gw = TestGateway::start_with(config, data, Arc::new(gateway::clock::SystemClock)).await;
+    let gw = TestGateway::start_with(config, data, Arc::new(clock::SystemClock)).await;
     let api = Api::from_gateway(gw);
     set_up_examples(&api).await;
     let report = api.get("/api/v1/reports/allocation").await;

@@ -12,7 +12,7 @@
 
 use agent::GatewayConnection;
 use agent::transport::UploadReply;
-use gateway::clock::ManualClock;
+use clock::ManualClock;
 use protocol::chain::{ChainHead, seal};
 use protocol::domain::Stage;
 use protocol::message::{

@@ -40,7 +40,7 @@ async fn the_operator_listener_speaks_tls_when_configured_and_plain_http_gets_no
     let data = Arc::new(tempfile::tempdir().unwrap());
     let mut config = test_config(data.path(), &Backend::Sqlite, 1);
     config.http.tls = HttpTls::Always;
-    let gw = TestGateway::start_with(config, data, Arc::new(gateway::clock::SystemClock)).await;
+    let gw = TestGateway::start_with(config, data, Arc::new(clock::SystemClock)).await;
     let token = pki::load_admin_token(&gw.pki_dir()).unwrap();
     let response = https_get(&gw, "/api/v1/whoami", &token).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");

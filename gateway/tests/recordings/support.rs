@@ -7,7 +7,7 @@ use std::time::Duration;
 use agent::GatewayConnection;
 use agent::transport::UploadReply;
 use agent::transport::frames::write_message;
-use gateway::clock::ManualClock;
+use clock::ManualClock;
 use gateway::config::Config;
 use protocol::message::{MediaKind, RecordingAnnouncement, UploadHeader};
 use protocol::{ErrorReply, Millis, Request, RequestBody, Sha256Hash};
@@ -67,7 +67,7 @@ impl Fixture {
     }
 
     pub(crate) fn clock_now(&self) -> Millis {
-        use gateway::clock::Clock;
+        use clock::Clock;
         self.clock.now()
     }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway::clock::ManualClock;
+use clock::ManualClock;
 use gateway::ingest::{Committer, IngestError, IngestSettings, RecordMetrics};
 use gateway::metrics::Metrics;
 use gateway::store::RecordBatch;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use agent::GatewayConnection;
-use gateway::clock::ManualClock;
+use clock::ManualClock;
 use gateway::store::OfficerRecord;
 use protocol::chain::{ChainHead, seal};
 use protocol::domain::{CertificateStatus, Stage};

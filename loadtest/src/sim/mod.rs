@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agent::clock::SystemClock;
 use agent::outbox::recordings::{LocalRecording, RecordingState};
 use agent::recordings::NewRecording;
 use agent::{Agent, AgentConfig, CheckRequest, GatewayConnection, GatewayEndpoint};
+use clock::SystemClock;
 use protocol::domain::Stage;
 use protocol::message::{MediaKind, RecordContent};
 use protocol::{DeviceId, Sha256Hash};
