@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use agent::transport::UploadReply;
-use gateway::clock::ManualClock;
+use clock::ManualClock;
 use protocol::message::UploadHeader;
 use test_support::{Backend, TestGateway, test_config};
 
