@@ -418,6 +418,15 @@ impl Config {
         if let Err((key, problem)) = self.media.validate() {
             return invalid(key, problem);
         }
+        if self.media.max_staging_bytes_per_device < self.limits.max_recording_bytes {
+            return invalid(
+                "media.max_staging_bytes_per_device",
+                format!(
+                    "must be at least limits.max_recording_bytes ({}), or the largest recording could never be staged",
+                    self.limits.max_recording_bytes
+                ),
+            );
+        }
         if self.deadline_check_secs == 0 {
             return invalid("deadline_check_secs", "must be at least 1".into());
         }

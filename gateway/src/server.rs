@@ -234,6 +234,7 @@ pub async fn start_with_clock(
         tokio::spawn(enforce_revocations(state.clone(), events)),
         tokio::spawn(audit_refusals(state.clone(), refusals_rx)),
         tokio::spawn(crate::deadlines::watch(state.clone())),
+        tokio::spawn(crate::media::sweep::run(state.clone())),
         tokio::spawn(crate::reports::allocation::run_daily_snapshots(
             state.clone(),
         )),

@@ -20,7 +20,7 @@ use quinn::VarInt;
 use uuid::Uuid;
 
 use super::{ConnectionContext, HandlerError};
-use crate::media::{MediaError, Received, Stop, UploadSlot};
+use crate::media::{MediaError, Received, Stop, UploadCap, UploadSlot};
 use crate::state::GatewayState;
 use crate::store::recordings::Announced;
 use crate::store::{RecordingRow, StoreError};
@@ -90,6 +90,40 @@ pub enum RecordingError {
         /// The period it is judged over.
         period_secs: u64,
     },
+    /// The gateway receives as many chunks as it allows at once.
+    #[error("the gateway is receiving as many uploads as it allows ({max}); retry later")]
+    Busy {
+        /// `media.max_uploads_in_flight`.
+        max: u32,
+    },
+    /// This device sends as many chunks as it may at once.
+    #[error(
+        "this device already sends {max} uploads at once, as many as the gateway allows; finish one first"
+    )]
+    TooManyUploads {
+        /// `media.max_uploads_per_device`.
+        max: u32,
+    },
+    /// This device has as many unfinished recordings as it may.
+    #[error(
+        "this device has {max} recordings announced and not yet stored, as many as the gateway allows; upload those first"
+    )]
+    TooManyPending {
+        /// `media.max_pending_recordings_per_device`.
+        max: u32,
+    },
+    /// This device's partial uploads hold as much staging space as it may.
+    #[error(
+        "this device's unfinished uploads hold {held} bytes on the gateway; {length} more would pass its limit of {max} bytes; finish one first"
+    )]
+    StagingQuota {
+        /// Bytes held now.
+        held: u64,
+        /// The chunk's length.
+        length: u64,
+        /// `media.max_staging_bytes_per_device`.
+        max: u64,
+    },
     /// The gateway is stopping.
     #[error(
         "the gateway is shutting down; it holds {offset} bytes of this recording, resume from there on a new connection"
@@ -131,6 +165,10 @@ impl RecordingError {
             RecordingError::HashMismatch { .. } => ErrorCode::HashMismatch,
             RecordingError::StorageFull { .. } => ErrorCode::StorageFull,
             RecordingError::Stalled { .. } => ErrorCode::UploadStalled,
+            RecordingError::Busy { .. } => ErrorCode::Busy,
+            RecordingError::TooManyUploads { .. } => ErrorCode::TooManyUploads,
+            RecordingError::TooManyPending { .. } => ErrorCode::TooManyPendingRecordings,
+            RecordingError::StagingQuota { .. } => ErrorCode::StagingQuotaExceeded,
             RecordingError::ShuttingDown { .. } => ErrorCode::ShuttingDown,
             RecordingError::Media(_) | RecordingError::Store(_) => ErrorCode::Internal,
         };
@@ -187,6 +225,16 @@ async fn announce_inner(
     }
     announcement.validate(limits)?;
     let skew = ctx.skew.get().copied().ok_or(HandlerError::HelloRequired)?;
+    let max = state.config.media.max_pending_recordings_per_device;
+    if state.store.pending_recordings(&ctx.device_id, max).await? >= max
+        && state
+            .store
+            .recording(announcement.recording_id)
+            .await?
+            .is_none()
+    {
+        return Err(refused(state, RecordingError::TooManyPending { max }));
+    }
     let now = state.clock.now();
     let fresh = RecordingRow::announced(
         &announcement,
@@ -274,6 +322,20 @@ async fn receive_chunk(
     header: UploadHeader,
     recv: &mut quinn::RecvStream,
 ) -> Result<ResponseBody, HandlerError> {
+    let media = &state.config.media;
+    let _in_flight = state.media.caps.try_begin(&ctx.device_id).map_err(|cap| {
+        refused(
+            state,
+            match cap {
+                UploadCap::Gateway => RecordingError::Busy {
+                    max: media.max_uploads_in_flight,
+                },
+                UploadCap::Device => RecordingError::TooManyUploads {
+                    max: media.max_uploads_per_device,
+                },
+            },
+        )
+    })?;
     let row = own_recording(state, ctx, header.recording_id).await?;
     if row.is_stored() {
         return Ok(stored_reply(&row));
@@ -285,6 +347,17 @@ async fn receive_chunk(
             size: row.size,
         }
         .into());
+    }
+    let held = state.store.staging_bytes(&ctx.device_id).await?;
+    if held.saturating_add(header.length) > media.max_staging_bytes_per_device {
+        return Err(refused(
+            state,
+            RecordingError::StagingQuota {
+                held,
+                length: header.length,
+                max: media.max_staging_bytes_per_device,
+            },
+        ));
     }
     if let Some(row) = collapse(state, &row).await? {
         return Ok(stored_reply(&row));
@@ -334,20 +407,14 @@ async fn receive_chunk(
         Received::Stopped {
             why: Stop::Stalled,
             offset,
-        } => {
-            state
-                .recording_metrics
-                .upload_refusals
-                .with_label_values(&["stalled"])
-                .inc();
-            let media = &state.config.media;
-            Err(RecordingError::Stalled {
+        } => Err(refused(
+            state,
+            RecordingError::Stalled {
                 offset,
                 min: media.min_upload_bytes_per_sec,
                 period_secs: media.stall_timeout_secs,
-            }
-            .into())
-        }
+            },
+        )),
         Received::Complete { offset } | Received::Stopped { offset, .. } => {
             Ok(ResponseBody::UploadOffset(UploadOffset {
                 recording_id: row.id,
@@ -356,6 +423,24 @@ async fn receive_chunk(
             }))
         }
     }
+}
+
+/// A refusal by one of the upload bounds, counted by reason on `/metrics`.
+fn refused(state: &GatewayState, e: RecordingError) -> HandlerError {
+    let reason = match &e {
+        RecordingError::Stalled { .. } => "stalled",
+        RecordingError::Busy { .. } => "busy",
+        RecordingError::TooManyUploads { .. } => "too_many_uploads",
+        RecordingError::TooManyPending { .. } => "too_many_pending",
+        RecordingError::StagingQuota { .. } => "staging_quota",
+        _ => "other",
+    };
+    state
+        .recording_metrics
+        .upload_refusals
+        .with_label_values(&[reason])
+        .inc();
+    e.into()
 }
 
 /// The recording, if this device announced it.

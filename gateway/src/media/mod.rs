@@ -9,6 +9,7 @@
 //! configuration. Only after that does the caller commit the store row and tell the
 //! device "stored".
 
+mod caps;
 mod chunk;
 mod direct;
 pub mod fs;
@@ -16,127 +17,20 @@ mod fsutil;
 mod pace;
 mod pool;
 pub mod s3;
+mod settings;
 pub mod staging;
+pub mod sweep;
 
 use std::path::{Path, PathBuf};
 
 use protocol::Sha256Hash;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use caps::{UploadCap, UploadCaps, UploadPermit};
 pub use pace::Pace;
 pub use pool::WriterPool;
+pub use settings::MediaSettings;
 pub use staging::{ChunkSource, Received, Staging, Stop, UploadSlot};
-
-/// The `[media]` configuration table.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MediaSettings {
-    /// `fs` (the local file system, the default) or `s3` (an S3-compatible bucket).
-    pub backend: String,
-    /// Folder for staging files (both backends) and, with `fs`, the stored
-    /// recordings; empty means `<data_dir>/media`.
-    pub dir: String,
-    /// A chunk whose bytes stop arriving for this long is ended (what arrived is kept).
-    pub stall_timeout_secs: u64,
-    /// A chunk whose bytes come slower than this (per `stall_timeout_secs` period) is
-    /// ended too: a trickle holds an upload's resources as long as a stall does.
-    pub min_upload_bytes_per_sec: u64,
-    /// Blocking jobs (hashing, writing, fsync) of all uploads at once.
-    pub writer_threads: u32,
-    /// S3 endpoint URL; empty means AWS.
-    pub s3_endpoint: String,
-    /// S3 bucket (required with `s3`).
-    pub s3_bucket: String,
-    /// S3 region.
-    pub s3_region: String,
-    /// Key prefix inside the bucket (for example `fieldsync/`).
-    pub s3_prefix: String,
-    /// Access key id; empty means the `AWS_*` environment variables.
-    pub s3_access_key_id: String,
-    /// Secret access key (with `s3_access_key_id`).
-    pub s3_secret_access_key: String,
-    /// Allow a plain-HTTP endpoint (a test server on loopback).
-    pub s3_allow_http: bool,
-}
-
-impl Default for MediaSettings {
-    fn default() -> Self {
-        Self {
-            backend: "fs".into(),
-            dir: String::new(),
-            stall_timeout_secs: 60,
-            min_upload_bytes_per_sec: 1024,
-            writer_threads: 8,
-            s3_endpoint: String::new(),
-            s3_bucket: String::new(),
-            s3_region: "us-east-1".into(),
-            s3_prefix: String::new(),
-            s3_access_key_id: String::new(),
-            s3_secret_access_key: String::new(),
-            s3_allow_http: false,
-        }
-    }
-}
-
-impl MediaSettings {
-    /// Checks the settings; the error names the key (under `media.`) and the problem.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        match self.backend.as_str() {
-            "fs" => {}
-            "s3" => {
-                if self.s3_bucket.trim().is_empty() {
-                    return Err((
-                        "media.s3_bucket",
-                        "must be set when media.backend is \"s3\"".into(),
-                    ));
-                }
-                if self.s3_endpoint.starts_with("http://") && !self.s3_allow_http {
-                    return Err((
-                        "media.s3_allow_http",
-                        "must be true for a plain-HTTP media.s3_endpoint".into(),
-                    ));
-                }
-                if self.s3_access_key_id.is_empty() != self.s3_secret_access_key.is_empty() {
-                    return Err((
-                        "media.s3_secret_access_key",
-                        "set both media.s3_access_key_id and media.s3_secret_access_key, or neither".into(),
-                    ));
-                }
-            }
-            other => {
-                return Err((
-                    "media.backend",
-                    format!("{other:?} is not a media backend; use \"fs\" or \"s3\""),
-                ));
-            }
-        }
-        if self.stall_timeout_secs == 0 {
-            return Err(("media.stall_timeout_secs", "must be at least 1".into()));
-        }
-        if !(1..=256).contains(&self.writer_threads) {
-            return Err(("media.writer_threads", "must be between 1 and 256".into()));
-        }
-        Ok(())
-    }
-
-    /// How fast a chunk's bytes must keep coming.
-    pub fn pace(&self) -> Pace {
-        Pace {
-            period: std::time::Duration::from_secs(self.stall_timeout_secs),
-            min_bytes_per_sec: self.min_upload_bytes_per_sec,
-        }
-    }
-
-    /// The media folder.
-    pub fn dir(&self, data_dir: &Path) -> PathBuf {
-        if self.dir.is_empty() {
-            data_dir.join("media")
-        } else {
-            PathBuf::from(&self.dir)
-        }
-    }
-}
 
 /// Why the media store failed.
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +83,8 @@ enum Blobs {
 pub struct MediaStore {
     staging: Staging,
     blobs: Blobs,
+    /// Chunks in flight, gateway-wide and per device.
+    pub caps: UploadCaps,
 }
 
 impl std::fmt::Debug for MediaStore {
@@ -214,7 +110,15 @@ impl MediaStore {
             "s3" => Blobs::S3(s3::S3Blobs::open(settings)?),
             _ => Blobs::Fs(fs::FsBlobs::open(dir)?),
         };
-        Ok(Self { staging, blobs })
+        let caps = UploadCaps::new(
+            settings.max_uploads_in_flight,
+            settings.max_uploads_per_device,
+        );
+        Ok(Self {
+            staging,
+            blobs,
+            caps,
+        })
     }
 
     /// `fs` or `s3`.

@@ -151,6 +151,38 @@ impl Staging {
             (holder, slots.slots.entry(id).or_default().clone())
         };
         let guard = slot.lock_owned().await;
+        self.slot(id, guard, token, holder)
+    }
+
+    /// Takes the recording's slot only if no upload holds or wants it (the staging
+    /// sweep, which must never stop an upload).
+    pub(super) fn try_acquire(&self, id: Uuid) -> Option<UploadSlot> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if slots.holders.contains_key(&id) {
+            return None;
+        }
+        let guard = slots
+            .slots
+            .entry(id)
+            .or_default()
+            .clone()
+            .try_lock_owned()
+            .ok()?;
+        slots.next_holder += 1;
+        let holder = slots.next_holder;
+        let token = CancellationToken::new();
+        slots.holders.insert(id, (holder, token.clone()));
+        drop(slots);
+        Some(self.slot(id, guard, token, holder))
+    }
+
+    fn slot(
+        &self,
+        id: Uuid,
+        guard: OwnedMutexGuard<Option<Partial>>,
+        token: CancellationToken,
+        holder: u64,
+    ) -> UploadSlot {
         UploadSlot {
             id,
             path: self.path(id),
@@ -161,6 +193,11 @@ impl Staging {
             slots: self.slots.clone(),
             pool: self.pool.clone(),
         }
+    }
+
+    /// The staging folder.
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
     }
 }
 

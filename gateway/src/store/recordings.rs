@@ -9,6 +9,7 @@
 //! across several gateways.
 
 mod flags;
+mod holdings;
 mod report;
 
 use protocol::deadline::{ClockSkew, DeadlinePolicy, UploadState, upload_deadline, upload_state};
