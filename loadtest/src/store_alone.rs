@@ -151,6 +151,8 @@ fn groups(pushes: Vec<RecordBatch>, max_records: usize) -> Vec<Vec<RecordBatch>>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocol::chain::ChainHead;
+    use protocol::test_util::seal_chain;
 
     #[test]
     fn pushes_and_groups_follow_the_drain() {
@@ -171,15 +173,10 @@ mod tests {
     #[test]
     fn a_long_backlog_is_cut_into_pushes_of_at_most_256() {
         let device = DeviceId::new("dev-00000").unwrap();
-        let mut head = protocol::chain::ChainHead::GENESIS;
-        let one_device: Vec<(DeviceId, FieldRecord)> = (1..=600)
-            .map(|made| {
-                let content = crate::sim::record_content(0, &device, made, 1);
-                let r = protocol::chain::seal(&device, &head, content);
-                head = head.advance(&r);
-                (device.clone(), r)
-            })
-            .collect();
+        let contents = (1..=600).map(|made| crate::sim::record_content(0, &device, made, 1));
+        let (records, _) = seal_chain(&device, ChainHead::GENESIS, contents);
+        let one_device: Vec<(DeviceId, FieldRecord)> =
+            records.into_iter().map(|r| (device.clone(), r)).collect();
         let sizes: Vec<usize> = pushes(one_device).iter().map(|p| p.records.len()).collect();
         assert_eq!(sizes, [256, 256, 88]);
     }

@@ -233,40 +233,20 @@ async fn check_recordings(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::chain::{ChainHead, seal};
-    use protocol::domain::Stage;
-    use protocol::message::RecordContent;
-
-    fn content(text: &str) -> RecordContent {
-        RecordContent {
-            case_number: "C-1".into(),
-            target: "Shop 7".into(),
-            stage: Stage::Investigation,
-            action_kind: "inspection".into(),
-            text: text.into(),
-            officers: vec!["A".into(), "B".into()],
-            location: None,
-            coordinates: None,
-            made_at: 1,
-            recordings: vec![],
-            corrects: None,
-        }
-    }
+    use protocol::chain::ChainHead;
+    use protocol::test_util::{record_content, seal_chain};
 
     fn chain(device: &DeviceId, texts: &[&str]) -> Vec<StoredRecord> {
-        let mut head = ChainHead::GENESIS;
-        texts
-            .iter()
-            .map(|t| {
-                let record = seal(device, &head, content(t));
-                head = head.advance(&record);
-                StoredRecord {
-                    device: device.clone(),
-                    record,
-                    made_at_gateway: 1,
-                    received_at: 1,
-                    chain_break: None,
-                }
+        let contents = texts.iter().map(|t| record_content("C-1", t, 1));
+        let (records, _) = seal_chain(device, ChainHead::GENESIS, contents);
+        records
+            .into_iter()
+            .map(|record| StoredRecord {
+                device: device.clone(),
+                record,
+                made_at_gateway: 1,
+                received_at: 1,
+                chain_break: None,
             })
             .collect()
     }

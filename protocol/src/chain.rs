@@ -245,37 +245,14 @@ pub fn verify_chain<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Stage;
+    use crate::test_util::{numbered_content as content, seal_chain};
 
     fn device() -> DeviceId {
         DeviceId::new("dev-1").unwrap()
     }
 
-    fn content(i: u64) -> RecordContent {
-        RecordContent {
-            case_number: "CASE-1".into(),
-            target: "Shop 7".into(),
-            stage: Stage::Investigation,
-            action_kind: "inspection".into(),
-            text: format!("entry {i}"),
-            officers: vec!["A-1".into(), "A-2".into()],
-            location: Some("Main St".into()),
-            coordinates: None,
-            made_at: 1_700_000_000_000 + i as i64,
-            recordings: vec![],
-            corrects: None,
-        }
-    }
-
     fn chain(n: u64) -> Vec<FieldRecord> {
-        let mut head = ChainHead::GENESIS;
-        (1..=n)
-            .map(|i| {
-                let r = seal(&device(), &head, content(i));
-                head = head.advance(&r);
-                r
-            })
-            .collect()
+        seal_chain(&device(), ChainHead::GENESIS, (1..=n).map(content)).0
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub mod frame;
 pub mod hash;
 pub mod limits;
 pub mod message;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;
 pub mod two_officer;
 
 /// A point in time: milliseconds since the Unix epoch, UTC.

@@ -157,21 +157,7 @@ pub(crate) mod test_util {
     }
 
     /// The `i`th field record of a test case.
-    pub(crate) fn content(i: u64) -> protocol::message::RecordContent {
-        protocol::message::RecordContent {
-            case_number: "CASE-1".into(),
-            target: "Shop 7".into(),
-            stage: protocol::domain::Stage::Investigation,
-            action_kind: "inspection".into(),
-            text: format!("entry {i}"),
-            officers: vec!["A-1".into(), "A-2".into()],
-            location: Some("Main St".into()),
-            coordinates: None,
-            made_at: 1_700_000_000_000 + i as i64,
-            recordings: vec![],
-            corrects: None,
-        }
-    }
+    pub(crate) use protocol::test_util::numbered_content as content;
 
     /// Makes records 1..=n.
     pub(crate) async fn make(outbox: &Outbox, n: u64) {

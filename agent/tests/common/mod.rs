@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use agent::{Agent, AgentConfig};
 use clock::{SharedClock, SystemClock};
-use protocol::domain::Stage;
 use protocol::message::RecordContent;
 use test_support::TestGateway;
 
@@ -46,19 +45,7 @@ pub async fn agent_with(
 
 /// Record content whose text names it (`label`), so stored records can be matched.
 pub fn content(label: &str, made_at: protocol::Millis) -> RecordContent {
-    RecordContent {
-        case_number: "CASE-2026-0042".into(),
-        target: "Shop 7, Main St".into(),
-        stage: Stage::Investigation,
-        action_kind: "inspection".into(),
-        text: label.into(),
-        officers: vec!["ZF-0001".into(), "ZF-0002".into()],
-        location: Some("Main St 7".into()),
-        coordinates: None,
-        made_at,
-        recordings: vec![],
-        corrects: None,
-    }
+    protocol::test_util::record_content("CASE-2026-0042", label, made_at)
 }
 
 /// The texts of the records the gateway stored for device `n`, in sequence order,

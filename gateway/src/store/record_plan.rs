@@ -99,38 +99,14 @@ pub(crate) fn plan(
 mod tests {
     use super::*;
     use protocol::chain::seal;
-    use protocol::domain::Stage;
-    use protocol::message::RecordContent;
+    use protocol::test_util::{numbered_content as content, seal_chain};
 
     fn device(n: u32) -> DeviceId {
         DeviceId::new(format!("dev-{n}")).unwrap()
     }
 
-    fn content(i: u64) -> RecordContent {
-        RecordContent {
-            case_number: "C-1".into(),
-            target: "T".into(),
-            stage: Stage::Initiation,
-            action_kind: "inspection".into(),
-            text: format!("r{i}"),
-            officers: vec![],
-            location: None,
-            coordinates: None,
-            made_at: i as i64,
-            recordings: vec![],
-            corrects: None,
-        }
-    }
-
     fn chain(d: &DeviceId, n: u64) -> Vec<FieldRecord> {
-        let mut head = ChainHead::GENESIS;
-        (1..=n)
-            .map(|i| {
-                let r = seal(d, &head, content(i));
-                head = head.advance(&r);
-                r
-            })
-            .collect()
+        seal_chain(d, ChainHead::GENESIS, (1..=n).map(content)).0
     }
 
     fn outcomes(plan: &Plan, push: usize) -> Vec<RecordOutcome> {

@@ -325,20 +325,12 @@ mod tests {
     use super::*;
     use protocol::chain::{ChainHead, seal};
     use protocol::domain::Stage;
+    use protocol::test_util::record_content;
 
     fn content() -> RecordContent {
         RecordContent {
-            case_number: "C".into(),
-            target: "T".into(),
             stage: Stage::Archive,
-            action_kind: "inspection".into(),
-            text: "x".into(),
-            officers: vec![],
-            location: None,
-            coordinates: None,
-            made_at: 1,
-            recordings: vec![],
-            corrects: None,
+            ..record_content("C", "x", 1)
         }
     }
 

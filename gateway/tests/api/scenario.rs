@@ -60,17 +60,13 @@ fn content(
     recordings: Vec<Uuid>,
 ) -> RecordContent {
     RecordContent {
-        case_number: case.into(),
         target: TARGET.into(),
         stage,
         action_kind: action_kind.into(),
-        text: text.into(),
         officers: officers.iter().map(|o| (*o).to_owned()).collect(),
-        location: Some("No. 7 Market Street".into()),
         coordinates: None,
-        made_at,
         recordings,
-        corrects: None,
+        ..protocol::test_util::record_content(case, text, made_at)
     }
 }
 
@@ -222,13 +218,7 @@ async fn push_records(
             vec![stored.recording_id],
         ),
     ];
-    let mut head = ChainHead::GENESIS;
-    let mut records = Vec::new();
-    for c in contents {
-        let r = seal(device, &head, c);
-        head = head.advance(&r);
-        records.push(r);
-    }
+    let (records, head) = protocol::test_util::seal_chain(device, ChainHead::GENESIS, contents);
     let acks = push(conn, records).await;
     assert!(acks.iter().all(|a| a.outcome.is_durable()), "{acks:?}");
 

@@ -195,17 +195,13 @@ pub(crate) fn record(
     recordings: Vec<Uuid>,
 ) -> protocol::message::RecordContent {
     protocol::message::RecordContent {
-        case_number: case.into(),
-        target: format!("target of {case}"),
         stage,
         action_kind: action_kind.into(),
-        text: format!("{action_kind} at {made_at}"),
         officers: vec!["OFF-001".into(), "OFF-002".into()],
         location: None,
         coordinates: None,
-        made_at,
         recordings,
-        corrects: None,
+        ..protocol::test_util::record_content(case, &format!("{action_kind} at {made_at}"), made_at)
     }
 }
 
@@ -214,15 +210,10 @@ pub(crate) fn record(
 pub(crate) async fn push_records(
     conn: &GatewayConnection,
     device: &protocol::DeviceId,
-    mut head: protocol::chain::ChainHead,
+    head: protocol::chain::ChainHead,
     contents: Vec<protocol::message::RecordContent>,
 ) -> protocol::chain::ChainHead {
-    let mut records = Vec::new();
-    for c in contents {
-        let r = protocol::chain::seal(device, &head, c);
-        head = head.advance(&r);
-        records.push(r);
-    }
+    let (records, head) = protocol::test_util::seal_chain(device, head, contents);
     let push = protocol::message::PushRecords { records };
     match conn
         .request(protocol::RequestBody::PushRecords(push))

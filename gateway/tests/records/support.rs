@@ -6,7 +6,7 @@ use agent::GatewayConnection;
 use clock::ManualClock;
 use gateway::store::OfficerRecord;
 use protocol::chain::{ChainHead, seal};
-use protocol::domain::{CertificateStatus, Stage};
+use protocol::domain::CertificateStatus;
 use protocol::message::{FieldRecord, PushRecords, RecordAck, RecordContent, RecordOutcome};
 use protocol::{DeviceId, RequestBody, ResponseBody};
 use test_support::{Backend, TestGateway, test_config};
@@ -45,24 +45,7 @@ pub(crate) async fn device(
 }
 
 /// Content of a record of `case` at device time `made_at`.
-pub(crate) fn content(case: &str, text: &str, made_at: i64) -> RecordContent {
-    RecordContent {
-        case_number: case.into(),
-        target: format!("target of {case}"),
-        stage: Stage::Investigation,
-        action_kind: "inspection".into(),
-        text: text.into(),
-        officers: vec!["ZF-001".into(), "ZF-002".into()],
-        location: Some("No. 7 Market Street".into()),
-        coordinates: Some(protocol::message::Coordinates {
-            lat_e6: 31_230_400,
-            lon_e6: 121_473_700,
-        }),
-        made_at,
-        recordings: vec![],
-        corrects: None,
-    }
-}
+pub(crate) use protocol::test_util::record_content as content;
 
 /// A device's chain being written, as its outbox would.
 pub(crate) struct Chain {

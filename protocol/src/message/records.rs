@@ -189,22 +189,9 @@ pub struct RecordAcks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Stage;
 
     fn content() -> RecordContent {
-        RecordContent {
-            case_number: "CASE-1".into(),
-            target: "Shop 7".into(),
-            stage: Stage::Investigation,
-            action_kind: "inspection".into(),
-            text: "checked the licence".into(),
-            officers: vec!["A-1".into(), "A-2".into()],
-            location: Some("Main St".into()),
-            coordinates: None,
-            made_at: 1_700_000_000_000,
-            recordings: vec![],
-            corrects: None,
-        }
+        crate::test_util::record_content("CASE-1", "checked the licence", 1_700_000_000_000)
     }
 
     #[test]
