@@ -1,6 +1,7 @@
 //! `provisioning`: agencies, officers, devices, certificates and bulk CSV imports
 //! over the gateway's admin API. See `provisioning --help`.
 
+#[path = "cli/commands.rs"]
 mod cli;
 
 use std::process::ExitCode;
