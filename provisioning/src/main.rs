@@ -1,7 +1,6 @@
 //! `provisioning`: agencies, officers, devices, certificates and bulk CSV imports
 //! over the gateway's admin API. See `provisioning --help`.
 
-#[path = "cli/commands.rs"]
 mod cli;
 
 use std::process::ExitCode;
