@@ -32,6 +32,8 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Test builds only: the failpoints a test set in `FAILPOINTS` (see durable).
+    let _failpoints = durable::failpoint::setup();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

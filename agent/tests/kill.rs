@@ -5,6 +5,8 @@
 //! stored chain verifies.
 
 mod common;
+#[path = "kill/crash_points.rs"]
+mod crash_points;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -35,6 +37,23 @@ async fn ok(mut cmd: Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Enrolls `data` as the gateway's development device 1 through the CLI and points it
+/// at the gateway, with the `extra` settings.
+async fn enroll(gw: &TestGateway, data: &Path, extra: &[(&str, &str)]) {
+    let (device, _) = gw.device(1);
+    let bundle = pki::layout::device_dir(&gw.pki_dir(), &device);
+    let mut enroll = agent(data);
+    enroll.arg("enroll").arg("bundle").arg(&bundle);
+    ok(enroll).await;
+    let address = gw.gateway.device_addr().to_string();
+    let base = [("gateway", address.as_str()), ("server_name", "localhost")];
+    for (key, value) in base.iter().chain(extra) {
+        let mut set = agent(data);
+        set.args(["config", "set", key, value]);
+        ok(set).await;
+    }
 }
 
 fn record(data: &Path, text: &str) -> Command {
@@ -77,22 +96,16 @@ async fn kill_9_at_any_moment_loses_and_duplicates_nothing() {
     let gw = TestGateway::start(&Backend::Sqlite, 1).await;
     let data = tempfile::tempdir().unwrap();
     let data = data.path();
-    let (device, _) = gw.device(1);
-    let bundle = pki::layout::device_dir(&gw.pki_dir(), &device);
-    let mut enroll = agent(data);
-    enroll.arg("enroll").arg("bundle").arg(&bundle);
-    ok(enroll).await;
-    for (key, value) in [
-        ("gateway", gw.gateway.device_addr().to_string()),
-        ("server_name", "localhost".into()),
-        ("backoff_initial_ms", "50".into()),
-        ("backoff_max_secs", "1".into()),
-        ("records_per_push", "7".into()),
-    ] {
-        let mut set = agent(data);
-        set.args(["config", "set", key, &value]);
-        ok(set).await;
-    }
+    enroll(
+        &gw,
+        data,
+        &[
+            ("backoff_initial_ms", "50"),
+            ("backoff_max_secs", "1"),
+            ("records_per_push", "7"),
+        ],
+    )
+    .await;
 
     let mut confirmed = HashSet::new();
     let mut attempted = HashSet::new();

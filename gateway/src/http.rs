@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
@@ -35,7 +35,7 @@ pub enum HttpError {
 pub fn router(state: Arc<GatewayState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .with_state(state.clone())
         .merge(crate::api::router(state.clone()))
         .merge(crate::pages::router(state))
@@ -63,6 +63,20 @@ pub async fn serve(
                 .await
         }
     }
+}
+
+/// `ok`, or `failed: …` with 503 once a storage failure stopped a component (see
+/// [`crate::faults`]): a load balancer then sends devices to another gateway.
+async fn healthz(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
+    let halted = state.faults.halted();
+    if halted.is_empty() {
+        return (StatusCode::OK, "ok\n".to_owned());
+    }
+    let reasons: Vec<String> = halted.iter().map(ToString::to_string).collect();
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("failed: {}\n", reasons.join("; ")),
+    )
 }
 
 async fn metrics(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {

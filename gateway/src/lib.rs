@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod deadlines;
 pub mod endpoint;
+pub mod faults;
 pub mod handlers;
 pub mod http;
 pub mod ingest;

@@ -53,6 +53,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,quinn=warn,sqlx=warn".into()),
         )
         .init();
+    // Test builds only: the failpoints a test set in `FAILPOINTS` (see durable).
+    let _failpoints = durable::failpoint::setup();
     let args = Args::parse();
     let config = match Config::load(args.config.as_deref(), &ProcessEnv) {
         Ok(config) => config,
@@ -78,6 +80,9 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
+    if durable::failpoint::ENABLED {
+        tracing::warn!("this gateway build carries failpoints: it is for tests, not for service");
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         println!(

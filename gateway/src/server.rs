@@ -115,6 +115,7 @@ impl RunningGateway {
             task.abort();
             let _ = task.await;
         }
+        state.media.unlock();
         state.store.close().await;
         tracing::info!("gateway stopped");
     }
@@ -206,12 +207,14 @@ pub async fn start_with_clock(
 
     let media = crate::media::MediaStore::open(&config.media, &config.data_dir)?;
     let recording_metrics = crate::deadlines::RecordingMetrics::register(&metrics);
+    let faults = Arc::new(crate::faults::StorageFaults::register(&metrics));
     let ingest = crate::ingest::Committer::start(
         store.clone(),
         config.policy.two_officer.clone(),
         clock.clone(),
         crate::ingest::RecordMetrics::register(&metrics),
         config.ingest.settings(),
+        faults.clone(),
     );
     let state = Arc::new(GatewayState {
         config,
@@ -220,6 +223,7 @@ pub async fn start_with_clock(
         ingest,
         media,
         recording_metrics,
+        faults,
         live: Arc::new(LiveConnections::default()),
         clock,
         shutdown: CancellationToken::new(),

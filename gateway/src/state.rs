@@ -36,4 +36,6 @@ pub struct GatewayState {
     pub media: crate::media::MediaStore,
     /// Recording metrics (overdue, silent devices, bytes, stored).
     pub recording_metrics: crate::deadlines::RecordingMetrics,
+    /// Components stopped by a storage failure (shared with the committer).
+    pub faults: Arc<crate::faults::StorageFaults>,
 }

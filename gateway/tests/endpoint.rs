@@ -315,15 +315,14 @@ async fn a_revocation_through_one_gateway_closes_the_connection_on_another() {
     };
     let a = TestGateway::start(&backend, 1).await;
     // Gateway B shares A's PKI folder and database, as two gateways behind one
-    // load balancer do.
+    // load balancer do; its data folder (its staging) is its own.
+    let data_b = std::sync::Arc::new(tempfile::tempdir().unwrap());
     let mut config_b = a.config.clone();
+    config_b.data_dir = data_b.path().to_owned();
+    config_b.pki.dir = a.pki_dir().to_string_lossy().into_owned();
     config_b.pki.auto_dev_pki = false;
-    let b = TestGateway::start_with(
-        config_b,
-        a.data.clone(),
-        std::sync::Arc::new(clock::SystemClock),
-    )
-    .await;
+    let b =
+        TestGateway::start_with(config_b, data_b, std::sync::Arc::new(clock::SystemClock)).await;
 
     let (id, identity) = a.device(1);
     let mut conn = b.connect(&identity).await.unwrap();

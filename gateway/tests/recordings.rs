@@ -22,6 +22,8 @@ mod kill;
 mod modes;
 #[path = "recordings/s3.rs"]
 mod s3;
+#[path = "recordings/shared_media.rs"]
+mod shared_media;
 #[path = "recordings/support.rs"]
 mod support;
 #[path = "recordings/upload.rs"]

@@ -87,6 +87,9 @@ error_codes! {
     ShuttingDown = 502,
     /// The gateway is overloaded; retry later.
     Busy = 503,
+    /// The gateway's storage failed (an I/O error): it acknowledges nothing more until
+    /// it is restarted. Keep the data and retry later, perhaps through another gateway.
+    StorageFailed = 504,
 }
 
 impl ErrorCode {
@@ -103,6 +106,7 @@ impl ErrorCode {
                 | ErrorCode::TooManyPendingRecordings
                 | ErrorCode::StagingQuotaExceeded
                 | ErrorCode::UploadStalled
+                | ErrorCode::StorageFailed
         )
     }
 }

@@ -224,6 +224,20 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     response
 }
 
+/// `len` bytes of deterministic pseudo-random content (xorshift), distinct per seed:
+/// recordings whose every byte matters to their hash.
+pub fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// Polls `check` every 20 ms until it holds, for at most `limit`; returns whether it
 /// held. For waiting on asynchronous effects without asserting on timing.
 pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
@@ -348,7 +362,8 @@ impl GatewayProcess {
             .env("FIELDSYNC_DEVICE_LISTEN", device_addr.to_string())
             .env("FIELDSYNC_HTTP_LISTEN", http_addr.to_string())
             .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
+            // The log (tracing writes to standard output) and any panic, in one file.
+            .stdout(stderr.reopen().expect("the temporary file"))
             .stderr(stderr.reopen().expect("the temporary file"));
         if let Backend::Postgres { url, schema } = backend {
             command
@@ -363,9 +378,12 @@ impl GatewayProcess {
             device_addr,
             http_addr,
         };
+        // Up once `/healthz` answers 200 ("ok", or "degraded" with a storage alarm).
         let up = eventually(Duration::from_secs(30), || async move {
             tokio::net::TcpStream::connect(http_addr).await.is_ok()
-                && http_get(http_addr, "/healthz").await.contains("ok")
+                && http_get(http_addr, "/healthz")
+                    .await
+                    .starts_with("HTTP/1.1 200")
         })
         .await;
         if !up {
@@ -374,5 +392,26 @@ impl GatewayProcess {
             panic!("the gateway binary did not start (exit: {exited:?}); its stderr:\n{log}");
         }
         process
+    }
+
+    /// What the process wrote to standard output (its log) and standard error so far
+    /// (unless the test sent them elsewhere).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
+    }
+
+    /// Waits up to `limit` for the process to end by itself; its exit status, or
+    /// `None` if it still runs.
+    pub async fn exited(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

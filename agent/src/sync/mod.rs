@@ -347,7 +347,9 @@ impl Agent {
     /// outbox and marks a refused one; acks that do not cover the push are an error.
     pub async fn apply_acks(&self, acked: AckedBatch) -> Result<AckPlan, SyncError> {
         let AckedBatch(plan) = acked;
+        durable::failpoint::crash_point("agent.acks_received");
         self.outbox().apply_record_acks(&plan, self.now()).await?;
+        durable::failpoint::crash_point("agent.acks_applied");
         if plan.rejected.is_none() && (!plan.is_complete() || plan.durable.is_empty()) {
             return Err(SyncError::IncompleteAcks {
                 sent: plan.pushed(),
@@ -420,7 +422,9 @@ impl Agent {
                 ResponseBody::RosterDelta(delta) => delta,
                 other => return Err(unexpected("roster_since", other)),
             };
+            durable::failpoint::crash_point("agent.roster_received");
             outbox.apply_roster_delta(&delta).await?;
+            durable::failpoint::crash_point("agent.roster_applied");
             report.roster_entries += delta.entries.len();
             let progressed = delta.to_version > version;
             version = delta.to_version;

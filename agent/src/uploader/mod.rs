@@ -302,12 +302,14 @@ impl Agent {
         stored_at: Option<Millis>,
     ) -> Result<Outcome, UploadError> {
         let at = stored_at.unwrap_or_else(|| self.now());
+        durable::failpoint::crash_point("agent.stored_heard");
         self.outbox().recording_stored(r.recording_id, at).await?;
         remove_local_copy(&r.path).map_err(|source| UploadError::File {
             id: r.recording_id,
             path: r.path.display().to_string(),
             source,
         })?;
+        durable::failpoint::crash_point("agent.copy_deleted");
         self.outbox().recording_copy_deleted(r.recording_id).await?;
         tracing::info!(recording = %r.recording_id, "recording stored by the gateway; local copy deleted");
         Ok(Outcome::Stored)

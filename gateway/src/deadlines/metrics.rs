@@ -30,6 +30,9 @@ pub struct RecordingMetrics {
     pub upload_refusals: IntCounterVec,
     /// Abandoned staging files removed after `media.staging_max_age_hours`.
     pub staging_removed: IntCounter,
+    /// Staged files dropped before publishing because the disk did not hold what was
+    /// received (read back and checked before every publish).
+    pub staged_damaged: IntCounter,
     /// Held for the whole of a watcher pass, so two passes (the watcher's and one
     /// asked for) never interleave and an older pass never sets a gauge last.
     pub(crate) pass: std::sync::Arc<tokio::sync::Mutex<()>>,
@@ -94,8 +97,14 @@ impl RecordingMetrics {
             "Abandoned staging files removed after media.staging_max_age_hours",
         )
         .expect("valid metric");
+        let staged_damaged = IntCounter::new(
+            "fieldsync_recording_staged_damaged_total",
+            "Staged recordings dropped before publishing because the copy on disk differed from what was received",
+        )
+        .expect("valid metric");
         for c in [
             Box::new(overdue.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(staged_damaged.clone()),
             Box::new(upload_refusals.clone()),
             Box::new(staging_removed.clone()),
             Box::new(silent_devices.clone()),
@@ -117,6 +126,7 @@ impl RecordingMetrics {
             hash_mismatches,
             upload_refusals,
             staging_removed,
+            staged_damaged,
             pass: std::sync::Arc::default(),
             first_pass: std::sync::Arc::new(tokio::sync::watch::channel(false).0),
         }

@@ -257,4 +257,10 @@ async fn handle_stream(
     // (discarding what is queued), never drops a reply. (Not in the latency above:
     // that is the gateway's time to answer.)
     let _ = tokio::time::timeout(REPLY_DELIVERY_TIMEOUT, send.stopped()).await;
+    // Test builds: stop once the device has its acks or its "stored".
+    durable::failpoint::crash_point(match &response.body {
+        ResponseBody::RecordAcks(_) => "reply.acks_delivered",
+        ResponseBody::RecordingStored(_) => "reply.stored_delivered",
+        _ => "reply.delivered",
+    });
 }

@@ -75,6 +75,13 @@ pub enum HandlerError {
     Recording(recordings::RecordingError),
 }
 
+/// What a device hears when the gateway's storage is full (the details are logged).
+pub(crate) const STORAGE_FULL_MESSAGE: &str =
+    "the gateway's storage is full: nothing of this request was stored; keep it and retry later";
+/// What a device hears once a storage failure stopped a component (see
+/// [`crate::faults`]; the details are logged).
+pub(crate) const STORAGE_FAILED_MESSAGE: &str = "the gateway's storage failed: it acknowledges nothing more until it is restarted; keep the data and retry later";
+
 impl HandlerError {
     /// The typed error reply for the device.
     pub fn reply(&self) -> ErrorReply {
@@ -88,10 +95,20 @@ impl HandlerError {
             HandlerError::Store(_) => ErrorCode::Internal,
             HandlerError::TooMany { .. } => ErrorCode::TooManyItems,
             HandlerError::Ingest(crate::ingest::IngestError::Stopped) => ErrorCode::ShuttingDown,
+            HandlerError::Ingest(crate::ingest::IngestError::StorageFull(_)) => {
+                ErrorCode::StorageFull
+            }
+            HandlerError::Ingest(crate::ingest::IngestError::Halted(_)) => ErrorCode::StorageFailed,
             HandlerError::Ingest(_) | HandlerError::Internal(_) => ErrorCode::Internal,
             HandlerError::Recording(e) => e.reply().code,
         };
         let message = match self {
+            HandlerError::Ingest(crate::ingest::IngestError::StorageFull(_)) => {
+                STORAGE_FULL_MESSAGE.into()
+            }
+            HandlerError::Ingest(crate::ingest::IngestError::Halted(_)) => {
+                STORAGE_FAILED_MESSAGE.into()
+            }
             // Store internals are logged, not sent to devices.
             HandlerError::Store(_) | HandlerError::Ingest(_) | HandlerError::Internal(_) => {
                 "the gateway could not complete the request; retry".into()

@@ -20,6 +20,7 @@ use quinn::VarInt;
 use uuid::Uuid;
 
 use super::{ConnectionContext, HandlerError};
+use crate::faults::{Component, Halted};
 use crate::media::{MediaError, Received, Stop, UploadCap, UploadSlot};
 use crate::state::GatewayState;
 use crate::store::recordings::Announced;
@@ -124,6 +125,9 @@ pub enum RecordingError {
         /// `media.max_staging_bytes_per_device`.
         max: u64,
     },
+    /// A storage failure stopped the media store (until the gateway is restarted).
+    #[error(transparent)]
+    Halted(#[from] Halted),
     /// The gateway is stopping.
     #[error(
         "the gateway is shutting down; it holds {offset} bytes of this recording, resume from there on a new connection"
@@ -169,6 +173,7 @@ impl RecordingError {
             RecordingError::TooManyUploads { .. } => ErrorCode::TooManyUploads,
             RecordingError::TooManyPending { .. } => ErrorCode::TooManyPendingRecordings,
             RecordingError::StagingQuota { .. } => ErrorCode::StagingQuotaExceeded,
+            RecordingError::Halted(_) => ErrorCode::StorageFailed,
             RecordingError::ShuttingDown { .. } => ErrorCode::ShuttingDown,
             RecordingError::Media(_) | RecordingError::Store(_) => ErrorCode::Internal,
         };
@@ -177,6 +182,7 @@ impl RecordingError {
             RecordingError::Media(_) | RecordingError::Store(_) => {
                 "the gateway could not complete the request; retry".into()
             }
+            RecordingError::Halted(_) => super::STORAGE_FAILED_MESSAGE.into(),
             other => other.to_string(),
         };
         ErrorReply::new(code, message)
@@ -189,8 +195,19 @@ enum Position {
     Held(u64),
 }
 
-/// Logs the gateway's own failures (the device only hears "retry").
-fn logged(result: Result<ResponseBody, HandlerError>) -> Result<ResponseBody, HandlerError> {
+/// Stops the media store when a write, fsync or rename failed (see [`crate::faults`];
+/// the device hears `StorageFailed`), and logs the gateway's other failures (the
+/// device only hears "retry").
+fn finished(
+    state: &GatewayState,
+    result: Result<ResponseBody, HandlerError>,
+) -> Result<ResponseBody, HandlerError> {
+    if let Err(HandlerError::Recording(RecordingError::Media(
+        failure @ MediaError::Durability { .. },
+    ))) = &result
+    {
+        return Err(RecordingError::Halted(state.faults.halt(Component::Media, failure)).into());
+    }
     if let Err(
         e @ (HandlerError::Store(_)
         | HandlerError::Recording(RecordingError::Store(_) | RecordingError::Media(_))),
@@ -207,7 +224,7 @@ pub(super) async fn announce(
     ctx: &ConnectionContext,
     announcement: RecordingAnnouncement,
 ) -> Result<ResponseBody, HandlerError> {
-    logged(announce_inner(state, ctx, announcement).await)
+    finished(state, announce_inner(state, ctx, announcement).await)
 }
 
 async fn announce_inner(
@@ -254,6 +271,12 @@ async fn announce_inner(
         Announced::Existing(row) => row,
         Announced::Conflict(_) => return Err(RecordingError::Conflict(fresh.id).into()),
     };
+    // Tracked (its deadline counts); what the gateway holds of it is the media
+    // store's to say, and a stopped one says nothing.
+    state
+        .faults
+        .check(Component::Media)
+        .map_err(RecordingError::from)?;
     let deadline = row.deadline;
     let id = row.id;
     let (offset, stored) = match position(state, row).await? {
@@ -274,7 +297,7 @@ pub(super) async fn offset(
     ctx: &ConnectionContext,
     query: UploadOffsetQuery,
 ) -> Result<ResponseBody, HandlerError> {
-    logged(offset_inner(state, ctx, query).await)
+    finished(state, offset_inner(state, ctx, query).await)
 }
 
 async fn offset_inner(
@@ -282,6 +305,10 @@ async fn offset_inner(
     ctx: &ConnectionContext,
     query: UploadOffsetQuery,
 ) -> Result<ResponseBody, HandlerError> {
+    state
+        .faults
+        .check(Component::Media)
+        .map_err(RecordingError::from)?;
     let row = own_recording(state, ctx, query.recording_id).await?;
     Ok(ResponseBody::UploadOffset(
         match position(state, row).await? {
@@ -308,7 +335,7 @@ pub(super) async fn upload_chunk(
     header: UploadHeader,
     recv: &mut quinn::RecvStream,
 ) -> Result<ResponseBody, HandlerError> {
-    let result = logged(receive_chunk(state, ctx, header, recv).await);
+    let result = finished(state, receive_chunk(state, ctx, header, recv).await);
     if result.is_err() {
         // Tell the device to stop sending: nothing more of this chunk will be read.
         let _ = recv.stop(VarInt::from_u32(0));
@@ -336,6 +363,10 @@ async fn receive_chunk(
             },
         )
     })?;
+    state
+        .faults
+        .check(Component::Media)
+        .map_err(RecordingError::from)?;
     let row = own_recording(state, ctx, header.recording_id).await?;
     if row.is_stored() {
         return Ok(stored_reply(&row));
@@ -389,11 +420,13 @@ async fn receive_chunk(
         Err(_) => start,
     };
     if offset > start {
+        durable::failpoint::crash_point("upload.chunk_fsynced");
         state
             .recording_metrics
             .bytes_received
             .inc_by(offset - start);
         state.store.set_recording_progress(row.id, offset).await?;
+        durable::failpoint::crash_point("upload.offset_stored");
     }
     match received.map_err(RecordingError::from)? {
         Received::Complete { offset } if offset == row.size => {
@@ -502,12 +535,29 @@ async fn complete(
     row: &RecordingRow,
 ) -> Result<RecordingRow, HandlerError> {
     match state.media.publish(slot, row.sha256, row.size).await {
-        Ok(key) => commit(state, row, &key).await,
+        Ok(key) => {
+            durable::failpoint::crash_point("publish.folder_synced");
+            let stored = commit(state, row, &key).await?;
+            durable::failpoint::crash_point("publish.row_committed");
+            Ok(stored)
+        }
         Err(MediaError::HashMismatch { expected, actual }) => {
             state.recording_metrics.hash_mismatches.inc();
             state.store.set_recording_progress(row.id, 0).await?;
             tracing::warn!(recording = %row.id, %expected, %actual, "hash mismatch: upload dropped");
             Err(RecordingError::HashMismatch { expected, actual }.into())
+        }
+        Err(e @ MediaError::StagedDiffers { .. }) => {
+            // The bytes arrived right (their running hash matched) but the disk does
+            // not hold them: nothing is published, the device sends them again.
+            state.recording_metrics.staged_damaged.inc();
+            state.store.set_recording_progress(row.id, 0).await?;
+            tracing::error!(recording = %row.id, error = %e, "staged copy damaged on disk: dropped, not published");
+            Err(RecordingError::Media(e).into())
+        }
+        // Every byte is durable in staging; only the store is out of room.
+        Err(MediaError::StorageFull { .. }) => {
+            Err(RecordingError::StorageFull { offset: row.size }.into())
         }
         Err(e) => Err(RecordingError::from(e).into()),
     }

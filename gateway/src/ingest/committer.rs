@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::RecordMetrics;
 use crate::clock::SharedClock;
+use crate::faults::{Component, Halted, StorageFaults};
 use crate::store::{RecordBatch, Store};
 
 /// How the committer groups pushes.
@@ -30,6 +31,12 @@ pub enum IngestError {
     /// The group's transaction failed; nothing of it was stored.
     #[error("the group commit failed: {0}")]
     CommitFailed(String),
+    /// The store's disk is full; nothing of the group was stored.
+    #[error("the gateway's store is full ({0}); nothing of this push was stored, retry later")]
+    StorageFull(String),
+    /// Ingest stopped after a storage failure (until the gateway is restarted).
+    #[error(transparent)]
+    Halted(#[from] Halted),
     /// The gateway is shutting down and stopped taking pushes.
     #[error("the gateway is shutting down")]
     Stopped,
@@ -62,16 +69,19 @@ struct Worker {
     clock: SharedClock,
     metrics: RecordMetrics,
     settings: IngestSettings,
+    faults: Arc<StorageFaults>,
 }
 
 impl Committer {
-    /// Starts the committer task.
+    /// Starts the committer task. A commit that fails with an I/O error stops it for
+    /// good (`faults`): every later push is refused, none is acknowledged.
     pub fn start(
         store: Store,
         policy: TwoOfficerPolicy,
         clock: SharedClock,
         metrics: RecordMetrics,
         settings: IngestSettings,
+        faults: Arc<StorageFaults>,
     ) -> Committer {
         let (queue, jobs) = mpsc::channel(settings.queue_requests.max(1));
         let stop = CancellationToken::new();
@@ -81,6 +91,7 @@ impl Committer {
             clock,
             metrics: metrics.clone(),
             settings,
+            faults,
         };
         let task = tokio::spawn(worker.run(jobs, stop.clone()));
         Committer {
@@ -165,6 +176,12 @@ impl Worker {
     async fn commit(&self, group: Vec<Job>) {
         let (batches, replies): (Vec<RecordBatch>, Vec<_>) =
             group.into_iter().map(|j| (j.batch, j.reply)).unzip();
+        if let Err(halted) = self.faults.check(Component::Ingest) {
+            for reply in replies {
+                let _ = reply.send(Err(halted.clone().into()));
+            }
+            return;
+        }
         let started = Instant::now();
         let result = self
             .store
@@ -172,6 +189,7 @@ impl Worker {
             .await;
         match result {
             Ok((acks, summary)) => {
+                durable::failpoint::crash_point("ingest.committed");
                 self.metrics
                     .committed(&summary, batches.len(), started.elapsed().as_secs_f64());
                 for (reply, acks) in replies.into_iter().zip(acks) {
@@ -187,7 +205,13 @@ impl Worker {
                         crate::store::Backend::Postgres => "postgres",
                     }])
                     .inc();
-                let error = IngestError::CommitFailed(e.to_string());
+                let error = if e.is_storage_full() {
+                    IngestError::StorageFull(e.to_string())
+                } else if e.is_io_failure() {
+                    IngestError::Halted(self.faults.halt(Component::Ingest, &e))
+                } else {
+                    IngestError::CommitFailed(e.to_string())
+                };
                 for reply in replies {
                     let _ = reply.send(Err(error.clone()));
                 }

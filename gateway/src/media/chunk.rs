@@ -23,7 +23,7 @@ use tokio::task::{JoinError, JoinHandle};
 
 use super::MediaError;
 use super::direct::{DirectWriter, Window, WindowWrite};
-use super::fsutil::io_error;
+use super::fsutil::{durability_error, io_error};
 use super::pool::WriterPool;
 
 /// What the gateway remembers of a partial upload between chunks: no open file (an
@@ -183,7 +183,9 @@ impl ChunkWriter {
         self.batch = Some(WriterPool::spawn(permit, move || {
             let mut full = None;
             for piece in &batch {
-                match state.writer.write(piece) {
+                let written = durable::failpoint::io_point("staging.write")
+                    .and_then(|()| state.writer.write(piece));
+                match written {
                     Ok(None) => {}
                     // A batch is smaller than a window: it fills at most one.
                     Ok(Some(write)) => full = Some(write),
@@ -202,7 +204,7 @@ impl ChunkWriter {
                 self.state = Some(state);
                 match result {
                     Ok(full) => self.queued = full,
-                    Err(e) => self.fail(io_error("write a staging file", &self.path, e)),
+                    Err(e) => self.fail(durability_error("write a staging file", &self.path, e)),
                 }
             }
             Err(e) => self.fail(task_error(&e)),
@@ -217,7 +219,7 @@ impl ChunkWriter {
                 }
                 return true;
             }
-            Ok(Err(e)) => io_error("write a staging file", &self.path, e),
+            Ok(Err(e)) => durability_error("write a staging file", &self.path, e),
             Err(e) => task_error(&e),
         };
         if let Some(state) = self.state.as_mut() {
@@ -288,9 +290,11 @@ impl ChunkWriter {
             state
                 .writer
                 .flush()
-                .map_err(|e| io_error("write a staging file", &path, e))?;
-            file.sync_data()
-                .map_err(|e| io_error("fsync a staging file", &path, e))?;
+                .map_err(|e| durability_error("write a staging file", &path, e))?;
+            durable::failpoint::crash_point("upload.chunk_written");
+            durable::failpoint::io_point("staging.fsync")
+                .and_then(|()| file.sync_data())
+                .map_err(|e| durability_error("fsync a staging file", &path, e))?;
             Ok::<_, MediaError>(state)
         })
         .await

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use protocol::Sha256Hash;
 
 use super::MediaError;
-use super::fsutil::{fsync_dir, io_error};
+use super::fsutil::{durability_error, fsync_dir, io_error};
 
 /// Verified recordings on the local file system (or a shared mount).
 #[derive(Clone, Debug)]
@@ -45,8 +45,12 @@ impl FsBlobs {
         if self.holds(sha256, size)? {
             std::fs::remove_file(staged).map_err(|e| io_error("drop a staged copy", staged, e))?;
         } else {
-            std::fs::rename(staged, &target)
-                .map_err(|e| io_error("move a recording into the media store", &target, e))?;
+            durable::failpoint::io_point("publish.rename")
+                .and_then(|()| std::fs::rename(staged, &target))
+                .map_err(|e| {
+                    durability_error("move a recording into the media store", &target, e)
+                })?;
+            durable::failpoint::crash_point("publish.renamed");
             fsync_dir(dir)?;
         }
         if let Some(staging) = staged.parent() {

@@ -14,6 +14,7 @@ mod chunk;
 mod direct;
 pub mod fs;
 mod fsutil;
+pub mod owner;
 mod pace;
 mod pool;
 pub mod s3;
@@ -51,6 +52,42 @@ pub enum MediaError {
         expected: Sha256Hash,
         /// As received.
         actual: Sha256Hash,
+    },
+    /// A write, fsync or rename failed: what it wrote may not be on disk whatever a
+    /// later call says, so the media store stops acknowledging (see
+    /// [`crate::faults`]).
+    #[error("cannot {what} ({path}): {source}")]
+    Durability {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The staged file on disk is not what was received and fsync'd (the disk lost or
+    /// changed bytes, or another process wrote it); it was dropped, nothing published.
+    #[error(
+        "the staged copy on disk ({on_disk} bytes, SHA-256 {actual}) is not what was received ({size} bytes, SHA-256 {expected}); it was dropped"
+    )]
+    StagedDiffers {
+        /// Bytes received.
+        size: u64,
+        /// Bytes on disk.
+        on_disk: u64,
+        /// The verified hash of what was received.
+        expected: Sha256Hash,
+        /// The hash of what is on disk.
+        actual: Sha256Hash,
+    },
+    /// Another process holds this gateway's staging folder.
+    #[error(
+        "the staging folder {dir} is held by another gateway process: each gateway needs a data folder of its own (a copied data folder carries the same gateway id: remove its gateway.id)"
+    )]
+    StagingInUse {
+        /// The folder.
+        dir: PathBuf,
     },
     /// A file operation failed.
     #[error("cannot {what} ({path}): {source}")]
@@ -101,11 +138,14 @@ pub fn storage_key(sha256: &Sha256Hash) -> String {
 }
 
 impl MediaStore {
-    /// Opens the media store of a gateway whose data folder is `data_dir`.
+    /// Opens the media store of a gateway whose data folder is `data_dir`: its staging
+    /// folder is `<media>/staging/<gateway id>/`, held by this process (see
+    /// [`owner`]).
     pub fn open(settings: &MediaSettings, data_dir: &Path) -> Result<Self, MediaError> {
         let dir = settings.dir(data_dir);
         let pool = WriterPool::new(settings.writer_threads as usize);
-        let staging = Staging::open(dir.join("staging"), pool)?;
+        let id = owner::gateway_id(data_dir)?;
+        let staging = Staging::open(dir.join("staging").join(id), pool)?;
         let blobs = match settings.backend.as_str() {
             "s3" => Blobs::S3(s3::S3Blobs::open(settings)?),
             _ => Blobs::Fs(fs::FsBlobs::open(dir)?),
@@ -134,9 +174,16 @@ impl MediaStore {
         self.staging.acquire(id).await
     }
 
-    /// Checks a complete staging file against the announced hash and makes it durable
-    /// in the content-addressed store; returns its storage key. A wrong hash drops the
-    /// staging file and is [`MediaError::HashMismatch`].
+    /// Gives up the staging folder (at shutdown, once no upload runs).
+    pub fn unlock(&self) {
+        self.staging.unlock();
+    }
+
+    /// Checks a complete staging file against the announced hash, then reads it back
+    /// and checks its size and hash on disk, and makes it durable in the
+    /// content-addressed store; returns its storage key. A wrong hash drops the staging
+    /// file and is [`MediaError::HashMismatch`]; a staged file that differs on disk is
+    /// dropped too and is [`MediaError::StagedDiffers`].
     pub async fn publish(
         &self,
         slot: &mut UploadSlot,
@@ -149,6 +196,12 @@ impl MediaStore {
         if actual != expected {
             slot.discard().await?;
             return Err(MediaError::HashMismatch { expected, actual });
+        }
+        if let Err(e) = slot.verify_on_disk(expected, size).await {
+            if matches!(e, MediaError::StagedDiffers { .. }) {
+                slot.discard().await?;
+            }
+            return Err(e);
         }
         let staged = slot.path().to_owned();
         match &self.blobs {

@@ -18,6 +18,12 @@
 //! task, and handed in batches to jobs on the gateway-wide [`WriterPool`] (see
 //! [`super::chunk`]). A chunk whose bytes come slower than its [`Pace`] allows, or
 //! whose writer waits for room that long, ends with what arrived kept.
+//!
+//! One process per staging folder: [`Staging::open`] takes the folder's lock (see
+//! [`super::owner`]), so no other process ever writes these files. Before a staged file
+//! is published, [`UploadSlot::verify_on_disk`] reads it back and checks its size and
+//! SHA-256 on disk, not only the hash of the bytes as they arrived: what is published
+//! is what the disk holds.
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -35,7 +41,8 @@ use uuid::Uuid;
 
 use super::MediaError;
 use super::chunk::{ChunkWriter, Partial};
-use super::fsutil::{fsync_dir, io_error};
+use super::fsutil::{durability_error, fsync_dir, io_error};
+use super::owner::StagingLock;
 use super::pace::{Pace, Pacer};
 use super::pool::WriterPool;
 
@@ -89,6 +96,8 @@ pub struct Staging {
     dir: PathBuf,
     slots: Arc<Mutex<Slots>>,
     pool: WriterPool,
+    /// This process's hold on the folder (released at shutdown).
+    lock: Mutex<Option<StagingLock>>,
 }
 
 /// Why [`UploadSlot::receive`] stopped before `length` bytes.
@@ -120,15 +129,28 @@ pub enum Received {
 }
 
 impl Staging {
-    /// A staging area in `dir` (created if missing) whose chunks are written on `pool`.
+    /// The staging area in `dir` (created if missing) whose chunks are written on
+    /// `pool`, held by this process until [`Staging::unlock`];
+    /// [`MediaError::StagingInUse`] if another process holds it.
     pub fn open(dir: PathBuf, pool: WriterPool) -> Result<Self, MediaError> {
         durable::files::private_dir(&dir)
             .map_err(|e| io_error("create the staging folder", &dir, e))?;
+        let lock = StagingLock::take(&dir)?;
         Ok(Self {
             dir,
             slots: Arc::default(),
             pool,
+            lock: Mutex::new(Some(lock)),
         })
+    }
+
+    /// Gives the folder up (at shutdown, once no upload runs), so that a new gateway in
+    /// the same process can take it.
+    pub fn unlock(&self) {
+        self.lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 
     /// The staging file of a recording.
@@ -414,6 +436,52 @@ impl UploadSlot {
     pub fn recording_id(&self) -> Uuid {
         self.id
     }
+
+    /// Reads the staged file back from disk and checks that it has `size` bytes with
+    /// SHA-256 `expected` (the hash already verified on the bytes as they arrived).
+    /// [`MediaError::StagedDiffers`] if not: the disk lost or changed bytes after they
+    /// were written. Costs one read of the file (measured in docs/benchmarks.md).
+    pub async fn verify_on_disk(&self, expected: Sha256Hash, size: u64) -> Result<(), MediaError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::File::open(&path)
+                .map_err(|e| io_error("open a staged recording", &path, e))?;
+            let on_disk = file
+                .metadata()
+                .map_err(|e| io_error("read a staged recording's size", &path, e))?
+                .len();
+            let actual = Sha256Hash(hash_prefix(&mut file, on_disk, &path)?.finalize().into());
+            if on_disk == size && actual == expected {
+                Ok(())
+            } else {
+                Err(MediaError::StagedDiffers {
+                    size,
+                    on_disk,
+                    expected,
+                    actual,
+                })
+            }
+        })
+        .await
+        .map_err(|e| MediaError::Task(e.to_string()))?
+    }
+}
+
+/// The SHA-256 state over the first `len` bytes of `file`, read from its start.
+fn hash_prefix(file: &mut std::fs::File, len: u64, path: &Path) -> Result<Sha256, MediaError> {
+    let mut hasher = Sha256::new();
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| io_error("read a staging file", path, e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+        file.read_exact(&mut buf[..want])
+            .map_err(|e| io_error("read a staging file", path, e))?;
+        hasher.update(&buf[..want]);
+        left -= want as u64;
+    }
+    Ok(hasher)
 }
 
 /// Opens a staging file, cuts it back to `recorded` if longer, and hashes it.
@@ -437,20 +505,9 @@ fn load(path: &Path, dir: &Path, recorded: u64) -> Result<Partial, MediaError> {
     if len > offset {
         file.set_len(offset)
             .and_then(|()| file.sync_all())
-            .map_err(|e| io_error("cut back a staging file", path, e))?;
+            .map_err(|e| durability_error("cut back a staging file", path, e))?;
     }
-    let mut hasher = Sha256::new();
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| io_error("read a staging file", path, e))?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = offset;
-    while left > 0 {
-        let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-        file.read_exact(&mut buf[..want])
-            .map_err(|e| io_error("read a staging file", path, e))?;
-        hasher.update(&buf[..want]);
-        left -= want as u64;
-    }
+    let hasher = hash_prefix(&mut file, offset, path)?;
     Ok(Partial { offset, hasher })
 }
 
@@ -504,7 +561,13 @@ mod tests {
                 }
             );
         }
+        // A second holder of the folder is refused while the first holds it.
+        assert!(matches!(
+            Staging::open(staging.dir.clone(), WriterPool::new(2)),
+            Err(MediaError::StagingInUse { .. })
+        ));
         // A fresh process (a new staging area) trusts only the recorded offset.
+        staging.unlock();
         let restarted = Staging::open(staging.dir.clone(), WriterPool::new(2)).unwrap();
         let mut slot = restarted.acquire(id).await;
         assert_eq!(slot.offset(100_000).await.unwrap(), 100_000);

@@ -7,6 +7,8 @@
 
 use std::path::PathBuf;
 
+use sqlx::error::DatabaseError;
+
 use protocol::DeviceId;
 use protocol::domain::{AgencyClass, CertificateStatus, StatusChangeError};
 
@@ -106,7 +108,59 @@ pub enum StoreError {
     },
 }
 
+/// SQLite's primary result codes for a full disk and an I/O error (extended codes keep
+/// the primary code in their low byte, e.g. `SQLITE_IOERR_FSYNC` = 1034).
+const SQLITE_FULL: i64 = 13;
+const SQLITE_IOERR: i64 = 10;
+/// PostgreSQL's SQLSTATE for a full disk.
+const PG_DISK_FULL: &str = "53100";
+
+/// The primary result code of a SQLite error (`None` for another database's).
+fn sqlite_primary_code(e: &dyn sqlx::error::DatabaseError) -> Option<i64> {
+    let sqlite = e.try_downcast_ref::<sqlx::sqlite::SqliteError>()?;
+    sqlite.code()?.parse::<i64>().ok().map(|c| c & 0xff)
+}
+
+/// The SQLSTATE of a PostgreSQL error (`None` for another database's).
+fn pg_state(e: &dyn sqlx::error::DatabaseError) -> Option<String> {
+    let pg = e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+    Some(pg.code().to_owned())
+}
+
 impl StoreError {
+    /// True when the database's disk is full (SQLite `SQLITE_FULL`, PostgreSQL
+    /// `disk_full`): nothing was written, and the same write can succeed once there
+    /// is space.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                sqlite_primary_code(e.as_ref()) == Some(SQLITE_FULL)
+                    || pg_state(e.as_ref()).as_deref() == Some(PG_DISK_FULL)
+            }
+            StoreError::Database(sqlx::Error::Io(e)) => {
+                e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT)
+            }
+            _ => false,
+        }
+    }
+
+    /// True when SQLite reported an I/O error on the gateway's own database file
+    /// (`SQLITE_IOERR` and its extended codes: a failed write, fsync, truncate): after
+    /// it nothing written may be trusted to be on disk (see [`crate::faults`]).
+    /// PostgreSQL's I/O errors are the database server's to handle (it stops and
+    /// recovers from its log), so they are not counted here.
+    pub fn is_io_failure(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                sqlite_primary_code(e.as_ref()) == Some(SQLITE_IOERR)
+            }
+            // What the `ingest.commit` failpoint injects; PostgreSQL's socket errors
+            // are other numbers.
+            StoreError::Database(sqlx::Error::Io(e)) => e.raw_os_error() == Some(libc::EIO),
+            _ => false,
+        }
+    }
+
     /// Shorthand for a [`StoreError::Corrupt`] from any displayable error.
     pub(crate) fn corrupt(what: &'static str, reason: impl std::fmt::Display) -> Self {
         StoreError::Corrupt {

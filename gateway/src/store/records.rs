@@ -80,7 +80,12 @@ impl IngestTx {
         Ok(Self { conn })
     }
 
+    /// Commits the group. Failpoints (test builds): `ingest.group_written` stops the
+    /// process with the rows written and not committed; `ingest.commit` fails the
+    /// commit as an I/O error would.
     async fn commit(self) -> Result<(), StoreError> {
+        durable::failpoint::crash_point("ingest.group_written");
+        durable::failpoint::io_point("ingest.commit").map_err(sqlx::Error::Io)?;
         match self.conn {
             TxConn::Sqlite(t) => t.commit().await?,
             TxConn::Postgres(t) => t.commit().await?,

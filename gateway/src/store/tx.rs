@@ -84,12 +84,16 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Commits, then publishes the queued in-process events.
+    /// Commits, then publishes the queued in-process events. Failpoints (test
+    /// builds): `audit.appended` stops the process with the change and its audit entry
+    /// written and not committed, `audit.committed` right after the commit.
     pub(crate) async fn commit(self, hub: &EventHub) -> Result<(), StoreError> {
+        durable::failpoint::crash_point("audit.appended");
         match self.conn {
             TxConn::Sqlite(t) => t.commit().await?,
             TxConn::Postgres(t) => t.commit().await?,
         }
+        durable::failpoint::crash_point("audit.committed");
         for event in self.after_commit {
             hub.send(event);
         }

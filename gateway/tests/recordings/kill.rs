@@ -85,7 +85,11 @@ async fn a_gateway_killed_mid_chunk_keeps_every_acknowledged_byte_and_the_upload
         // More than the gateway's 1 MiB write: unacknowledged bytes reach the file
         // before the kill, and the restart must cut them away.
         send.write_all(&bytes[500_000..2_200_000]).await.unwrap();
-        let staged = data.path().join(format!("media/staging/{id}.part"));
+        // Staged under the gateway's own id (its data folder's gateway.id).
+        let gateway_id = gateway::media::owner::gateway_id(data.path()).unwrap();
+        let staged = data
+            .path()
+            .join(format!("media/staging/{gateway_id}/{id}.part"));
         let arrived = eventually(WAIT, || {
             let staged = staged.clone();
             async move { std::fs::metadata(&staged).is_ok_and(|m| m.len() >= 1_500_000) }

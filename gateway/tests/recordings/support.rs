@@ -83,18 +83,8 @@ impl Fixture {
     }
 }
 
-/// `len` bytes of deterministic pseudo-random content (xorshift), distinct per seed.
-pub(crate) fn content(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+/// `len` bytes of deterministic pseudo-random content, distinct per seed.
+pub(crate) use test_support::pseudo_random_bytes as content;
 
 /// An announcement of `bytes` recorded over the hour before `ended_at` (device clock).
 pub(crate) fn announcement(bytes: &[u8], ended_at: Millis) -> RecordingAnnouncement {

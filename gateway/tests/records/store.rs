@@ -105,16 +105,18 @@ async fn a_failed_group_commit_fails_every_caller_and_stores_nothing() {
         assert_eq!(store.record_count().await.unwrap(), 0);
 
         // Through the committer: both callers of the failed group get an error.
+        let metrics = Metrics::new();
         let committer = Arc::new(Committer::start(
             store.clone(),
             TwoOfficerPolicy::default(),
             Arc::new(ManualClock::new(T0)),
-            RecordMetrics::register(&Metrics::new()),
+            RecordMetrics::register(&metrics),
             IngestSettings {
                 max_batch_records: 4,
                 max_wait: Duration::from_secs(2),
                 queue_requests: 8,
             },
+            Arc::new(gateway::faults::StorageFaults::register(&metrics)),
         ));
         let (a, b) = tokio::join!(
             committer.submit(batch(&good)),
