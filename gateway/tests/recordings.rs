@@ -22,6 +22,8 @@ mod kill;
 mod modes;
 #[path = "recordings/s3.rs"]
 mod s3;
+#[path = "recordings/s3_checksums.rs"]
+mod s3_checksums;
 #[path = "recordings/shared_media.rs"]
 mod shared_media;
 #[path = "recordings/support.rs"]

@@ -3,15 +3,23 @@
 //! (multipart above one part, so memory does not grow with the file), its size is
 //! confirmed with a HEAD, and only then is the staging copy dropped.
 //!
+//! Every request that carries bytes carries their SHA-256 (`x-amz-checksum-sha256`):
+//! a single PUT the whole recording's, each part of a multipart upload its own, and the
+//! completion lists every part's, from which the service computes the object's. A
+//! service that checks them refuses bytes changed on the way. A multipart upload that
+//! fails is aborted, so no invisible parts stay behind in the bucket.
+//!
 //! S3 has no rename and no fsync: a completed PUT is durable by the service's contract,
 //! which is the S3 meaning of "fsync'd and renamed".
 
 use std::path::Path;
 use std::sync::Arc;
 
-use object_store::aws::AmazonS3Builder;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use object_store::aws::{AmazonS3Builder, Checksum};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
 use protocol::Sha256Hash;
 use tokio::io::AsyncReadExt;
 
@@ -21,6 +29,40 @@ use super::{MediaError, MediaSettings};
 const PART: usize = 8 << 20;
 /// Parts uploaded at once (bounds memory to about `PART × (PARALLEL + 1)`).
 const PARALLEL: usize = 2;
+
+/// Reads `file` part by part and hands each to `upload`, at most [`PARALLEL`] in
+/// flight; the first failure stops it (the parts in flight are dropped).
+async fn send_parts(
+    upload: &mut dyn MultipartUpload,
+    file: &mut tokio::fs::File,
+    staged: &Path,
+) -> Result<(), MediaError> {
+    let mut in_flight: FuturesUnordered<object_store::UploadPart> = FuturesUnordered::new();
+    loop {
+        let mut part = Vec::with_capacity(PART);
+        let read = (&mut *file)
+            .take(PART as u64)
+            .read_to_end(&mut part)
+            .await
+            .map_err(|e| super::fsutil::io_error("read a staged recording", staged, e))?;
+        if read == 0 {
+            break;
+        }
+        while in_flight.len() >= PARALLEL {
+            if let Some(done) = in_flight.next().await {
+                done.map_err(MediaError::ObjectStore)?;
+            }
+        }
+        in_flight.push(upload.put_part(PutPayload::from(part)));
+        if read < PART {
+            break;
+        }
+    }
+    while let Some(done) = in_flight.next().await {
+        done.map_err(MediaError::ObjectStore)?;
+    }
+    Ok(())
+}
 
 /// Verified recordings in an S3-compatible bucket.
 pub struct S3Blobs {
@@ -35,7 +77,8 @@ impl S3Blobs {
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&settings.s3_bucket)
             .with_region(&settings.s3_region)
-            .with_allow_http(settings.s3_allow_http);
+            .with_allow_http(settings.s3_allow_http)
+            .with_checksum_algorithm(Checksum::SHA256);
         if !settings.s3_endpoint.is_empty() {
             builder = builder.with_endpoint(&settings.s3_endpoint);
         }
@@ -79,28 +122,7 @@ impl S3Blobs {
                 .await
                 .map_err(MediaError::ObjectStore)?;
         } else {
-            let upload = self
-                .store
-                .put_multipart(&location)
-                .await
-                .map_err(MediaError::ObjectStore)?;
-            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = file
-                    .read(&mut buf)
-                    .await
-                    .map_err(|e| super::fsutil::io_error("read a staged recording", staged, e))?;
-                if n == 0 {
-                    break;
-                }
-                writer
-                    .wait_for_capacity(PARALLEL)
-                    .await
-                    .map_err(MediaError::ObjectStore)?;
-                writer.write(&buf[..n]);
-            }
-            writer.finish().await.map_err(MediaError::ObjectStore)?;
+            self.put_in_parts(&location, &mut file, staged).await?;
         }
         if !self.holds(sha256, size).await? {
             return Err(MediaError::NotDurable(format!(
@@ -108,6 +130,42 @@ impl S3Blobs {
             )));
         }
         Ok(())
+    }
+
+    /// Uploads `file` in parts of [`PART`] bytes, [`PARALLEL`] at a time, each with
+    /// its SHA-256; if any part or the completion fails, the upload is aborted.
+    async fn put_in_parts(
+        &self,
+        location: &ObjectPath,
+        file: &mut tokio::fs::File,
+        staged: &Path,
+    ) -> Result<(), MediaError> {
+        let mut upload = self
+            .store
+            .put_multipart(location)
+            .await
+            .map_err(MediaError::ObjectStore)?;
+        let sent = send_parts(upload.as_mut(), file, staged).await;
+        let done = match sent {
+            Ok(()) => upload
+                .complete()
+                .await
+                .map(drop)
+                .map_err(MediaError::ObjectStore),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &done {
+            match upload.abort().await {
+                Ok(()) => {
+                    tracing::warn!(%location, error = %e, "multipart upload failed and was aborted");
+                }
+                Err(abort) => tracing::error!(
+                    %location, error = %e, abort = %abort,
+                    "multipart upload failed and could not be aborted: its parts stay in the bucket until its lifecycle rule removes them"
+                ),
+            }
+        }
+        done
     }
 
     /// True when the bucket holds the content with this size.

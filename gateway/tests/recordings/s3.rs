@@ -11,12 +11,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{Fixture, H, T0, announcement, content, row, upload_from};
 
-const BUCKET: &str = "fieldsync-media";
+pub(crate) const BUCKET: &str = "fieldsync-media";
 
 /// A moto server we started, stopped (by its pid) when dropped.
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Drop for Moto {
@@ -26,7 +26,7 @@ impl Drop for Moto {
     }
 }
 
-async fn start_moto() -> Option<Moto> {
+pub(crate) async fn start_moto() -> Option<Moto> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .ok()?
         .local_addr()
@@ -61,7 +61,7 @@ async fn start_moto() -> Option<Moto> {
     resp.starts_with("HTTP/1.1 200").then_some(moto)
 }
 
-fn s3_settings(config: &mut gateway::Config, port: u16) {
+pub(crate) fn s3_settings(config: &mut gateway::Config, port: u16) {
     config.media.backend = "s3".into();
     config.media.s3_endpoint = format!("http://127.0.0.1:{port}");
     config.media.s3_bucket = BUCKET.into();
