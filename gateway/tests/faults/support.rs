@@ -13,7 +13,6 @@ use agent::recordings::NewRecording;
 use agent::{Agent, AgentConfig, DeviceIdentity};
 use clock::SystemClock;
 use gateway::store::{Store, StoreConfig};
-use protocol::domain::Stage;
 use protocol::message::{MediaKind, RecordContent};
 use protocol::{DeviceId, Sha256Hash};
 use sha2::Digest;
@@ -371,19 +370,7 @@ pub(crate) async fn assert_stopped_at(process: &mut GatewayProcess, point: &str)
 
 /// Record content whose text names it.
 pub(crate) fn content(text: &str) -> RecordContent {
-    RecordContent {
-        case_number: "CASE-FAULTS".into(),
-        target: "Warehouse 9".into(),
-        stage: Stage::Investigation,
-        action_kind: "inspection".into(),
-        text: text.into(),
-        officers: vec!["ZF-0001".into(), "ZF-0002".into()],
-        location: None,
-        coordinates: None,
-        made_at: now(),
-        recordings: vec![],
-        corrects: None,
-    }
+    protocol::test_util::record_content("CASE-FAULTS", text, now())
 }
 
 /// `len` bytes of recording content, distinct per seed.
