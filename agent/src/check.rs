@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use crate::agent::Agent;
 use crate::outbox::StoreError;
-use crate::sync::{SyncError, request};
+use crate::request::request;
+use crate::sync::SyncError;
 use crate::transport::{ClientError, GatewayConnection};
 
 /// What to check.

@@ -4,20 +4,22 @@
 //! acknowledged before the next request, so an interruption at any point loses
 //! nothing and the next sync resumes where this one stopped.
 
-pub mod batch;
-
-use std::future::Future;
+pub mod plan;
+pub mod push;
 
 use protocol::chain::ChainHead;
-use protocol::message::{FieldRecord, PushIdentityChecks, PushRecords, RosterSince, Welcome};
-use protocol::{ErrorCode, Limits, RequestBody, ResponseBody};
+use protocol::message::{PushIdentityChecks, RosterSince, Welcome};
+use protocol::{ErrorCode, RequestBody, ResponseBody};
 
 use crate::agent::{AGENT_VERSION, Agent};
 use crate::outbox::StoreError;
-use crate::outbox::acks::{AckPlan, Sent, plan_acks};
 use crate::outbox::roster::RosterError;
 use crate::outbox::state::{keys, limits_text};
+use crate::request::{RequestError, request, unexpected, within};
 use crate::transport::{ClientError, GatewayConnection};
+use crate::uploader::{UploadError, UploadReport};
+pub use plan::PushBatch;
+pub use push::Pushed;
 
 /// Re-chains allowed in one sync: each one follows a refusal, so more than a few in
 /// a row means the gateway and the device disagree in a way a retry will not fix.
@@ -89,7 +91,7 @@ pub enum SyncError {
     TooManyRefusals(u32),
     /// The recordings step failed.
     #[error(transparent)]
-    Recordings(#[from] Box<crate::uploader::UploadError>),
+    Recordings(#[from] Box<UploadError>),
     /// The roster delta could not be applied.
     #[error(transparent)]
     Roster(#[from] RosterError),
@@ -105,47 +107,13 @@ impl SyncError {
     }
 }
 
-/// Sends one request within the agent's request timeout.
-pub(crate) async fn request(
-    agent: &Agent,
-    conn: &GatewayConnection,
-    what: &'static str,
-    body: RequestBody,
-) -> Result<ResponseBody, SyncError> {
-    within(agent, what, conn.request(body)).await
-}
-
-/// Runs a request future within the agent's request timeout.
-pub(crate) async fn within<T>(
-    agent: &Agent,
-    what: &'static str,
-    fut: impl Future<Output = Result<T, ClientError>>,
-) -> Result<T, SyncError> {
-    match tokio::time::timeout(agent.config().request_timeout(), fut).await {
-        Err(_) => Err(SyncError::Timeout(what)),
-        Ok(result) => Ok(result?),
+impl From<RequestError> for SyncError {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::Client(e) => SyncError::Client(e),
+            RequestError::Timeout(what) => SyncError::Timeout(what),
+        }
     }
-}
-
-fn unexpected(request: &'static str, reply: ResponseBody) -> SyncError {
-    SyncError::Client(ClientError::UnexpectedReply {
-        request,
-        reply: Box::new(reply),
-    })
-}
-
-/// A pushed batch whose acks have arrived but are not yet applied to the outbox (see
-/// [`Agent::send_batch`]).
-#[must_use = "the outbox keeps the records queued until the acks are applied"]
-#[derive(Debug)]
-pub struct AckedBatch(AckPlan);
-
-/// Queued records read from the outbox for one push, not yet sent (see
-/// [`Agent::prepare_batch`]). Dropping it changes nothing: the records stay queued.
-#[derive(Debug)]
-pub struct PreparedBatch {
-    sent: Vec<Sent>,
-    records: Vec<FieldRecord>,
 }
 
 impl Agent {
@@ -217,12 +185,15 @@ impl Agent {
         self.push_records(conn, &welcome, &mut report).await?;
         self.push_checks(conn, &welcome, &mut report).await?;
         self.pull_roster(conn, &welcome, &mut report).await?;
-        self.sync_recordings(conn, &mut report)
-            .await
-            .map_err(|e| match e {
-                crate::uploader::UploadError::Sync(inner) => *inner,
-                other => SyncError::Recordings(Box::new(other)),
-            })?;
+        let mut uploads = UploadReport::default();
+        let uploaded = self.sync_recordings(conn, &mut uploads).await;
+        report.recordings_announced = uploads.announced;
+        report.recordings_stored = uploads.stored;
+        report.recording_bytes_sent = uploads.bytes_sent;
+        uploaded.map_err(|e| match e {
+            UploadError::Request(e) => SyncError::from(e),
+            other => SyncError::Recordings(Box::new(other)),
+        })?;
         Ok(report)
     }
 
@@ -235,7 +206,8 @@ impl Agent {
     ) -> Result<(), SyncError> {
         let per_push = self.config().records_per_push;
         let mut refusals = 0;
-        while let Some(plan) = self.push_batch(conn, &welcome.limits, per_push).await? {
+        while let Some(batch) = self.next_batch(&welcome.limits, per_push).await? {
+            let plan = self.push(conn, batch).await?.plan;
             report.records_sent += plan.pushed();
             report.records_stored += plan.stored;
             report.records_duplicate += plan.duplicate;
@@ -261,104 +233,6 @@ impl Agent {
         Ok(())
     }
 
-    /// Pushes ONE batch of queued records (at most `max` and the welcome's `limits`)
-    /// and applies its acks to the outbox; `None` when nothing is queued. A refusal
-    /// comes back in the plan (the caller re-chains); acks that do not cover the push
-    /// are an error. [`Agent::sync_once`] loops over this; a caller that paces its
-    /// pushes (a metered link, the load test) calls it directly after a hello.
-    pub async fn push_batch(
-        &self,
-        conn: &GatewayConnection,
-        limits: &Limits,
-        max: u32,
-    ) -> Result<Option<AckPlan>, SyncError> {
-        match self.send_batch(conn, limits, max).await? {
-            Some(acked) => self.apply_acks(acked).await.map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// The first half of [`Agent::push_batch`]: pushes one batch and returns once its
-    /// acks are in, before the outbox has been told. Until [`Agent::apply_acks`] runs
-    /// the records stay queued (a crash in between sends them again and the gateway
-    /// answers "duplicate"), so a caller that times the gateway's answer (the load
-    /// test) can stop its clock here. [`Agent::prepare_batch`] then
-    /// [`Agent::send_prepared`] in one.
-    pub async fn send_batch(
-        &self,
-        conn: &GatewayConnection,
-        limits: &Limits,
-        max: u32,
-    ) -> Result<Option<AckedBatch>, SyncError> {
-        match self.prepare_batch(limits, max).await? {
-            Some(batch) => self.send_prepared(conn, batch).await.map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Reads the next batch of queued records (at most `max` and what the welcome's
-    /// `limits` allow) without sending it; `None` when nothing is queued. A caller that
-    /// wants only the push on its clock (the load test's drain) reads first. Send the
-    /// batch before anything else changes the queue: a re-chain after a refusal would
-    /// make it stale (the gateway would then refuse it, and nothing is lost).
-    pub async fn prepare_batch(
-        &self,
-        limits: &Limits,
-        max: u32,
-    ) -> Result<Option<PreparedBatch>, SyncError> {
-        let per_push = max.min(limits.max_records_per_push).max(1);
-        let queued = self.outbox().queued_records(per_push).await?;
-        let (mut sent, mut records): (Vec<Sent>, Vec<_>) = queued
-            .into_iter()
-            .map(|q| {
-                let sent = Sent {
-                    entry: q.entry,
-                    sequence: q.record.sequence,
-                };
-                (sent, q.record)
-            })
-            .unzip();
-        let n = batch::fit(&records, per_push, limits.max_frame_bytes);
-        if n == 0 {
-            return Ok(None);
-        }
-        sent.truncate(n);
-        records.truncate(n);
-        Ok(Some(PreparedBatch { sent, records }))
-    }
-
-    /// Pushes a batch from [`Agent::prepare_batch`] and returns once its acks are in
-    /// (see [`Agent::send_batch`]).
-    pub async fn send_prepared(
-        &self,
-        conn: &GatewayConnection,
-        batch: PreparedBatch,
-    ) -> Result<AckedBatch, SyncError> {
-        let PreparedBatch { sent, records } = batch;
-        let body = RequestBody::PushRecords(PushRecords { records });
-        let acks = match request(self, conn, "push_records", body).await? {
-            ResponseBody::RecordAcks(acks) => acks,
-            other => return Err(unexpected("push_records", other)),
-        };
-        Ok(AckedBatch(plan_acks(&sent, &acks.acks)))
-    }
-
-    /// The second half of [`Agent::push_batch`]: removes the durable records from the
-    /// outbox and marks a refused one; acks that do not cover the push are an error.
-    pub async fn apply_acks(&self, acked: AckedBatch) -> Result<AckPlan, SyncError> {
-        let AckedBatch(plan) = acked;
-        durable::failpoint::crash_point("agent.acks_received");
-        self.outbox().apply_record_acks(&plan, self.now()).await?;
-        durable::failpoint::crash_point("agent.acks_applied");
-        if plan.rejected.is_none() && (!plan.is_complete() || plan.durable.is_empty()) {
-            return Err(SyncError::IncompleteAcks {
-                sent: plan.pushed(),
-                answered: plan.durable.len(),
-            });
-        }
-        Ok(plan)
-    }
-
     /// Uploads queued offline identity checks.
     async fn push_checks(
         &self,
@@ -370,7 +244,7 @@ impl Agent {
         let per_push = limits.max_identity_checks_per_push.max(1);
         loop {
             let queued = self.outbox().queued_checks(per_push).await?;
-            let n = batch::fit(&queued, per_push, limits.max_frame_bytes);
+            let n = plan::fit(&queued, per_push, limits.max_frame_bytes);
             if n == 0 {
                 return Ok(());
             }
@@ -380,7 +254,7 @@ impl Agent {
             });
             let acks = match request(self, conn, "push_identity_checks", body).await? {
                 ResponseBody::IdentityCheckAcks(acks) => acks,
-                other => return Err(unexpected("push_identity_checks", other)),
+                other => return Err(unexpected("push_identity_checks", other).into()),
             };
             let summary = self.outbox().apply_check_acks(&ids, &acks.acks).await?;
             report.checks_uploaded += summary.durable;
@@ -420,7 +294,7 @@ impl Agent {
             let body = RequestBody::RosterSince(RosterSince { version });
             let delta = match request(self, conn, "roster_since", body).await? {
                 ResponseBody::RosterDelta(delta) => delta,
-                other => return Err(unexpected("roster_since", other)),
+                other => return Err(unexpected("roster_since", other).into()),
             };
             durable::failpoint::crash_point("agent.roster_received");
             outbox.apply_roster_delta(&delta).await?;

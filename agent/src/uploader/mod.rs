@@ -25,7 +25,7 @@ use crate::agent::Agent;
 use crate::outbox::StoreError;
 use crate::outbox::recordings::{LocalRecording, RecordingState};
 use crate::recordings::{AddRecordingError, hash_file, remove_local_copy};
-use crate::sync::{SyncError, SyncReport, within};
+use crate::request::{RequestError, within};
 use crate::transport::{ClientError, GatewayConnection, UploadReply};
 pub use pace::{Paced, RateLimiter};
 pub use plan::{device_deadline, upload_order};
@@ -39,7 +39,7 @@ const MAX_OFFSET_RETRIES: u32 = 3;
 pub enum UploadError {
     /// A request failed.
     #[error(transparent)]
-    Sync(Box<SyncError>),
+    Request(#[from] RequestError),
     /// The local file could not be read.
     #[error("cannot read recording {id} from {path}: {source}")]
     File {
@@ -72,7 +72,7 @@ impl UploadError {
     /// store: the uploader goes on with the next recording.
     pub fn concerns_one_recording(&self) -> bool {
         match self {
-            UploadError::Sync(e) => matches!(**e, SyncError::Client(ClientError::Refused(_))),
+            UploadError::Request(e) => matches!(e, RequestError::Client(ClientError::Refused(_))),
             UploadError::File { .. }
             | UploadError::StoredHashDiffers(_)
             | UploadError::OffsetChurn(_)
@@ -82,16 +82,21 @@ impl UploadError {
     }
 }
 
-impl From<SyncError> for UploadError {
-    fn from(e: SyncError) -> Self {
-        UploadError::Sync(Box::new(e))
+impl From<ClientError> for UploadError {
+    fn from(e: ClientError) -> Self {
+        UploadError::Request(RequestError::Client(e))
     }
 }
 
-impl From<ClientError> for UploadError {
-    fn from(e: ClientError) -> Self {
-        UploadError::Sync(Box::new(SyncError::Client(e)))
-    }
+/// What the recordings step did, for the sync's report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UploadReport {
+    /// Recordings announced.
+    pub announced: usize,
+    /// Recordings the gateway confirmed stored (local copies deleted).
+    pub stored: usize,
+    /// Recording bytes sent.
+    pub bytes_sent: u64,
 }
 
 /// How one upload attempt ended.
@@ -106,7 +111,7 @@ impl Agent {
     pub(crate) async fn sync_recordings(
         &self,
         conn: &GatewayConnection,
-        report: &mut SyncReport,
+        report: &mut UploadReport,
     ) -> Result<(), UploadError> {
         self.recover_recordings().await?;
         let skew = self
@@ -118,7 +123,7 @@ impl Agent {
         let mut first_error = None;
         for recording in upload_order(pending, skew) {
             match self.upload(conn, &recording, &mut limiter, report).await {
-                Ok(Outcome::Stored) => report.recordings_stored += 1,
+                Ok(Outcome::Stored) => report.stored += 1,
                 Ok(Outcome::Refused) => {}
                 Err(UploadError::File { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound =>
@@ -146,12 +151,12 @@ impl Agent {
         conn: &GatewayConnection,
         r: &LocalRecording,
         limiter: &mut RateLimiter,
-        report: &mut SyncReport,
+        report: &mut UploadReport,
     ) -> Result<Outcome, UploadError> {
         let id = r.recording_id;
         let (mut offset, stored) = match self.position(conn, r, report).await {
             Ok(p) => p,
-            Err(UploadError::Sync(e)) => return self.refusal(r, *e).await,
+            Err(UploadError::Request(e)) => return self.refusal(r, e).await,
             Err(e) => return Err(e),
         };
         if stored {
@@ -170,8 +175,8 @@ impl Agent {
             };
             let reply = match self.send_chunk(conn, r, header, limiter, report).await {
                 Ok(reply) => reply,
-                Err(UploadError::Sync(e)) => match *e {
-                    SyncError::Client(ClientError::Refused(reply))
+                Err(UploadError::Request(e)) => match e {
+                    RequestError::Client(ClientError::Refused(reply))
                         if reply.code == ErrorCode::OffsetMismatch
                             || reply.code == ErrorCode::UnknownRecording =>
                     {
@@ -225,7 +230,7 @@ impl Agent {
         &self,
         conn: &GatewayConnection,
         r: &LocalRecording,
-        report: &mut SyncReport,
+        report: &mut UploadReport,
     ) -> Result<(u64, bool), UploadError> {
         let id = r.recording_id;
         if !r.announced {
@@ -234,7 +239,7 @@ impl Agent {
             self.outbox()
                 .recording_announced(id, tracked.deadline, tracked.offset)
                 .await?;
-            report.recordings_announced += 1;
+            report.announced += 1;
             return Ok((tracked.offset, tracked.stored));
         }
         let held = within(self, "upload_offset", conn.upload_offset(id)).await?;
@@ -252,7 +257,7 @@ impl Agent {
         r: &LocalRecording,
         header: UploadHeader,
         limiter: &mut RateLimiter,
-        report: &mut SyncReport,
+        report: &mut UploadReport,
     ) -> Result<UploadReply, UploadError> {
         let file_err = |source| UploadError::File {
             id: r.recording_id,
@@ -284,14 +289,14 @@ impl Agent {
                 () = tokio::time::sleep(patience) => {
                     let now = read.load(Ordering::Relaxed);
                     if now == seen {
-                        report.recording_bytes_sent += now;
-                        return Err(SyncError::Timeout("upload_chunk").into());
+                        report.bytes_sent += now;
+                        return Err(RequestError::Timeout("upload_chunk").into());
                     }
                     seen = now;
                 }
             }
         };
-        report.recording_bytes_sent += read.load(Ordering::Relaxed);
+        report.bytes_sent += read.load(Ordering::Relaxed);
         Ok(reply?)
     }
 
@@ -319,8 +324,8 @@ impl Agent {
     /// matches the hash taken when it was registered) or a size over the limit marks
     /// the recording refused and keeps its copy; anything else fails this sync and is
     /// retried at the next.
-    async fn refusal(&self, r: &LocalRecording, e: SyncError) -> Result<Outcome, UploadError> {
-        let SyncError::Client(ClientError::Refused(reply)) = &e else {
+    async fn refusal(&self, r: &LocalRecording, e: RequestError) -> Result<Outcome, UploadError> {
+        let RequestError::Client(ClientError::Refused(reply)) = &e else {
             return Err(e.into());
         };
         let reason = match reply.code {

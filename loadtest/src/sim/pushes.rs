@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use agent::{GatewayConnection, PreparedBatch};
+use agent::{GatewayConnection, PushBatch};
 use protocol::Limits;
 use rand::Rng;
 use tokio::sync::{Barrier, watch};
@@ -238,8 +238,8 @@ async fn prepare(
     fleet: &Fleet,
     greeted: &Greeted,
     max: u32,
-) -> Option<PreparedBatch> {
-    match device.agent.prepare_batch(&greeted.limits, max).await {
+) -> Option<PushBatch> {
+    match device.agent.next_batch(&greeted.limits, max).await {
         Ok(batch) => batch,
         Err(e) => {
             fleet.stats.error(format!("push: {}", kind(&e.to_string())));
@@ -248,16 +248,16 @@ async fn prepare(
     }
 }
 
-/// Pushes one batch of at most `max` records (`prepared`, when it was read before);
-/// on a failure reconnects and pushes again until `deadline`. Returns how many records
-/// the gateway acknowledged and when its acks arrived (the outbox is updated after
-/// that).
+/// Pushes one batch of at most `max` records (`prepared`, when it was read before)
+/// through the agent's one push; on a failure reconnects and pushes again until
+/// `deadline`. Returns how many records the gateway acknowledged and when its acks
+/// arrived (the outbox is updated after that).
 async fn push(
     device: &Prepared,
     fleet: &Fleet,
     greeted: &mut Greeted,
     max: u32,
-    mut prepared: Option<PreparedBatch>,
+    mut prepared: Option<PushBatch>,
     deadline: Instant,
 ) -> Option<(u32, Instant)> {
     while Instant::now() < deadline {
@@ -270,22 +270,19 @@ async fn push(
             return None;
         }
         let conn = greeted.live.conn.as_ref().expect("greeted");
-        let sent = match prepared.take() {
-            Some(batch) => device.agent.send_prepared(conn, batch).await.map(Some),
-            None => device.agent.send_batch(conn, &greeted.limits, max).await,
+        let batch = match prepared.take() {
+            Some(batch) => Ok(Some(batch)),
+            None => device.agent.next_batch(&greeted.limits, max).await,
         };
-        let pushed = match sent {
-            Ok(Some(acked)) => {
-                let at = Instant::now();
-                device.agent.apply_acks(acked).await.map(|plan| (plan, at))
-            }
+        let pushed = match batch {
+            Ok(Some(batch)) => device.agent.push(conn, batch).await,
             // Nothing queued: the backlog is gone.
             Ok(None) => return None,
             Err(e) => Err(e),
         };
         match pushed {
-            Ok((plan, at)) if plan.rejected.is_none() => {
-                return Some((plan.durable.len() as u32, at));
+            Ok(pushed) if pushed.plan.rejected.is_none() => {
+                return Some((pushed.plan.durable.len() as u32, pushed.acked_at));
             }
             Ok(_) => {
                 fleet.stats.error("push: a record was refused");
