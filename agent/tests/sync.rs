@@ -472,3 +472,60 @@ async fn the_daemon_stops_when_its_device_is_revoked() {
     );
     gw.gateway.shutdown().await;
 }
+
+/// The device's disk full (issue 20, point 2): its data folder is a small tmpfs the
+/// test fills (the tests run as root in CI; without the right to mount, the test prints
+/// a notice and skips). A new record is refused with a typed "storage full" error and
+/// nothing is stored; a sync whose outbox writes find the disk full loses nothing and
+/// stores nothing twice; once space returns everything goes up by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_device_disk_refuses_records_clearly_and_loses_nothing() {
+    let Some(mut disk) = test_support::Tmpfs::mount("8m", 1024) else {
+        eprintln!("cannot mount a tmpfs (not root?): skipping the full-disk test");
+        return;
+    };
+    let gw = TestGateway::start(&test_support::Backend::Sqlite, 1).await;
+    let agent = agent_for(&gw, 1, &disk.path().join("device")).await;
+    let now = clock::SystemClock.now();
+    for i in 0..5 {
+        agent
+            .record(content(&format!("early-{i}"), now))
+            .await
+            .unwrap();
+    }
+    sync(&agent).await;
+    for i in 0..5 {
+        agent
+            .record(content(&format!("queued-{i}"), now))
+            .await
+            .unwrap();
+    }
+
+    disk.fill_leaving(0);
+    let refused = agent.record(content("refused", now)).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            agent::outbox::records::RecordError::Store(agent::outbox::StoreError::Full(_))
+        ),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("storage is full"), "{refused}");
+    // A sync on the full disk: whatever it manages, it loses nothing.
+    let mut session = agent.connect().await.expect("connect");
+    let _ = agent.sync_once(&mut session.conn).await;
+    session.close().await;
+
+    disk.free_all();
+    agent.record(content("after", now)).await.unwrap();
+    sync(&agent).await;
+    assert_eq!(agent.status().await.unwrap().queued_records, 0);
+    let stored = stored_texts(&gw, 1).await;
+    assert_unique(&stored);
+    let mut expected: Vec<String> = (0..5).map(|i| format!("early-{i}")).collect();
+    expected.extend((0..5).map(|i| format!("queued-{i}")));
+    expected.push("after".into());
+    assert_eq!(stored, expected, "every record once, the refused one never");
+    agent.outbox().close().await;
+    gw.gateway.shutdown().await;
+}

@@ -73,6 +73,8 @@ pub struct Config {
     pub deadline_check_secs: u64,
     /// When the daily allocation snapshot is taken, and the local time zone of days.
     pub allocation_report: crate::reports::allocation::AllocationReportConfig,
+    /// Free-space alarm and the reserve kept for operators.
+    pub storage: crate::storage::StorageSettings,
 }
 
 impl Default for Config {
@@ -91,6 +93,7 @@ impl Default for Config {
             media: crate::media::MediaSettings::default(),
             deadline_check_secs: 60,
             allocation_report: crate::reports::allocation::AllocationReportConfig::default(),
+            storage: crate::storage::StorageSettings::default(),
         }
     }
 }
@@ -431,6 +434,9 @@ impl Config {
             return invalid("deadline_check_secs", "must be at least 1".into());
         }
         if let Err((key, problem)) = self.allocation_report.validate() {
+            return invalid(key, problem);
+        }
+        if let Err((key, problem)) = self.storage.validate() {
             return invalid(key, problem);
         }
         Ok(())

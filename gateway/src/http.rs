@@ -65,18 +65,23 @@ pub async fn serve(
     }
 }
 
-/// `ok`, or `failed: …` with 503 once a storage failure stopped a component (see
-/// [`crate::faults`]): a load balancer then sends devices to another gateway.
+/// `ok`; `degraded: …` (still 200: it serves) while a storage alarm stands (see
+/// [`crate::storage`]); `failed: …` with 503 once a storage failure stopped a component
+/// (see [`crate::faults`]): a load balancer then sends devices to another gateway.
 async fn healthz(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
     let halted = state.faults.halted();
-    if halted.is_empty() {
-        return (StatusCode::OK, "ok\n".to_owned());
+    if !halted.is_empty() {
+        let reasons: Vec<String> = halted.iter().map(ToString::to_string).collect();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("failed: {}\n", reasons.join("; ")),
+        );
     }
-    let reasons: Vec<String> = halted.iter().map(ToString::to_string).collect();
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("failed: {}\n", reasons.join("; ")),
-    )
+    let alarms = state.storage.alarms();
+    if !alarms.is_empty() {
+        return (StatusCode::OK, format!("degraded: {}\n", alarms.join("; ")));
+    }
+    (StatusCode::OK, "ok\n".to_owned())
 }
 
 async fn metrics(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {

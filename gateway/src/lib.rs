@@ -24,6 +24,7 @@ pub mod pki;
 pub mod reports;
 pub mod server;
 pub mod state;
+pub mod storage;
 pub mod store;
 pub mod tls;
 

@@ -208,6 +208,13 @@ pub async fn start_with_clock(
     let media = crate::media::MediaStore::open(&config.media, &config.data_dir)?;
     let recording_metrics = crate::deadlines::RecordingMetrics::register(&metrics);
     let faults = Arc::new(crate::faults::StorageFaults::register(&metrics));
+    let storage = Arc::new(crate::storage::StorageWatch::new(
+        config.storage.clone(),
+        watched_folders(&config),
+        &metrics,
+    ));
+    // Measured once before serving, so /metrics and /healthz are right from the start.
+    let first_crossings = storage.check();
     let ingest = crate::ingest::Committer::start(
         store.clone(),
         config.policy.two_officer.clone(),
@@ -215,6 +222,7 @@ pub async fn start_with_clock(
         crate::ingest::RecordMetrics::register(&metrics),
         config.ingest.settings(),
         faults.clone(),
+        storage.clone(),
     );
     let state = Arc::new(GatewayState {
         config,
@@ -224,6 +232,7 @@ pub async fn start_with_clock(
         media,
         recording_metrics,
         faults,
+        storage,
         live: Arc::new(LiveConnections::default()),
         clock,
         shutdown: CancellationToken::new(),
@@ -238,6 +247,7 @@ pub async fn start_with_clock(
         tokio::spawn(enforce_revocations(state.clone(), events)),
         tokio::spawn(audit_refusals(state.clone(), refusals_rx)),
         tokio::spawn(crate::deadlines::watch(state.clone())),
+        tokio::spawn(crate::storage::watch(state.clone(), first_crossings)),
         tokio::spawn(crate::media::sweep::run(state.clone())),
         tokio::spawn(crate::reports::allocation::run_daily_snapshots(
             state.clone(),
@@ -277,6 +287,24 @@ pub async fn start_with_clock(
         background,
         _mdns: advertisement,
     })
+}
+
+/// The folders whose free space is watched: the SQLite database's (PostgreSQL's disk is
+/// the database server's) and the media folder.
+fn watched_folders(config: &Config) -> Vec<(crate::storage::Folder, std::path::PathBuf)> {
+    use crate::storage::Folder;
+    let mut folders = vec![(Folder::Media, config.media.dir(&config.data_dir))];
+    if let crate::store::StoreConfig::Sqlite { path } = config.store_config() {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(
+                || std::path::PathBuf::from("."),
+                std::path::Path::to_path_buf,
+            );
+        folders.push((Folder::Store, dir));
+    }
+    folders
 }
 
 /// Runs a gateway until `shutdown` completes, then stops it gracefully.

@@ -38,4 +38,7 @@ pub struct GatewayState {
     pub recording_metrics: crate::deadlines::RecordingMetrics,
     /// Components stopped by a storage failure (shared with the committer).
     pub faults: Arc<crate::faults::StorageFaults>,
+    /// Free space of the gateway's folders: the alarm and the reserve (shared with the
+    /// committer).
+    pub storage: Arc<crate::storage::StorageWatch>,
 }

@@ -5,6 +5,8 @@
 
 #[path = "faults/crash_points.rs"]
 mod crash_points;
+#[path = "faults/disk_full.rs"]
+mod disk_full;
 #[path = "faults/io_errors.rs"]
 mod io_errors;
 #[path = "faults/support.rs"]

@@ -24,5 +24,8 @@ mod dashboard;
 #[path = "pages/roles.rs"]
 mod roles;
 
+#[path = "pages/storage.rs"]
+mod storage;
+
 #[path = "pages/plain.rs"]
 mod plain;

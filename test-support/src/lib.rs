@@ -4,6 +4,9 @@
 //! wrong) to connect with.
 
 pub mod netns;
+pub mod tmpfs;
+
+pub use tmpfs::Tmpfs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

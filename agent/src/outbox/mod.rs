@@ -40,9 +40,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Why the local store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The device's disk is full: nothing of this write was stored (what was stored
+    /// before is untouched).
+    #[error(
+        "the device's storage is full: nothing was stored; free some space and try again ({0})"
+    )]
+    Full(sqlx::Error),
     /// SQLite failed.
     #[error("local store: {0}")]
-    Sqlite(#[from] sqlx::Error),
+    Sqlite(sqlx::Error),
     /// The schema could not be brought up to date.
     #[error("local store migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -54,6 +60,32 @@ pub enum StoreError {
         /// What is wrong with it.
         detail: String,
     },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_full(&e) {
+            StoreError::Full(e)
+        } else {
+            StoreError::Sqlite(e)
+        }
+    }
+}
+
+/// SQLite's `SQLITE_FULL` (its extended codes keep 13 in the low byte), or the file
+/// system's "no space" or "quota exceeded".
+fn is_full(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .is_some_and(|c| c & 0xff == 13),
+        sqlx::Error::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        ),
+        _ => false,
+    }
 }
 
 impl StoreError {
@@ -98,7 +130,13 @@ impl Outbox {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        // A transaction SQLite rolled back by itself (a full disk does that) leaves sqlx
+        // counting it as open, and every later `BEGIN` on that connection fails: such a
+        // connection is closed instead of handed out again.
         let pool = SqlitePoolOptions::new()
+            .before_acquire(|conn, _| {
+                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+            })
             .max_connections(max_connections.max(1))
             .min_connections(0)
             .idle_timeout(Some(Duration::from_secs(60)))

@@ -23,6 +23,7 @@ use super::{ConnectionContext, HandlerError};
 use crate::faults::{Component, Halted};
 use crate::media::{MediaError, Received, Stop, UploadCap, UploadSlot};
 use crate::state::GatewayState;
+use crate::storage::Folder;
 use crate::store::recordings::Announced;
 use crate::store::{RecordingRow, StoreError};
 
@@ -404,6 +405,11 @@ async fn receive_chunk(
             got: header.offset,
         }
         .into());
+    }
+    // Refused before a byte is read while the chunk would eat into the reserve.
+    if let Err(no_room) = state.storage.room_for(Folder::Media, header.length) {
+        tracing::warn!(recording = %row.id, error = %no_room, "chunk refused: the media folder is full");
+        return Err(RecordingError::StorageFull { offset: start }.into());
     }
     let received = slot
         .receive(

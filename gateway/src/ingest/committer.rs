@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::RecordMetrics;
 use crate::clock::SharedClock;
 use crate::faults::{Component, Halted, StorageFaults};
+use crate::storage::{Folder, StorageWatch};
 use crate::store::{RecordBatch, Store};
 
 /// How the committer groups pushes.
@@ -70,11 +71,14 @@ struct Worker {
     metrics: RecordMetrics,
     settings: IngestSettings,
     faults: Arc<StorageFaults>,
+    storage: Arc<StorageWatch>,
 }
 
 impl Committer {
     /// Starts the committer task. A commit that fails with an I/O error stops it for
-    /// good (`faults`): every later push is refused, none is acknowledged.
+    /// good (`faults`): every later push is refused, none is acknowledged. A group is
+    /// refused as "full" while the store's folder has no more than its reserve free
+    /// (`storage`).
     pub fn start(
         store: Store,
         policy: TwoOfficerPolicy,
@@ -82,6 +86,7 @@ impl Committer {
         metrics: RecordMetrics,
         settings: IngestSettings,
         faults: Arc<StorageFaults>,
+        storage: Arc<StorageWatch>,
     ) -> Committer {
         let (queue, jobs) = mpsc::channel(settings.queue_requests.max(1));
         let stop = CancellationToken::new();
@@ -92,6 +97,7 @@ impl Committer {
             metrics: metrics.clone(),
             settings,
             faults,
+            storage,
         };
         let task = tokio::spawn(worker.run(jobs, stop.clone()));
         Committer {
@@ -176,9 +182,17 @@ impl Worker {
     async fn commit(&self, group: Vec<Job>) {
         let (batches, replies): (Vec<RecordBatch>, Vec<_>) =
             group.into_iter().map(|j| (j.batch, j.reply)).unzip();
-        if let Err(halted) = self.faults.check(Component::Ingest) {
+        let refusal = match (
+            self.faults.check(Component::Ingest),
+            self.storage.room_for(Folder::Store, 0),
+        ) {
+            (Err(halted), _) => Some(IngestError::Halted(halted)),
+            (Ok(()), Err(no_room)) => Some(IngestError::StorageFull(no_room.to_string())),
+            (Ok(()), Ok(())) => None,
+        };
+        if let Some(refusal) = refusal {
             for reply in replies {
-                let _ = reply.send(Err(halted.clone().into()));
+                let _ = reply.send(Err(refusal.clone()));
             }
             return;
         }

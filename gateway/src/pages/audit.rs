@@ -75,6 +75,7 @@ pub async fn audit_page(
     Ok(page(
         &Page {
             operator: &signed.operator,
+            banners: &signed.banners,
             title: "Audit log",
             current: "/audit",
         },

@@ -292,6 +292,7 @@ pub async fn cases_page(
     Ok(page(
         &Page {
             operator: &signed.operator,
+            banners: &signed.banners,
             title: "Case view",
             current: "/cases",
         },

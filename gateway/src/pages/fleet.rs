@@ -85,6 +85,7 @@ pub async fn fleet_page(
     Ok(page(
         &Page {
             operator: &signed.operator,
+            banners: &signed.banners,
             title: "Fleet",
             current: "/fleet",
         },

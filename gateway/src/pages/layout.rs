@@ -88,6 +88,8 @@ impl IntoResponse for PageError {
 pub struct Page<'a> {
     /// Who is signed in.
     pub operator: &'a OperatorToken,
+    /// Storage alarms and failures to show above everything else.
+    pub banners: &'a [String],
     /// Shown in the title bar and as the heading.
     pub title: &'a str,
     /// Which navigation entry is current (its path).
@@ -127,6 +129,7 @@ tr.bad td{background:#fde8e8}tr.warn td{background:#fff6dd}
 .error{color:#a40000}.notice{color:#1d5c2e}.hint{color:#666;font-size:.9em}
 .flag{display:inline-block;background:#a40000;color:#fff;padding:0 .4em;margin:0 .2em;font-size:.85em}
 .ok{color:#1d5c2e}
+.alarm{background:#a40000;color:#fff;padding:.4em 1.5em;font-weight:bold}.alarm p{margin:.2em 0}
 form.search input{margin-right:.5em}
 svg text{font-size:12px;fill:#1d2733}
 svg .required{fill:#c2410c}svg .in-service{fill:#1d6fb8}
@@ -173,6 +176,13 @@ pub fn page(p: &Page<'_>, body: Markup) -> Markup {
                         (p.operator.name) " (" span #role { (p.operator.role.as_str()) } ") "
                         form method="post" action="/logout" #sign-out {
                             button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                @if !p.banners.is_empty() {
+                    div.alarm #storage-alarm role="alert" {
+                        @for banner in p.banners {
+                            p { (banner) }
                         }
                     }
                 }

@@ -72,6 +72,7 @@ async fn home(signed: Signed<Identify>) -> Markup {
     page(
         &Page {
             operator: &signed.operator,
+            banners: &signed.banners,
             title: "Dashboard",
             current: "/",
         },

@@ -131,6 +131,7 @@ pub async fn allocation_page(
     Ok(page(
         &Page {
             operator: &signed.operator,
+            banners: &signed.banners,
             title: "Allocation",
             current: "/allocation",
         },
@@ -259,6 +260,7 @@ pub async fn uploads_page(
     Ok(page(
         &Page {
             operator: &signed.operator,
+            banners: &signed.banners,
             title: "Uploads",
             current: "/uploads",
         },

@@ -34,6 +34,9 @@ pub const COOKIE_NAME: &str = "fieldsync_session";
 pub struct Signed<G: Guard> {
     /// The token's record (name, role).
     pub operator: OperatorToken,
+    /// Storage alarms and failures, shown at the top of every page
+    /// ([`crate::storage::banners`]).
+    pub banners: Vec<String>,
     _guard: PhantomData<G>,
 }
 
@@ -76,6 +79,7 @@ impl<G: Guard> FromRequestParts<Arc<GatewayState>> for Signed<G> {
         }
         Ok(Signed {
             operator,
+            banners: crate::storage::banners(state),
             _guard: PhantomData,
         })
     }

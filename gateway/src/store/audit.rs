@@ -45,6 +45,10 @@ pub mod actions {
     pub const ENROLLMENT_IMPORTED: &str = "enrollment_imported";
     /// The QUIC endpoint refused a device's handshake.
     pub const CONNECTION_REFUSED: &str = "connection_refused";
+    /// A folder's free space fell below `storage.alarm_free_percent`.
+    pub const STORAGE_ALARM_RAISED: &str = "storage_alarm_raised";
+    /// A folder's free space is above the alarm's threshold again.
+    pub const STORAGE_ALARM_CLEARED: &str = "storage_alarm_cleared";
 }
 
 /// One entry of the audit log, as stored.

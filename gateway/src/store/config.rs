@@ -83,10 +83,20 @@ pub(crate) fn sqlite_options(path: &std::path::Path) -> Result<SqliteConnectOpti
         .pragma("wal_autocheckpoint", "0"))
 }
 
+/// Options of every SQLite pool of the store. A transaction that SQLite rolled back by
+/// itself (a full disk does that) leaves sqlx counting it as open, and every later
+/// `BEGIN` on that connection then fails; such a connection is closed instead of being
+/// handed out again, so a store that ran out of space works again once space returns.
+pub(crate) fn sqlite_pool_options() -> SqlitePoolOptions {
+    SqlitePoolOptions::new().before_acquire(|conn, _| {
+        Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+    })
+}
+
 /// The record committer's own SQLite pool (see `Store::ingest_db`): one connection,
 /// opened now and never closed for being idle or old, not pinged before each use.
 pub(crate) async fn sqlite_ingest_pool(path: &std::path::Path) -> Result<SqlitePool, StoreError> {
-    Ok(SqlitePoolOptions::new()
+    Ok(sqlite_pool_options()
         .max_connections(1)
         .min_connections(1)
         .idle_timeout(None)

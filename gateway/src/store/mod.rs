@@ -68,7 +68,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::SqlitePoolOptions;
 use tokio::sync::broadcast;
 
 pub use allocation::{AgencyAllocationFacts, AllocationSnapshotRow};
@@ -145,7 +144,7 @@ impl Store {
         let log_length = checkpoint::LogLength::default();
         let (db, listener) = match config {
             StoreConfig::Sqlite { path } => {
-                let pool = SqlitePoolOptions::new()
+                let pool = config::sqlite_pool_options()
                     .max_connections(config::SQLITE_POOL_SIZE)
                     .connect_with(config::sqlite_options(path)?)
                     .await?;

@@ -28,7 +28,7 @@ async fn device(process: &GatewayProcess, site: &Site, n: u32) -> (DeviceId, Gat
     (id, conn)
 }
 
-fn announcement(bytes: &[u8]) -> RecordingAnnouncement {
+pub(crate) fn announcement(bytes: &[u8]) -> RecordingAnnouncement {
     RecordingAnnouncement {
         recording_id: uuid::Uuid::new_v4(),
         sha256: Sha256Hash::of(bytes),

@@ -1,66 +1,34 @@
-//! A full disk, for real: the media folder is a 1 MiB tmpfs mounted by the test (the
+//! A full disk, for real: the media folder is a tmpfs mounted by the test with 1 MiB free (the
 //! tests run as root; without the right to mount, the test prints a notice and
 //! skips). The upload is refused with a clear "storage full" error, every byte
 //! acknowledged before stays held, the gateway goes on serving (hello, records,
 //! announcements), and once space is freed the upload resumes and completes.
-
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use agent::transport::UploadReply;
 use protocol::ErrorCode;
 use protocol::chain::ChainHead;
 use protocol::domain::Stage;
 use protocol::message::UploadHeader;
-use test_support::Backend;
+use test_support::{Backend, Tmpfs};
 
 use crate::support::{
     Fixture, H, T0, announcement, content, push_records, record, refusal, upload_from,
 };
 
-/// A tmpfs mounted for the test, unmounted when dropped.
-struct Tmpfs(PathBuf, tempfile::TempDir);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().ok()?;
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Tmpfs(dir.path().to_owned(), dir))
-    }
-
-    fn resize(&self, size: &str) {
-        let ok = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "remount the tmpfs larger");
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        let _ = &self.1;
-    }
-}
-
 #[tokio::test]
 async fn a_full_disk_refuses_clearly_loses_nothing_acknowledged_and_the_gateway_goes_on() {
-    let Some(tmpfs) = Tmpfs::mount("1m") else {
+    let Some(mut tmpfs) = Tmpfs::mount("8m", 1024) else {
         eprintln!("cannot mount a tmpfs (not root?): skipping the full-disk test");
         return;
     };
+    tmpfs.fill_leaving(1 << 20);
     let media_dir = tmpfs.path().to_string_lossy().into_owned();
-    let fx = Fixture::start_with(&Backend::Sqlite, |c| c.media.dir = media_dir).await;
+    // No reserve: the disk itself runs out in the middle of the chunk.
+    let fx = Fixture::start_with(&Backend::Sqlite, |c| {
+        c.media.dir = media_dir;
+        c.storage.reserve_bytes = 0;
+    })
+    .await;
     let bytes = content(20, 2 << 20);
     let ann = announcement(&bytes, T0 - H);
     let id = ann.recording_id;
@@ -122,7 +90,7 @@ async fn a_full_disk_refuses_clearly_loses_nothing_acknowledged_and_the_gateway_
     assert!(!tracked.stored);
 
     // Space is freed: the upload resumes from its offset and completes.
-    tmpfs.resize("8m");
+    tmpfs.free_all();
     let reply = upload_from(&conn, id, &bytes, 512 << 10, 512 << 10)
         .await
         .unwrap();

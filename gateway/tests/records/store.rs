@@ -117,6 +117,11 @@ async fn a_failed_group_commit_fails_every_caller_and_stores_nothing() {
                 queue_requests: 8,
             },
             Arc::new(gateway::faults::StorageFaults::register(&metrics)),
+            Arc::new(gateway::storage::StorageWatch::new(
+                gateway::storage::StorageSettings::default(),
+                Vec::new(),
+                &metrics,
+            )),
         ));
         let (a, b) = tokio::join!(
             committer.submit(batch(&good)),
