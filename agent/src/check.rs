@@ -65,9 +65,11 @@ pub enum CheckError {
     Sync(#[from] SyncError),
 }
 
-/// The offline verdict for a roster entry (none: the number is unknown).
-pub fn offline_verdict(entry: Option<&RosterEntry>) -> IdentityVerdict {
-    IdentityVerdict::from(entry.map(|e| e.status))
+/// The offline verdict for a roster entry at device time `now` (none: the number is
+/// unknown). Auxiliary staff are never valid, an expired certificate is "expired",
+/// exactly as the gateway answers online.
+pub fn offline_verdict(entry: Option<&RosterEntry>, now: protocol::Millis) -> IdentityVerdict {
+    IdentityVerdict::from(entry.map(|e| e.standing_at(now)))
 }
 
 pub use crate::outbox::checks::verdict_word;
@@ -97,7 +99,7 @@ impl Agent {
         let outbox = self.outbox();
         let roster_version = outbox.roster_version().await?;
         let officer = outbox.roster_entry(&check.certificate_number).await?;
-        let verdict = offline_verdict(officer.as_ref());
+        let verdict = offline_verdict(officer.as_ref(), check.checked_at);
         check.offline = Some(OfflineAnswer {
             verdict,
             roster_version,
@@ -225,12 +227,17 @@ mod tests {
             category: "C".into(),
             status: CertificateStatus::Valid,
             version: 1,
+            auxiliary: false,
+            valid_until: Some(100),
         };
-        assert_eq!(offline_verdict(Some(&entry)), IdentityVerdict::Valid);
+        assert_eq!(offline_verdict(Some(&entry), 99), IdentityVerdict::Valid);
+        assert_eq!(offline_verdict(Some(&entry), 100), IdentityVerdict::Expired);
         entry.status = CertificateStatus::Withdrawn;
-        assert_eq!(offline_verdict(Some(&entry)), IdentityVerdict::Withdrawn);
+        assert_eq!(offline_verdict(Some(&entry), 5), IdentityVerdict::Withdrawn);
         entry.status = CertificateStatus::Revoked;
-        assert_eq!(offline_verdict(Some(&entry)), IdentityVerdict::Revoked);
-        assert_eq!(offline_verdict(None), IdentityVerdict::Unknown);
+        assert_eq!(offline_verdict(Some(&entry), 5), IdentityVerdict::Revoked);
+        entry.auxiliary = true;
+        assert_eq!(offline_verdict(Some(&entry), 5), IdentityVerdict::Auxiliary);
+        assert_eq!(offline_verdict(None, 5), IdentityVerdict::Unknown);
     }
 }

@@ -26,6 +26,7 @@ pub mod identity;
 pub mod outbox;
 pub mod recordings;
 pub mod request;
+pub mod rules;
 pub mod runner;
 pub mod status;
 pub mod sync;

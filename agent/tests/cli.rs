@@ -1,15 +1,16 @@
 //! The `agent` binary as a terminal's script uses it: enrollment by CSR, config,
 //! record, status, check-id, sync, and the exit codes (64 usage or configuration, 69
-//! gateway unreachable, 77 device refused).
+//! gateway unreachable, 77 device refused; check-id one per verdict); the rules the
+//! terminal applies before it seals a record (DOMAIN R2, R3, R4).
 
 mod common;
 
 use std::path::Path;
 use std::process::Output;
 
-use gateway::store::NewDevice;
+use gateway::store::{NewDevice, OfficerRecord};
 use protocol::DeviceId;
-use protocol::domain::{DeviceKind, DeviceStatus};
+use protocol::domain::{CertificateStatus, DeviceKind, DeviceStatus};
 use test_support::{Backend, TestGateway, validity};
 use tokio::process::Command;
 
@@ -45,6 +46,14 @@ async fn fails(data: &Path, args: &[&str], code: i32) -> String {
     let o = run(data, args).await;
     assert_eq!(o.status.code(), Some(code), "{args:?}: {}", text(&o));
     String::from_utf8(o.stderr).unwrap()
+}
+
+/// Runs `check-id` and returns what it printed, checking its exit code (0 valid, 10
+/// withdrawn, 11 revoked, 12 expired, 13 auxiliary, 14 unknown).
+async fn check_id(data: &Path, args: &[&str], code: i32) -> String {
+    let o = run(data, args).await;
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {}", text(&o));
+    String::from_utf8(o.stdout).unwrap()
 }
 
 const RECORD: &[&str] = &[
@@ -143,7 +152,7 @@ async fn a_device_enrolled_by_csr_records_syncs_and_reports_status() {
 
     let out = ok(data, RECORD).await;
     assert!(out.starts_with("queued record 1 "), "{out}");
-    let out = ok(data, &["check-id", "ZF-0001", "--offline"]).await;
+    let out = check_id(data, &["check-id", "ZF-0001", "--offline"], 14).await;
     assert!(
         out.starts_with("unknown (offline, roster never synced"),
         "{out}"
@@ -158,7 +167,7 @@ async fn a_device_enrolled_by_csr_records_syncs_and_reports_status() {
     assert!(out.contains("1 records sent (1 stored"), "{out}");
     let status = ok(data, &["status"]).await;
     assert!(status.contains("queued records    0"), "{status}");
-    let out = ok(data, &["check-id", "ZF-4242"]).await;
+    let out = check_id(data, &["check-id", "ZF-4242"], 14).await;
     assert!(out.starts_with("unknown (online, roster version"), "{out}");
     assert!(status.contains("clock skew"), "{status}");
     let stored = gw
@@ -216,7 +225,7 @@ async fn usage_and_configuration_errors_exit_64_and_an_absent_gateway_69() {
             "--stage",
             "archive",
             "--action-kind",
-            "k",
+            "archive",
         ],
         64,
     )
@@ -234,7 +243,181 @@ async fn usage_and_configuration_errors_exit_64_and_an_absent_gateway_69() {
     let err = fails(data, &["--gateway", &addr, "sync"], 69).await;
     assert!(err.contains("did not answer"), "{err}");
     // check-id falls back to the roster.
-    let out = ok(data, &["--gateway", &addr, "check-id", "ZF-0001"]).await;
+    let out = check_id(data, &["--gateway", &addr, "check-id", "ZF-0001"], 14).await;
     assert!(out.contains("offline"), "{out}");
+    gw.gateway.shutdown().await;
+}
+
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_millis()).unwrap()
+}
+
+/// `record` with these extra arguments after the case, target and stage.
+fn record_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "record",
+        "--case",
+        "CASE-RULES-1",
+        "--target",
+        "Stall 9",
+        "--stage",
+        "service_execution",
+        "--text",
+        "goods sealed",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_terminal_refuses_unknown_kinds_and_future_times_warns_and_exits_per_verdict() {
+    use CertificateStatus::{Revoked, Valid, Withdrawn};
+    let gw = TestGateway::start(&Backend::Sqlite, 1).await;
+    let day = 24 * 3_600_000;
+    for (number, status, auxiliary, valid_until) in [
+        ("ZF-0001", Valid, false, None),
+        ("ZF-0002", Valid, false, Some(now_ms() + 365 * day)),
+        ("ZF-0003", Withdrawn, false, None),
+        ("ZF-0004", Revoked, false, None),
+        ("ZF-0005", Valid, false, Some(now_ms() - day)),
+        ("FZ-0001", Withdrawn, true, None),
+    ] {
+        let officer = OfficerRecord {
+            certificate_status: status,
+            auxiliary,
+            valid_until,
+            ..common::officer_record(number)
+        };
+        common::list_officer(&gw, &officer, 0).await;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path();
+    let (device, _) = gw.device(1);
+    let bundle = pki::layout::device_dir(&gw.pki_dir(), &device);
+    ok(data, &["enroll", "bundle", bundle.to_str().unwrap()]).await;
+    let addr = gw.gateway.device_addr().to_string();
+    ok(data, &["config", "set", "gateway", &addr]).await;
+    ok(data, &["config", "set", "server_name", "localhost"]).await;
+
+    // A misspelt kind is refused before anything is sealed, naming the known ones
+    // (DOMAIN's vocabulary before the first sync).
+    let err = fails(data, &record_args(&["--action-kind", "seizzure"]), 64).await;
+    assert!(err.contains("\"seizzure\" is not known"), "{err}");
+    assert!(
+        err.contains("seizure") && err.contains("inspection"),
+        "{err}"
+    );
+    // A time beyond the clock tolerance is refused.
+    let an_hour_ahead = (now_ms() + 3_600_000).to_string();
+    let err = fails(
+        data,
+        &record_args(&["--action-kind", "inspection", "--at", &an_hour_ahead]),
+        64,
+    )
+    .await;
+    assert!(err.contains("ahead of this device's clock"), "{err}");
+    // Before the roster is synced, the terminal says it cannot check the officers.
+    let o = run(
+        data,
+        &record_args(&["--action-kind", "seizure", "--officer", "ZF-0001"]),
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let warned = String::from_utf8_lossy(&o.stderr);
+    assert!(warned.contains("never synced"), "{warned}");
+    assert!(warned.contains("audio-video"), "{warned}");
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(data, &["status", "--json"]).await).unwrap();
+    assert_eq!(
+        status["queued_records"], 1,
+        "refused records are not queued"
+    );
+
+    let out = ok(data, &["sync"]).await;
+    assert!(out.contains("1 stored"), "{out}");
+
+    // One exit code per verdict, online and offline alike.
+    let verdicts = [
+        ("ZF-0001", 0, "valid"),
+        ("ZF-0003", 10, "withdrawn"),
+        ("ZF-0004", 11, "revoked"),
+        ("ZF-0005", 12, "expired"),
+        ("FZ-0001", 13, "auxiliary"),
+        ("ZF-9999", 14, "unknown"),
+    ];
+    for (number, code, word) in verdicts {
+        for how in [None, Some("--offline")] {
+            let mut args = vec!["check-id", number];
+            args.extend(how);
+            let o = run(data, &args).await;
+            assert_eq!(o.status.code(), Some(code), "{args:?}: {}", text(&o));
+            let out = String::from_utf8_lossy(&o.stdout);
+            assert!(out.starts_with(word), "{args:?}: {out}");
+            if number == "FZ-0001" {
+                let err = String::from_utf8_lossy(&o.stderr);
+                assert!(err.contains("not an enforcement officer"), "{err}");
+            }
+        }
+    }
+
+    // With the roster synced: auxiliary staff do not count towards two officers.
+    let o = run(
+        data,
+        &record_args(&[
+            "--action-kind",
+            "Seizure",
+            "--officer",
+            "ZF-0001",
+            "--officer",
+            "FZ-0001",
+        ]),
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let warned = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        warned.contains("seizure needs 2 certified officers; the roster counts 1"),
+        "{warned}"
+    );
+    assert!(warned.contains("FZ-0001 (auxiliary)"), "{warned}");
+    // Two certified officers and a linked recording: no warning.
+    let recording = uuid::Uuid::new_v4().to_string();
+    let o = run(
+        data,
+        &record_args(&[
+            "--action-kind",
+            " SEIZURE",
+            "--officer",
+            "ZF-0001",
+            "--officer",
+            "ZF-0002",
+            "--recording",
+            &recording,
+        ]),
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.stderr.is_empty(), "{}", text(&o));
+    let out = ok(data, &["sync"]).await;
+    assert!(out.contains("2 stored"), "{out}");
+    let stored = gw
+        .gateway
+        .state()
+        .store
+        .device_records(&device)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = stored
+        .iter()
+        .map(|r| r.record.content.action_kind.as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["seizure", "seizure", "seizure"],
+        "sealed as the code"
+    );
     gw.gateway.shutdown().await;
 }

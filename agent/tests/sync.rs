@@ -16,7 +16,6 @@ use clock::ManualClock;
 use clock::{Clock, ManualClock as DeviceClock};
 use common::relay::Relay;
 use common::{agent_for, agent_with, assert_unique, config_for, content, stored_texts};
-use gateway::store::OfficerRecord;
 use protocol::domain::CertificateStatus;
 use protocol::message::IdentityVerdict;
 use test_support::{TestGateway, backends};
@@ -80,25 +79,7 @@ async fn records_made_during_a_day_offline_reach_the_gateway_exactly_once() {
 }
 
 async fn officer(gw: &TestGateway, number: &str) {
-    gw.gateway
-        .state()
-        .store
-        .upsert_officer(
-            &OfficerRecord {
-                certificate_number: number.into(),
-                name: format!("Officer {number}"),
-                unit: "Market Supervision Team 3".into(),
-                post: "inspector".into(),
-                category: "market".into(),
-                certificate_status: CertificateStatus::Valid,
-                auxiliary: false,
-                agency: None,
-            },
-            "test",
-            T0,
-        )
-        .await
-        .unwrap();
+    common::list_officer(gw, &common::officer_record(number), T0).await;
 }
 
 fn req(number: &str) -> CheckRequest {
@@ -140,6 +121,7 @@ async fn an_offline_check_after_a_synced_withdrawal_says_withdrawn() {
             .set_certificate_status(
                 "ZF-0001",
                 CertificateStatus::Withdrawn,
+                None,
                 "test",
                 "retired",
                 T0,

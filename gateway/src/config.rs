@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use protocol::Limits;
+use protocol::action_kind::ActionKinds;
 use protocol::allocation::AllocationPolicy;
+use protocol::clock::ClockPolicy;
 use protocol::deadline::DeadlinePolicy;
 use protocol::two_officer::TwoOfficerPolicy;
 use serde::{Deserialize, Serialize};
@@ -71,10 +73,13 @@ pub struct Config {
     pub media: crate::media::MediaSettings,
     /// How often the deadline watcher re-evaluates recordings and flags, in seconds.
     pub deadline_check_secs: u64,
-    /// When the daily allocation snapshot is taken, and the local time zone of days.
+    /// When the daily allocation snapshot is taken.
     pub allocation_report: crate::reports::allocation::AllocationReportConfig,
     /// Free-space alarm and the reserve kept for operators.
     pub storage: crate::storage::StorageSettings,
+    /// The agencies' time zone: an IANA name (`Asia/Shanghai`) or a fixed offset
+    /// (`+08:00`). Days of the allocation trend and of the archive period are its days.
+    pub time_zone: String,
 }
 
 impl Default for Config {
@@ -94,6 +99,7 @@ impl Default for Config {
             deadline_check_secs: 60,
             allocation_report: crate::reports::allocation::AllocationReportConfig::default(),
             storage: crate::storage::StorageSettings::default(),
+            time_zone: DEFAULT_TIME_ZONE.into(),
         }
     }
 }
@@ -246,12 +252,46 @@ impl Default for MdnsConfig {
 pub struct PolicyConfig {
     /// The 24-hour upload rule.
     pub deadline: DeadlinePolicy,
+    /// How far device clocks are trusted.
+    pub clock: ClockPolicy,
     /// Allocation ratios.
     pub allocation: AllocationPolicy,
-    /// Which action kinds need two certified officers.
+    /// How many certified officers a two-officer action needs.
     pub two_officer: TwoOfficerPolicy,
-    /// Full-process recording (R3): action kinds that need audio-video, archive days.
+    /// Full-process recording (R3): archive days.
     pub full_process: crate::deadlines::FullProcessPolicy,
+    /// The action-kind vocabulary: which kinds exist and what each needs.
+    pub action_kinds: ActionKinds,
+}
+
+/// China Standard Time (DOMAIN R3: the agency's time zone, CST by default).
+pub const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
+
+/// `+HH:MM`, `-HH:MM` or `+HH` as seconds east of UTC (at most ±14 hours).
+fn fixed_offset_seconds(text: &str) -> Option<i32> {
+    let sign = match text.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (h, m) = text[1..].split_once(':').unwrap_or((&text[1..], "0"));
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 14 && m < 60 && h * 60 + m <= 14 * 60).then_some(sign * (h * 3600 + m * 60))
+}
+
+/// Resolves a configured time zone: a fixed offset such as `+08:00` (or `UTC`), or an
+/// IANA name looked up in the time-zone database bundled into the binary (so a gateway
+/// on a minimal host without /usr/share/zoneinfo gives the same answer).
+pub fn resolve_time_zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    let name = name.trim();
+    if let Some(seconds) = fixed_offset_seconds(name) {
+        return jiff::tz::Offset::from_seconds(seconds)
+            .map(jiff::tz::TimeZone::fixed)
+            .map_err(|e| format!("{name:?}: {e}"));
+    }
+    jiff::tz::db().get(name).map_err(|_| {
+        format!("{name:?} is neither an IANA time zone (Asia/Shanghai) nor an offset (+08:00)")
+    })
 }
 
 /// Why the configuration cannot be used. Each names the file, key or variable.
@@ -412,6 +452,15 @@ impl Config {
         if let Err(e) = self.policy.two_officer.validate() {
             return policy("policy.two_officer", &e);
         }
+        if let Err(e) = self.policy.clock.validate() {
+            return policy("policy.clock", &e);
+        }
+        if let Err(e) = self.policy.action_kinds.validate() {
+            return policy("policy.action_kinds", &e);
+        }
+        if let Err(problem) = resolve_time_zone(&self.time_zone) {
+            return invalid("time_zone", problem);
+        }
         if let Err((key, problem)) = self.ingest.validate() {
             return invalid(key, problem);
         }
@@ -440,6 +489,26 @@ impl Config {
             return invalid(key, problem);
         }
         Ok(())
+    }
+
+    /// The rules terminals apply before they seal a record, offline too.
+    pub fn device_rules(&self) -> protocol::message::DeviceRules {
+        protocol::message::DeviceRules {
+            action_kinds: self.policy.action_kinds.clone(),
+            min_officers: self.policy.two_officer.min_officers,
+            clock_tolerance_ms: self.policy.clock.tolerance_ms(),
+        }
+    }
+
+    /// The agencies' time zone (validated at load; UTC if it was not).
+    pub fn zone(&self) -> jiff::tz::TimeZone {
+        resolve_time_zone(&self.time_zone).unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+
+    /// The agencies' offset from UTC at `at`, in minutes (what pages print times in).
+    pub fn utc_offset_minutes(&self, at: protocol::Millis) -> i32 {
+        let at = jiff::Timestamp::from_millisecond(at).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        self.zone().to_offset(at).seconds() / 60
     }
 
     /// The PKI folder.
@@ -615,6 +684,43 @@ mod tests {
                 .contains("limits.max_identity_checks_per_push"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_rules_of_issue_21_are_configured_and_checked() {
+        let config = load_text(
+            "time_zone = \"+08:00\"\n\
+             [policy.clock]\ntolerance_secs = 60\n\
+             [[policy.action_kinds]]\ncode = \"seizure\"\nname_zh = \"扣押\"\n\
+             name_en = \"Seizure\"\ntwo_officers = true\naudio_video = true\n\
+             closes_case = true\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.policy.action_kinds.codes(), vec!["seizure"]);
+        assert_eq!(config.policy.clock.tolerance_ms(), 60_000);
+        assert_eq!(config.utc_offset_minutes(0), 480);
+        assert_eq!(
+            Config::default().utc_offset_minutes(0),
+            480,
+            "Asia/Shanghai"
+        );
+        // The lists the vocabulary replaced, and the offset `time_zone` replaced, are
+        // unknown keys now, not silently ignored.
+        for old in [
+            "[policy.two_officer]\naction_kinds = [\"seizure\"]\n",
+            "[policy.full_process]\naction_kinds = [\"seizure\"]\n",
+            "[allocation_report]\nutc_offset_minutes = 480\n",
+        ] {
+            let err = load_text(old, &[]).unwrap_err();
+            assert!(err.to_string().contains("unknown field"), "{old}: {err}");
+        }
+        let err = load_text("time_zone = \"Mars/Olympus\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("time_zone"), "{err}");
+        let err = load_text("[[policy.action_kinds]]\ncode = \"Seizure\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("policy.action_kinds"), "{err}");
+        let err = load_text("[policy.clock]\nmax_skew_secs = 0\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("policy.clock"), "{err}");
     }
 
     #[test]

@@ -217,14 +217,21 @@ pub async fn start_with_clock(
     let first_crossings = storage.check();
     let ingest = crate::ingest::Committer::start(
         store.clone(),
-        config.policy.two_officer.clone(),
+        crate::store::IngestRules {
+            two_officer: config.policy.two_officer.clone(),
+            action_kinds: config.policy.action_kinds.clone(),
+            clock: config.policy.clock,
+        },
         clock.clone(),
         crate::ingest::RecordMetrics::register(&metrics),
         config.ingest.settings(),
         faults.clone(),
         storage.clone(),
     );
+    let device_rules = config.device_rules();
     let state = Arc::new(GatewayState {
+        device_rules_digest: device_rules.digest(),
+        device_rules,
         config,
         store,
         metrics,

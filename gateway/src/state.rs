@@ -41,4 +41,8 @@ pub struct GatewayState {
     /// Free space of the gateway's folders: the alarm and the reserve (shared with the
     /// committer).
     pub storage: Arc<crate::storage::StorageWatch>,
+    /// The rules terminals apply offline (from the configuration) ...
+    pub device_rules: protocol::message::DeviceRules,
+    /// ... and their digest: a hello naming it is not sent them again.
+    pub device_rules_digest: protocol::Sha256Hash,
 }

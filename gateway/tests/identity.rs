@@ -51,6 +51,8 @@ fn officer(number: &str, status: CertificateStatus) -> OfficerRecord {
         certificate_status: status,
         auxiliary: false,
         agency: None,
+        valid_until: None,
+        effective_at: None,
     }
 }
 
@@ -133,6 +135,7 @@ async fn online_checks_answer_from_the_registry_and_are_stored_once() {
             .set_certificate_status(
                 "ZF-101",
                 CertificateStatus::Withdrawn,
+                None,
                 "test",
                 "transfer",
                 T0 - 1,
@@ -143,6 +146,7 @@ async fn online_checks_answer_from_the_registry_and_are_stored_once() {
             .set_certificate_status(
                 "ZF-102",
                 CertificateStatus::Revoked,
+                None,
                 "test",
                 "dismissal",
                 T0 - 1,
@@ -220,6 +224,7 @@ async fn offline_checks_are_uploaded_idempotently_with_the_registry_verdict_at_t
             .set_certificate_status(
                 "ZF-200",
                 CertificateStatus::Withdrawn,
+                None,
                 "test",
                 "resignation",
                 T0 + 10 * MINUTE,
@@ -310,6 +315,7 @@ async fn the_roster_delta_carries_a_withdrawal_and_pages_by_the_limit() {
             .set_certificate_status(
                 "ZF-301",
                 CertificateStatus::Withdrawn,
+                None,
                 "test",
                 "retirement",
                 T0 + MINUTE,

@@ -1,11 +1,14 @@
 //! Recordings and the 24-hour rule (issue 6), against a real gateway over mutual-TLS
 //! QUIC on loopback, on SQLite and (with `FIELDSYNC_TEST_PG`) PostgreSQL: upload and
 //! verification, interruption and resume, a full disk, deadline states on a manual
-//! clock, the full-process flags, the upload report, and the S3 media backend against
-//! a real S3-compatible server (moto) on loopback.
+//! clock, device clocks that cannot be trusted, the full-process flags, the upload
+//! report, and the S3 media backend against a real S3-compatible server (moto) on
+//! loopback.
 
 #[path = "recordings/bench.rs"]
 mod bench;
+#[path = "recordings/clocks.rs"]
+mod clocks;
 #[path = "recordings/deadlines.rs"]
 mod deadlines;
 #[path = "recordings/flags.rs"]

@@ -1,8 +1,10 @@
 //! Field records over the real device endpoint (QUIC + mTLS on loopback) and the
 //! store underneath: chain verification, duplicates, tamper flags, group commit, the
-//! case view, the two-officer rule, and ack-after-commit. Every test runs on SQLite
-//! and, with `FIELDSYNC_TEST_PG` set, on PostgreSQL.
+//! case view, the action-kind vocabulary, the two-officer rule, and ack-after-commit.
+//! Every test runs on SQLite and, with `FIELDSYNC_TEST_PG` set, on PostgreSQL.
 
+#[path = "records/action_kinds.rs"]
+mod action_kinds;
 #[path = "records/case_view.rs"]
 mod case_view;
 #[path = "records/crash.rs"]

@@ -12,11 +12,11 @@
 use std::path::Path;
 use std::time::Instant;
 
+use gateway::store::IngestRules;
 use gateway::store::{RecordBatch, Store, StoreConfig, StoreError};
 use protocol::DeviceId;
 use protocol::deadline::ClockSkew;
 use protocol::message::FieldRecord;
-use protocol::two_officer::TwoOfficerPolicy;
 
 use crate::baseline::{
     RowOrder, SQLITE_DEVICES, SQLITE_TRIES, baseline_devices, baseline_records, fresh_database,
@@ -83,7 +83,7 @@ async fn ingest_all(
         .import_enrollment(enrollment(devices).as_bytes(), None, "loadtest", now)
         .await?;
     let rows: usize = groups.iter().flatten().map(|p| p.records.len()).sum();
-    let policy = TwoOfficerPolicy::default();
+    let policy = IngestRules::default();
     let mut stored = 0;
     let started = Instant::now();
     for group in groups {

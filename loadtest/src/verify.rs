@@ -245,6 +245,7 @@ mod tests {
                 device: device.clone(),
                 record,
                 made_at_gateway: 1,
+                clock_implausible: false,
                 received_at: 1,
                 chain_break: None,
             })

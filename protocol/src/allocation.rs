@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{AgencyClass, CertificateStatus, DeviceKind, DeviceStatus};
+use crate::domain::{AgencyClass, DeviceKind, DeviceStatus, Standing};
 
 /// The allocation ratios of DOMAIN R1, read from deployment configuration: one device
 /// per `ratio` certified officers.
@@ -80,21 +80,21 @@ impl AllocationPolicy {
     }
 }
 
-/// What the allocation rule needs to know about one officer of the agency.
+/// What the allocation rule needs to know about one officer of the agency: what the
+/// certificate is worth at the report's time ([`Standing::at`], the same answer the
+/// two-officer rule and identity checks use).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OfficerStanding {
-    /// The status of the officer's enforcement certificate today.
-    pub certificate_status: CertificateStatus,
-    /// True for auxiliary staff (协管/辅助人员), who may not hold a certificate (003)
-    /// and never count, even if a certificate is wrongly recorded for them.
-    pub auxiliary: bool,
+    /// The certificate's standing at the report's time.
+    pub standing: Standing,
 }
 
 impl OfficerStanding {
-    /// True when this officer counts towards the requirement: a valid certificate and
-    /// not auxiliary staff. Withdrawn and revoked certificates do not count.
+    /// True when this officer counts towards the requirement: a valid, unexpired
+    /// certificate held by an enforcement officer. Withdrawn, revoked and expired
+    /// certificates and auxiliary staff (协管/辅助人员, 003) do not count.
     pub fn is_counted(&self) -> bool {
-        self.certificate_status == CertificateStatus::Valid && !self.auxiliary
+        self.standing == Standing::Certified
     }
 }
 
@@ -223,12 +223,12 @@ pub fn total<'a>(assessments: impl IntoIterator<Item = &'a Assessment>) -> Asses
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::CertificateStatus;
     use proptest::prelude::*;
 
     fn officer(certificate_status: CertificateStatus, auxiliary: bool) -> OfficerStanding {
         OfficerStanding {
-            certificate_status,
-            auxiliary,
+            standing: Standing::at(certificate_status, auxiliary, None, 0),
         }
     }
 
@@ -329,14 +329,18 @@ mod tests {
     }
 
     #[test]
-    fn auxiliary_staff_and_withdrawn_certificates_do_not_count() {
+    fn auxiliary_staff_and_withdrawn_or_expired_certificates_do_not_count() {
         use CertificateStatus::*;
+        let expired = OfficerStanding {
+            standing: Standing::at(Valid, false, Some(10), 10),
+        };
         let officers = [
             officer(Valid, false),
             officer(Valid, false),
             officer(Valid, true),
             officer(Withdrawn, false),
             officer(Revoked, false),
+            expired,
         ];
         assert_eq!(count_certified(&officers), 2);
         assert_eq!(count_certified(&[]), 0);

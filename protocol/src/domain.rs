@@ -9,6 +9,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Millis;
+
 /// Why a word is not one of an enum's spellings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{value:?} is not a valid {what}; expected one of: {expected}")]
@@ -173,6 +175,45 @@ vocabulary! {
     }
 }
 
+/// What a certificate was worth at one instant (DOMAIN R4), the one answer the
+/// allocation rule (R1), the two-officer rule and identity checks all use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    /// A valid enforcement certificate, not expired, held by an enforcement officer.
+    Certified,
+    /// Withdrawn (retirement, transfer, resignation) by then.
+    Withdrawn,
+    /// Revoked (dismissal, criminal penalty) by then.
+    Revoked,
+    /// Past its expiry date by then.
+    Expired,
+    /// Auxiliary staff (协管/辅助人员): never certified, whatever the row says (003).
+    Auxiliary,
+}
+
+impl Standing {
+    /// The standing of a certificate with this status, auxiliary mark and expiry at
+    /// instant `at`. Auxiliary staff are never certified; a certificate counts as
+    /// expired from its `valid_until` instant on.
+    pub fn at(
+        status: CertificateStatus,
+        auxiliary: bool,
+        valid_until: Option<Millis>,
+        at: Millis,
+    ) -> Standing {
+        match status {
+            _ if auxiliary => Standing::Auxiliary,
+            CertificateStatus::Withdrawn => Standing::Withdrawn,
+            CertificateStatus::Revoked => Standing::Revoked,
+            CertificateStatus::Valid if valid_until.is_some_and(|end| at >= end) => {
+                Standing::Expired
+            }
+            CertificateStatus::Valid => Standing::Certified,
+        }
+    }
+}
+
 vocabulary! {
     /// A stage of an enforcement action (DOMAIN R3, 全过程记录).
     Stage, "stage" {
@@ -221,5 +262,17 @@ mod tests {
         assert!(InService.check_change(Suspended).is_ok());
         assert!(Suspended.check_change(InService).is_ok());
         assert!(InService.check_change(InService).is_err());
+    }
+
+    #[test]
+    fn standing_at_an_instant() {
+        use CertificateStatus as S;
+        use Standing::*;
+        assert_eq!(Standing::at(S::Valid, false, None, 5), Certified);
+        assert_eq!(Standing::at(S::Valid, false, Some(10), 9), Certified);
+        assert_eq!(Standing::at(S::Valid, false, Some(10), 10), Expired);
+        assert_eq!(Standing::at(S::Valid, true, None, 5), Auxiliary);
+        assert_eq!(Standing::at(S::Revoked, true, None, 5), Auxiliary);
+        assert_eq!(Standing::at(S::Withdrawn, false, Some(1), 5), Withdrawn);
     }
 }

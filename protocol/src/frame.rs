@@ -168,6 +168,7 @@ mod tests {
         Request::new(RequestBody::Hello(Hello {
             device_time: 5,
             agent_version: "t".into(),
+            rules_digest: None,
         }))
     }
 

@@ -6,8 +6,11 @@
 //! property tests instead of sleeps.
 #![warn(missing_docs)]
 
+pub mod action_kind;
 pub mod allocation;
+pub mod archive;
 pub mod chain;
+pub mod clock;
 pub mod codes;
 pub mod deadline;
 pub mod device;

@@ -6,51 +6,23 @@
 //! this module decides whether the action was lawfully staffed and, if not, says which
 //! listed numbers did not count and why, so a legal reviewer can act on the answer.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::CertificateStatus;
+use crate::domain::Standing;
 
 /// The legal floor of the rule: configuration may ask for more officers, never fewer.
 pub const LEGAL_MIN_OFFICERS: u32 = 2;
 
-/// The action kinds that need two officers by default, as stable snake_case words.
-///
-/// | word | meaning | source |
-/// |---|---|---|
-/// | `penalty_decision` | an administrative penalty decision (行政处罚决定) | 行政处罚法 art. 42 |
-/// | `restriction_of_personal_liberty` | 限制公民人身自由 | 行政强制法 arts. 9, 18 |
-/// | `sealing` | sealing premises, facilities or property (查封) | 行政强制法 arts. 9, 18 |
-/// | `seizure` | seizing property (扣押财物) | 行政强制法 arts. 9, 18 |
-/// | `freezing` | freezing deposits or remittances (冻结存款、汇款) | 行政强制法 arts. 9, 18 |
-/// | `forced_demolition` | 强制拆除 | 行政强制法 art. 12 |
-/// | `compulsory_execution` | any other compulsory execution (行政强制执行) | 行政强制法 art. 12 |
-///
-/// Seizure covers "detention of property": one word per act, so a report never splits
-/// the same act across two spellings.
-pub const DEFAULT_ACTION_KINDS: &[&str] = &[
-    "penalty_decision",
-    "restriction_of_personal_liberty",
-    "sealing",
-    "seizure",
-    "freezing",
-    "forced_demolition",
-    "compulsory_execution",
-];
-
-/// The two-officer rule as deployment configuration.
-///
-/// Which action kinds are penalties or compulsory measures is a local vocabulary, so it
-/// is configurable; an omitted key takes the default. Unknown keys are rejected so that
-/// a misspelt key is a startup error, not a silently weaker rule.
+/// The two-officer rule as deployment configuration. Which action kinds it applies to
+/// is the action-kind vocabulary's `two_officers` column ([`crate::action_kind`]), so
+/// one list says everything about a kind. Unknown keys are rejected so that a misspelt
+/// key is a startup error, not a silently weaker rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TwoOfficerPolicy {
-    /// Action kinds that need `min_officers` certified officers present (default:
-    /// [`DEFAULT_ACTION_KINDS`]).
-    pub action_kinds: BTreeSet<String>,
     /// Certified officers required (default and minimum: [`LEGAL_MIN_OFFICERS`]).
     pub min_officers: u32,
 }
@@ -58,7 +30,6 @@ pub struct TwoOfficerPolicy {
 impl Default for TwoOfficerPolicy {
     fn default() -> Self {
         TwoOfficerPolicy {
-            action_kinds: DEFAULT_ACTION_KINDS.iter().map(|w| w.to_string()).collect(),
             min_officers: LEGAL_MIN_OFFICERS,
         }
     }
@@ -73,23 +44,6 @@ pub enum TwoOfficerPolicyError {
         /// The configured figure.
         min_officers: u32,
     },
-    /// An explicitly empty list would switch the rule off for every action.
-    #[error("action_kinds is empty; penalties and compulsory measures must be listed")]
-    NoActionKinds,
-    /// A word that no action kind can match (action kinds are lowercase snake_case),
-    /// so the rule would silently never apply to it.
-    #[error("action kind {word:?} must be lowercase letters, digits and '_'")]
-    BadActionKind {
-        /// The rejected word.
-        word: String,
-    },
-}
-
-fn is_action_word(word: &str) -> bool {
-    !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 impl TwoOfficerPolicy {
@@ -99,20 +53,7 @@ impl TwoOfficerPolicy {
             let min_officers = self.min_officers;
             return Err(TwoOfficerPolicyError::TooFewOfficers { min_officers });
         }
-        if self.action_kinds.is_empty() {
-            return Err(TwoOfficerPolicyError::NoActionKinds);
-        }
-        match self.action_kinds.iter().find(|w| !is_action_word(w)) {
-            Some(word) => Err(TwoOfficerPolicyError::BadActionKind { word: word.clone() }),
-            None => Ok(()),
-        }
-    }
-
-    /// True when an action of this kind needs the rule. The kind is trimmed and
-    /// lowercased first, as the domain words are, so "Seizure " is not let through.
-    pub fn applies_to(&self, action_kind: &str) -> bool {
-        self.action_kinds
-            .contains(action_kind.trim().to_ascii_lowercase().as_str())
+        Ok(())
     }
 }
 
@@ -122,9 +63,9 @@ impl TwoOfficerPolicy {
 pub struct OfficerPresence {
     /// The certificate number shown (亮证); surrounding whitespace is ignored.
     pub certificate_number: String,
-    /// The certificate's status at the time of the action, or `None` when the roster
-    /// has no such number.
-    pub status_at_time: Option<CertificateStatus>,
+    /// What the certificate was worth at the time of the action, or `None` when the
+    /// roster has no such number.
+    pub standing: Option<Standing>,
 }
 
 /// Why a listed certificate number did not count (or counted only once).
@@ -137,6 +78,10 @@ pub enum NotCountedReason {
     Withdrawn,
     /// The certificate had been revoked (dismissal, criminal penalty).
     Revoked,
+    /// The certificate had expired.
+    Expired,
+    /// The holder is auxiliary staff, not an enforcement officer.
+    Auxiliary,
     /// The number was listed more than once; one officer counts once.
     ListedMoreThanOnce,
 }
@@ -148,6 +93,8 @@ impl NotCountedReason {
             NotCountedReason::UnknownCertificate => "unknown_certificate",
             NotCountedReason::Withdrawn => "withdrawn",
             NotCountedReason::Revoked => "revoked",
+            NotCountedReason::Expired => "expired",
+            NotCountedReason::Auxiliary => "auxiliary",
             NotCountedReason::ListedMoreThanOnce => "listed_more_than_once",
         }
     }
@@ -206,14 +153,16 @@ impl TwoOfficerOutcome {
 }
 
 fn reason_not_counted(officer: &OfficerPresence) -> Option<NotCountedReason> {
-    match officer.status_at_time {
+    match officer.standing {
         _ if officer.certificate_number.trim().is_empty() => {
             Some(NotCountedReason::UnknownCertificate)
         }
         None => Some(NotCountedReason::UnknownCertificate),
-        Some(CertificateStatus::Valid) => None,
-        Some(CertificateStatus::Withdrawn) => Some(NotCountedReason::Withdrawn),
-        Some(CertificateStatus::Revoked) => Some(NotCountedReason::Revoked),
+        Some(Standing::Certified) => None,
+        Some(Standing::Withdrawn) => Some(NotCountedReason::Withdrawn),
+        Some(Standing::Revoked) => Some(NotCountedReason::Revoked),
+        Some(Standing::Expired) => Some(NotCountedReason::Expired),
+        Some(Standing::Auxiliary) => Some(NotCountedReason::Auxiliary),
     }
 }
 
@@ -249,17 +198,19 @@ fn merge_listings(present: &[OfficerPresence]) -> Vec<Listing<'_>> {
     listings
 }
 
-/// Applies the two-officer rule to one action of `action_kind` with the officers
-/// listed in `present`.
+/// Applies the two-officer rule to one action with the officers listed in `present`;
+/// `required` says whether its kind needs two officers (the vocabulary's
+/// `two_officers`, looked up by the caller in the normalised form).
 ///
-/// A number listed twice counts once; a certificate withdrawn or revoked at the time,
-/// or a number the roster does not know, does not count.
+/// A number listed twice counts once; a certificate withdrawn, revoked or expired at
+/// the time, an auxiliary member of staff, or a number the roster does not know, does
+/// not count.
 pub fn check(
-    action_kind: &str,
+    required: bool,
     present: &[OfficerPresence],
     policy: &TwoOfficerPolicy,
 ) -> TwoOfficerOutcome {
-    if !policy.applies_to(action_kind) {
+    if !required {
         return TwoOfficerOutcome::NotRequired;
     }
     let listings = merge_listings(present);
@@ -290,14 +241,19 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use CertificateStatus::*;
+    use Standing::*;
     use proptest::prelude::*;
+    use std::collections::BTreeSet;
 
-    fn at(number: &str, status: Option<CertificateStatus>) -> OfficerPresence {
+    fn at(number: &str, standing: Option<Standing>) -> OfficerPresence {
         OfficerPresence {
             certificate_number: number.to_owned(),
-            status_at_time: status,
+            standing,
         }
+    }
+
+    fn kinds() -> crate::action_kind::ActionKinds {
+        crate::action_kind::ActionKinds::default()
     }
 
     fn not_counted(number: &str, reason: NotCountedReason) -> NotCounted {
@@ -308,12 +264,16 @@ mod tests {
     }
 
     fn check_default(kind: &str, present: &[OfficerPresence]) -> TwoOfficerOutcome {
-        check(kind, present, &TwoOfficerPolicy::default())
+        check(
+            kinds().needs_two_officers(kind),
+            present,
+            &TwoOfficerPolicy::default(),
+        )
     }
 
     #[test]
     fn other_actions_do_not_need_two_officers() {
-        let one = [at("A1", Some(Valid))];
+        let one = [at("A1", Some(Certified))];
         assert_eq!(
             check_default("inspection", &one),
             TwoOfficerOutcome::NotRequired
@@ -323,7 +283,7 @@ mod tests {
 
     #[test]
     fn two_valid_certificates_satisfy_a_seizure() {
-        let two = [at("A1", Some(Valid)), at("A2", Some(Valid))];
+        let two = [at("A1", Some(Certified)), at("A2", Some(Certified))];
         assert_eq!(
             check_default("seizure", &two),
             TwoOfficerOutcome::Satisfied { certified: 2 }
@@ -334,7 +294,7 @@ mod tests {
 
     #[test]
     fn one_officer_alone_violates_a_penalty_decision() {
-        let outcome = check_default("penalty_decision", &[at("A1", Some(Valid))]);
+        let outcome = check_default("penalty_decision", &[at("A1", Some(Certified))]);
         let expected = TwoOfficerOutcome::Violated {
             certified: 1,
             required: 2,
@@ -346,7 +306,7 @@ mod tests {
 
     #[test]
     fn the_same_number_listed_twice_counts_once() {
-        let twice = [at("A1", Some(Valid)), at(" A1 ", Some(Valid))];
+        let twice = [at("A1", Some(Certified)), at(" A1 ", Some(Certified))];
         let expected = TwoOfficerOutcome::Violated {
             certified: 1,
             required: 2,
@@ -358,9 +318,9 @@ mod tests {
     #[test]
     fn unknown_and_blank_numbers_do_not_count() {
         let present = [
-            at("A1", Some(Valid)),
+            at("A1", Some(Certified)),
             at("ZZ9", None),
-            at("  ", Some(Valid)),
+            at("  ", Some(Certified)),
         ];
         let expected = TwoOfficerOutcome::Violated {
             certified: 1,
@@ -376,7 +336,7 @@ mod tests {
     #[test]
     fn a_certificate_revoked_or_withdrawn_at_the_time_does_not_count() {
         let present = [
-            at("A1", Some(Valid)),
+            at("A1", Some(Certified)),
             at("A2", Some(Revoked)),
             at("A3", Some(Withdrawn)),
         ];
@@ -402,8 +362,8 @@ mod tests {
     #[test]
     fn conflicting_listings_of_one_number_go_against_the_officer() {
         let present = [
-            at("A1", Some(Valid)),
-            at("A2", Some(Valid)),
+            at("A1", Some(Certified)),
+            at("A2", Some(Certified)),
             at("A2", Some(Revoked)),
         ];
         let outcome = check_default("seizure", &present);
@@ -417,7 +377,11 @@ mod tests {
 
     #[test]
     fn a_third_uncertified_officer_does_not_spoil_two_certified_ones() {
-        let present = [at("A1", Some(Valid)), at("A2", Some(Valid)), at("X", None)];
+        let present = [
+            at("A1", Some(Certified)),
+            at("A2", Some(Certified)),
+            at("X", None),
+        ];
         assert_eq!(
             check_default("freezing", &present),
             TwoOfficerOutcome::Satisfied { certified: 2 }
@@ -426,40 +390,20 @@ mod tests {
 
     #[test]
     fn a_stricter_policy_needs_three() {
-        let p = TwoOfficerPolicy {
-            min_officers: 3,
-            ..TwoOfficerPolicy::default()
-        };
-        let two = [at("A1", Some(Valid)), at("A2", Some(Valid))];
-        assert!(check("seizure", &two, &p).is_violated());
+        let p = TwoOfficerPolicy { min_officers: 3 };
+        let two = [at("A1", Some(Certified)), at("A2", Some(Certified))];
+        assert!(check(true, &two, &p).is_violated());
     }
 
     #[test]
     fn validation() {
         let default = TwoOfficerPolicy::default();
         assert_eq!(default.validate(), Ok(()));
-        assert_eq!(default.action_kinds.len(), DEFAULT_ACTION_KINDS.len());
-        let weaker = TwoOfficerPolicy {
-            min_officers: 1,
-            ..default.clone()
-        };
+        let weaker = TwoOfficerPolicy { min_officers: 1 };
         assert_eq!(
             weaker.validate(),
             Err(TwoOfficerPolicyError::TooFewOfficers { min_officers: 1 })
         );
-        let off = TwoOfficerPolicy {
-            action_kinds: BTreeSet::new(),
-            ..default.clone()
-        };
-        assert_eq!(off.validate(), Err(TwoOfficerPolicyError::NoActionKinds));
-        let bad = TwoOfficerPolicy {
-            action_kinds: BTreeSet::from(["Seizure".to_owned()]),
-            ..default
-        };
-        assert!(matches!(
-            bad.validate(),
-            Err(TwoOfficerPolicyError::BadActionKind { .. })
-        ));
     }
 
     #[test]
@@ -468,13 +412,34 @@ mod tests {
         let map = BTreeMap::from([("min_officers", 3u32)]);
         let p: Result<TwoOfficerPolicy, Error> =
             TwoOfficerPolicy::deserialize(map.into_deserializer());
-        let p = p.unwrap();
-        assert_eq!(p.min_officers, 3);
-        assert_eq!(p.action_kinds, TwoOfficerPolicy::default().action_kinds);
+        assert_eq!(p.unwrap().min_officers, 3);
+        let old = BTreeMap::from([("action_kinds", 3u32)]);
+        let p: Result<TwoOfficerPolicy, Error> =
+            TwoOfficerPolicy::deserialize(old.into_deserializer());
+        assert!(p.is_err(), "the kinds live in the vocabulary now");
+    }
+
+    #[test]
+    fn expired_and_auxiliary_never_count() {
+        let present = [
+            at("A1", Some(Certified)),
+            at("A2", Some(Expired)),
+            at("FZ1", Some(Auxiliary)),
+        ];
+        let expected = TwoOfficerOutcome::Violated {
+            certified: 1,
+            required: 2,
+            not_counted: vec![
+                not_counted("A2", NotCountedReason::Expired),
+                not_counted("FZ1", NotCountedReason::Auxiliary),
+            ],
+        };
+        assert_eq!(check_default("seizure", &present), expected);
     }
 
     fn any_presence() -> impl Strategy<Value = OfficerPresence> {
-        let status = prop::option::of(prop::sample::select(CertificateStatus::ALL));
+        let all = [Certified, Withdrawn, Revoked, Expired, Auxiliary];
+        let status = prop::option::of(prop::sample::select(all.to_vec()));
         ("[A-C][0-3]", status).prop_map(|(n, s)| at(&n, s))
     }
 
@@ -488,8 +453,8 @@ mod tests {
                 TwoOfficerOutcome::Violated { certified, .. } => *certified,
                 TwoOfficerOutcome::NotRequired => unreachable!(),
             };
-            let p = TwoOfficerPolicy { min_officers: 99, ..TwoOfficerPolicy::default() };
-            let base = certified(&check("seizure", &present, &p));
+            let p = TwoOfficerPolicy { min_officers: 99 };
+            let base = certified(&check(true, &present, &p));
             let mut rotated = present.clone();
             if !rotated.is_empty() {
                 let n = rotated.len();
@@ -497,11 +462,11 @@ mod tests {
             }
             let mut doubled = present.clone();
             doubled.extend(present.iter().cloned());
-            prop_assert_eq!(certified(&check("seizure", &rotated, &p)), base);
-            prop_assert_eq!(certified(&check("seizure", &doubled, &p)), base);
+            prop_assert_eq!(certified(&check(true, &rotated, &p)), base);
+            prop_assert_eq!(certified(&check(true, &doubled, &p)), base);
             let valid: BTreeSet<_> = present
                 .iter()
-                .filter(|o| o.status_at_time == Some(Valid))
+                .filter(|o| o.standing == Some(Certified))
                 .map(|o| o.certificate_number.as_str())
                 .collect();
             prop_assert!(base as usize <= valid.len());

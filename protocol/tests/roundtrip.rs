@@ -132,9 +132,11 @@ fn roster_entry() -> impl Strategy<Value = RosterEntry> {
         text(),
         cert_status(),
         any::<u64>(),
+        any::<bool>(),
+        any::<Option<i64>>(),
     )
         .prop_map(
-            |(certificate_number, name, unit, post, category, status, version)| RosterEntry {
+            |(
                 certificate_number,
                 name,
                 unit,
@@ -142,6 +144,18 @@ fn roster_entry() -> impl Strategy<Value = RosterEntry> {
                 category,
                 status,
                 version,
+                auxiliary,
+                valid_until,
+            )| RosterEntry {
+                certificate_number,
+                name,
+                unit,
+                post,
+                category,
+                status,
+                version,
+                auxiliary,
+                valid_until,
             },
         )
 }
@@ -175,10 +189,13 @@ fn announcement() -> impl Strategy<Value = RecordingAnnouncement> {
 
 fn request_body() -> impl Strategy<Value = RequestBody> {
     prop_oneof![
-        (any::<i64>(), text()).prop_map(|(device_time, agent_version)| RequestBody::Hello(Hello {
-            device_time,
-            agent_version
-        })),
+        (any::<i64>(), text(), prop::option::of(hash())).prop_map(
+            |(device_time, agent_version, rules_digest)| RequestBody::Hello(Hello {
+                device_time,
+                agent_version,
+                rules_digest,
+            })
+        ),
         vec(record(), 0..3).prop_map(|records| RequestBody::PushRecords(PushRecords { records })),
         identity_check().prop_map(RequestBody::CheckIdentity),
         vec(identity_check(), 0..3)
@@ -204,6 +221,9 @@ fn reject_reason() -> impl Strategy<Value = RejectReason> {
         Just(RejectReason::Altered),
         Just(RejectReason::BrokenLink),
         text().prop_map(|problem| RejectReason::Invalid { problem }),
+        (text(), prop::collection::vec(text(), 0..4)).prop_map(|(action_kind, known)| {
+            RejectReason::UnknownActionKind { action_kind, known }
+        }),
     ]
 }
 
@@ -255,6 +275,11 @@ fn welcome() -> impl Strategy<Value = Welcome> {
                     next_sequence,
                     last_hash,
                 },
+                rules: (next_sequence % 2 == 0).then(|| protocol::message::DeviceRules {
+                    action_kinds: protocol::action_kind::ActionKinds::default(),
+                    min_officers: max_frame_bytes,
+                    clock_tolerance_ms: gateway_time,
+                }),
             },
         )
 }

@@ -39,7 +39,7 @@ pub const OFFICERS: FileKind = FileKind {
         "certificate_status",
         "auxiliary",
     ],
-    optional: &["unit", "post", "category", "agency"],
+    optional: &["unit", "post", "category", "agency", "valid_until"],
 };
 
 /// A list of agencies.

@@ -294,6 +294,7 @@ pub async fn connect_without_certificate(
     let hello = protocol::Request::new(protocol::RequestBody::Hello(protocol::message::Hello {
         device_time: 0,
         agent_version: "no-cert".into(),
+        rules_digest: None,
     }));
     agent::transport::frames::write_message(&mut send, &hello, 1 << 20)
         .await

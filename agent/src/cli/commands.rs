@@ -137,11 +137,15 @@ async fn record(cli: &Cli, r: &RecordArgs) -> Result<(), Failure> {
         recordings: r.recordings.clone(),
         corrects: r.corrects,
     };
-    let queued = agent.record(content).await.map_err(|e| match e {
-        RecordError::Invalid(_) => Failure::usage(e),
+    let recorded = agent.record_checked(content).await.map_err(|e| match e {
+        RecordError::Invalid(_) | RecordError::Refused(_) => Failure::usage(e),
         other => Failure::other(other),
     })?;
+    let queued = &recorded.queued;
     println!("queued record {} {}", queued.sequence, queued.hash);
+    for warning in &recorded.warnings {
+        eprintln!("agent: warning: {warning}");
+    }
     Ok(())
 }
 
@@ -207,7 +211,17 @@ async fn check_id(cli: &Cli, c: &CheckIdArgs) -> Result<(), Failure> {
             o.certificate_number, o.name, o.unit, o.post, o.category
         );
     }
-    Ok(())
+    match super::verdict_exit(answer.verdict) {
+        0 => Ok(()),
+        code => Err(Failure {
+            code,
+            error: anyhow::anyhow!(
+                "{} may not enforce: {}",
+                c.certificate_number.trim(),
+                super::verdict_text(answer.verdict)
+            ),
+        }),
+    }
 }
 
 async fn sync(cli: &Cli) -> Result<(), Failure> {

@@ -107,6 +107,10 @@ pub fn describe(reason: &RejectReason) -> String {
             "broken link: the record does not follow the gateway's previous record".into()
         }
         RejectReason::Invalid { problem } => format!("invalid: {problem}"),
+        RejectReason::UnknownActionKind { action_kind, known } => format!(
+            "unknown action kind {action_kind:?}; the gateway knows: {}",
+            known.join(", ")
+        ),
     }
 }
 

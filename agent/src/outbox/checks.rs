@@ -32,22 +32,11 @@ type Row = (
 
 /// One stable word for a verdict (in the store and on screen).
 pub fn verdict_word(verdict: IdentityVerdict) -> &'static str {
-    match verdict {
-        IdentityVerdict::Valid => "valid",
-        IdentityVerdict::Withdrawn => "withdrawn",
-        IdentityVerdict::Revoked => "revoked",
-        IdentityVerdict::Unknown => "unknown",
-    }
+    verdict.as_str()
 }
 
 fn parse_verdict(word: &str) -> Result<IdentityVerdict, StoreError> {
-    Ok(match word {
-        "valid" => IdentityVerdict::Valid,
-        "withdrawn" => IdentityVerdict::Withdrawn,
-        "revoked" => IdentityVerdict::Revoked,
-        "unknown" => IdentityVerdict::Unknown,
-        other => return Err(StoreError::corrupt("check verdict", other)),
-    })
+    IdentityVerdict::parse(word).ok_or_else(|| StoreError::corrupt("check verdict", word))
 }
 
 impl Outbox {

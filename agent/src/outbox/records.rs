@@ -57,6 +57,9 @@ pub enum RecordError {
     /// A field breaks the protocol's limits: nothing was stored.
     #[error("the record is not valid: {0}")]
     Invalid(#[from] InvalidField),
+    /// A rule of the vocabulary or the clock refuses it: nothing was stored.
+    #[error(transparent)]
+    Refused(#[from] crate::rules::RuleRefusal),
     /// The store failed: nothing was stored.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -32,7 +32,17 @@ pub enum RosterError {
     Store(#[from] StoreError),
 }
 
-type Row = (String, String, String, String, String, String, i64);
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    bool,
+    Option<i64>,
+);
 
 impl Outbox {
     /// The roster version held (0 before the first sync).
@@ -77,12 +87,14 @@ impl Outbox {
         for entry in &delta.entries {
             sqlx::query(
                 "INSERT INTO roster
-                     (certificate_number, name, unit, post, category, status, version)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     (certificate_number, name, unit, post, category, status, version,
+                      auxiliary, valid_until)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (certificate_number) DO UPDATE SET
                      name = excluded.name, unit = excluded.unit, post = excluded.post,
                      category = excluded.category, status = excluded.status,
-                     version = excluded.version",
+                     version = excluded.version, auxiliary = excluded.auxiliary,
+                     valid_until = excluded.valid_until",
             )
             .bind(entry.certificate_number.trim())
             .bind(&entry.name)
@@ -91,6 +103,8 @@ impl Outbox {
             .bind(&entry.category)
             .bind(entry.status.as_str())
             .bind(i64::try_from(entry.version).unwrap_or(i64::MAX))
+            .bind(entry.auxiliary)
+            .bind(entry.valid_until)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from)?;
@@ -120,14 +134,25 @@ impl Outbox {
         certificate_number: &str,
     ) -> Result<Option<RosterEntry>, StoreError> {
         let row: Option<Row> = sqlx::query_as(
-            "SELECT certificate_number, name, unit, post, category, status, version
+            "SELECT certificate_number, name, unit, post, category, status, version,
+                 auxiliary, valid_until
              FROM roster WHERE certificate_number = $1",
         )
         .bind(certificate_number.trim())
         .fetch_optional(self.pool())
         .await?;
         row.map(
-            |(certificate_number, name, unit, post, category, status, version)| {
+            |(
+                certificate_number,
+                name,
+                unit,
+                post,
+                category,
+                status,
+                version,
+                auxiliary,
+                valid_until,
+            )| {
                 Ok(RosterEntry {
                     certificate_number,
                     name,
@@ -138,6 +163,8 @@ impl Outbox {
                         .parse::<CertificateStatus>()
                         .map_err(|e| StoreError::corrupt("roster status", e))?,
                     version: version.max(0) as u64,
+                    auxiliary,
+                    valid_until,
                 })
             },
         )
@@ -159,6 +186,8 @@ mod tests {
             category: "market".into(),
             status,
             version,
+            auxiliary: false,
+            valid_until: None,
         }
     }
 

@@ -1,6 +1,9 @@
 //! Small facts about syncing, kept by key: the last sync, the gateway's clock skew
 //! and limits, counters of what the gateway acknowledged. `status` reads them.
 
+use protocol::action_kind::ActionKinds;
+use protocol::clock::ClockPolicy;
+use protocol::message::DeviceRules;
 use protocol::{Limits, Millis};
 use sqlx::{Sqlite, Transaction};
 
@@ -34,6 +37,8 @@ pub mod keys {
     pub const CHECKS_UPLOADED: &str = "checks_uploaded_total";
     /// The roster version held.
     pub const ROSTER_VERSION: &str = "roster_version";
+    /// The terminals' rules of the last welcome that carried them (JSON).
+    pub const DEVICE_RULES: &str = "device_rules";
 }
 
 impl Outbox {
@@ -100,6 +105,27 @@ impl Outbox {
                 serde_json::from_str(&text).map_err(|e| StoreError::corrupt("saved limits", e))
             }
         }
+    }
+
+    /// The terminals' rules the gateway last sent, if it ever did.
+    pub async fn device_rules(&self) -> Result<Option<DeviceRules>, StoreError> {
+        match self.state(keys::DEVICE_RULES).await? {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| StoreError::corrupt("saved device rules", e)),
+        }
+    }
+
+    /// The rules to apply now: the gateway's last, or before the first sync the
+    /// protocol's defaults (DOMAIN's vocabulary, two officers, the default clock
+    /// tolerance), so a terminal refuses a misspelt kind from its first day.
+    pub async fn rules_in_force(&self) -> Result<DeviceRules, StoreError> {
+        Ok(self.device_rules().await?.unwrap_or_else(|| DeviceRules {
+            action_kinds: ActionKinds::default(),
+            min_officers: protocol::two_officer::LEGAL_MIN_OFFICERS,
+            clock_tolerance_ms: ClockPolicy::default().tolerance_ms(),
+        }))
     }
 
     /// Claims this file for `self.device()`, or refuses when it holds another

@@ -117,27 +117,34 @@ impl From<RequestError> for SyncError {
 }
 
 impl Agent {
-    /// Says hello and keeps what the welcome tells (skew, limits) with the attempt's
-    /// time, in one local transaction.
+    /// Says hello and keeps what the welcome tells (skew, limits, the rules when they
+    /// changed) with the attempt's time, in one local transaction.
     pub async fn hello(&self, conn: &mut GatewayConnection) -> Result<Welcome, SyncError> {
         let now = self.now();
-        let welcome = within(self, "hello", conn.hello(now, AGENT_VERSION)).await?;
+        let held = self.outbox().device_rules().await?.map(|r| r.digest());
+        let welcome = within(self, "hello", conn.hello_holding(now, AGENT_VERSION, held)).await?;
         if &welcome.device_id != self.device_id() {
             return Err(SyncError::WrongDevice {
                 found: welcome.device_id.to_string(),
                 expected: self.device_id().to_string(),
             });
         }
-        self.outbox()
-            .update_state(
-                &[
-                    (keys::CLOCK_SKEW_MS, &welcome.clock_skew_ms.to_string()),
-                    (keys::LIMITS, &limits_text(&welcome.limits)),
-                    (keys::LAST_ATTEMPT_AT, &now.to_string()),
-                ],
-                &[],
-            )
-            .await?;
+        let skew = welcome.clock_skew_ms.to_string();
+        let limits = limits_text(&welcome.limits);
+        let attempt = now.to_string();
+        let rules = welcome
+            .rules
+            .as_ref()
+            .map(|r| serde_json::to_string(r).expect("rules serialize"));
+        let mut state = vec![
+            (keys::CLOCK_SKEW_MS, skew.as_str()),
+            (keys::LIMITS, limits.as_str()),
+            (keys::LAST_ATTEMPT_AT, attempt.as_str()),
+        ];
+        if let Some(rules) = &rules {
+            state.push((keys::DEVICE_RULES, rules));
+        }
+        self.outbox().update_state(&state, &[]).await?;
         Ok(welcome)
     }
 

@@ -242,15 +242,28 @@ impl GatewayConnection {
         }
     }
 
-    /// Says hello; adopts the gateway's limits for later requests.
+    /// Says hello holding no rules (the welcome carries them); adopts the gateway's
+    /// limits for later requests.
     pub async fn hello(
         &mut self,
         device_time: Millis,
         agent_version: &str,
     ) -> Result<Welcome, ClientError> {
+        self.hello_holding(device_time, agent_version, None).await
+    }
+
+    /// Says hello naming the digest of the rules the device holds (the welcome carries
+    /// the rules only when the gateway's differ); adopts the gateway's limits.
+    pub async fn hello_holding(
+        &mut self,
+        device_time: Millis,
+        agent_version: &str,
+        rules_digest: Option<protocol::Sha256Hash>,
+    ) -> Result<Welcome, ClientError> {
         let body = RequestBody::Hello(Hello {
             device_time,
             agent_version: agent_version.to_owned(),
+            rules_digest,
         });
         match self.request(body).await? {
             ResponseBody::Welcome(welcome) => {

@@ -1,5 +1,6 @@
 //! Helpers shared by the agent's integration tests: an agent for one of a test
-//! gateway's development devices, and record content that names itself.
+//! gateway's development devices, record content that names itself, and officers in
+//! the gateway's registry.
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::Path;
@@ -7,8 +8,37 @@ use std::sync::Arc;
 
 use agent::{Agent, AgentConfig};
 use clock::{SharedClock, SystemClock};
+use gateway::store::OfficerRecord;
+use protocol::domain::CertificateStatus;
 use protocol::message::RecordContent;
 use test_support::TestGateway;
+
+/// An enforcement officer of Market Supervision Team 3 with a valid certificate and no
+/// expiry date.
+pub fn officer_record(number: &str) -> OfficerRecord {
+    OfficerRecord {
+        certificate_number: number.into(),
+        name: format!("Officer {number}"),
+        unit: "Market Supervision Team 3".into(),
+        post: "inspector".into(),
+        category: "market".into(),
+        certificate_status: CertificateStatus::Valid,
+        auxiliary: false,
+        agency: None,
+        valid_until: None,
+        effective_at: None,
+    }
+}
+
+/// Lists `officer` in `gw`'s registry at gateway time `now`.
+pub async fn list_officer(gw: &TestGateway, officer: &OfficerRecord, now: i64) {
+    gw.gateway
+        .state()
+        .store
+        .upsert_officer(officer, "test", now)
+        .await
+        .expect("officer listed");
+}
 
 /// A configuration pointing at `gw` with short timeouts for tests.
 pub fn config_for(gw: &TestGateway) -> AgentConfig {

@@ -9,8 +9,6 @@ use std::path::Path;
 
 use agent::outbox::recordings::RecordingState;
 use agent::{Agent, AgentConfig};
-use gateway::store::OfficerRecord;
-use protocol::domain::CertificateStatus;
 use sha2::Digest;
 use test_support::{Backend, TestGateway};
 
@@ -111,22 +109,8 @@ async fn the_agent_stopped_at_every_durable_step_loses_nothing_acknowledged() {
 
 /// Adds officer `n` to the roster (a new roster version for the device to fetch).
 async fn officer(gw: &TestGateway, n: usize) {
-    let record = OfficerRecord {
-        certificate_number: format!("ZF-{:04}", 100 + n),
-        name: format!("Officer {n}"),
-        unit: "Unit 1".into(),
-        post: "inspector".into(),
-        category: "market".into(),
-        certificate_status: CertificateStatus::Valid,
-        auxiliary: false,
-        agency: None,
-    };
-    gw.gateway
-        .state()
-        .store
-        .upsert_officer(&record, "test", 1_780_000_000_000)
-        .await
-        .unwrap();
+    let record = crate::common::officer_record(&format!("ZF-{:04}", 100 + n));
+    crate::common::list_officer(gw, &record, 1_780_000_000_000).await;
 }
 
 /// What must hold after any stop (docs/durability.md), read from the agent's files

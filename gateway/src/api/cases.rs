@@ -86,8 +86,11 @@ pub struct RecordEntry {
     pub lon_e6: Option<i32>,
     /// When, on the device's clock.
     pub made_at: Millis,
-    /// When, on gateway time (corrected by the device's measured skew).
+    /// When, on gateway time (corrected by the device's measured skew, or when it
+    /// arrived if the device's clock could not be trusted).
     pub made_at_gateway: Millis,
+    /// The device's clock could not be trusted for its time (DOMAIN R2).
+    pub clock_implausible: bool,
     /// When the gateway stored it.
     pub received_at: Millis,
     /// Recordings it links to.
@@ -132,6 +135,9 @@ pub struct RecordingEntry {
     pub stored_at: Option<Millis>,
     /// How far past the deadline it was stored, or is now (0 when in time).
     pub late_by_ms: Millis,
+    /// The device's clock could not be trusted: its end and deadline count from its
+    /// announcement (DOMAIN R2).
+    pub clock_implausible: bool,
     /// Records that link to it (`<device>/<sequence>`).
     pub linked_from: Vec<String>,
 }
@@ -236,6 +242,8 @@ pub struct CaseSummary {
     pub archive_overdue: u64,
     /// Recordings overdue now.
     pub overdue_recordings: u64,
+    /// Records and recordings whose device clock could not be trusted.
+    pub clock_implausible: u64,
 }
 
 /// Everything about one case or enforcement target.
@@ -294,6 +302,7 @@ fn record_entry(
         lon_e6: c.coordinates.map(|p| p.lon_e6),
         made_at: c.made_at,
         made_at_gateway: r.made_at_gateway,
+        clock_implausible: r.clock_implausible,
         received_at: r.received_at,
         recordings: c.recordings.iter().map(Uuid::to_string).collect(),
         corrects: c.corrects,
@@ -301,7 +310,7 @@ fn record_entry(
         needs_audio_video: state
             .config
             .policy
-            .full_process
+            .action_kinds
             .needs_audio_video(&c.action_kind),
         two_officer: breach,
     }
@@ -328,6 +337,7 @@ fn recording_entry(
         state: upload.as_str().to_owned(),
         stored_at: r.stored_at,
         late_by_ms: lateness(r.deadline, r.stored_at.unwrap_or(now)),
+        clock_implausible: r.clock_implausible,
         linked_from,
     }
 }
@@ -462,6 +472,9 @@ async fn assemble(
         missing_audio_video: open("missing_audio_video"),
         archive_overdue: open("archive_overdue"),
         overdue_recordings: recordings.iter().filter(|r| r.state == "overdue").count() as u64,
+        clock_implausible: (records.iter().filter(|r| r.clock_implausible).count()
+            + recordings.iter().filter(|r| r.clock_implausible).count())
+            as u64,
     };
     Ok(CaseView {
         at: now,

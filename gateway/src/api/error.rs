@@ -143,9 +143,12 @@ impl From<StoreError> for ApiError {
             | DuplicateFingerprint(_)
             | StatusChange(_)
             | CertificateUnchanged { .. } => ApiError::conflict(e.to_string()),
-            ClassTarget { .. } | BadFingerprint(_) | EmptyField(_) | BadEnrollmentRow { .. } => {
-                ApiError::invalid(e.to_string())
-            }
+            ClassTarget { .. }
+            | BadFingerprint(_)
+            | EmptyField(_)
+            | BadEnrollmentRow { .. }
+            | AuxiliaryCertified(_)
+            | EffectiveInFuture { .. } => ApiError::invalid(e.to_string()),
             _ => ApiError::internal(&e),
         }
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use protocol::Millis;
 use protocol::domain::CertificateStatus;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -86,6 +87,10 @@ pub struct OfficerImportRow {
     /// The agency's name, or empty.
     #[serde(default)]
     pub agency: String,
+    /// When the certificate expires: a date (valid through that day, in the agencies'
+    /// time zone) or an RFC 3339 instant; empty when it has no expiry date.
+    #[serde(default)]
+    pub valid_until: String,
 }
 
 /// A roster to import.
@@ -106,8 +111,28 @@ pub struct CertificateChange {
     /// `withdrawn` (retirement, transfer, resignation), `revoked` (dismissal, criminal
     /// penalty) or `valid` (restored).
     pub status: String,
+    /// When the change took effect (RFC 3339), if before now: a withdrawal counts from
+    /// when it took effect, not from when it is typed in.
+    #[serde(default)]
+    pub effective_at: Option<String>,
     /// Why (audited).
     pub reason: String,
+}
+
+/// Parses an instant (RFC 3339) or a date (`YYYY-MM-DD`: the instant the day after it
+/// starts in `zone`, so a certificate "valid until 2027-12-31" is valid all that day).
+pub fn parse_instant_or_day(text: &str, zone: &jiff::tz::TimeZone) -> Result<Millis, String> {
+    let text = text.trim();
+    if let Ok(t) = text.parse::<jiff::Timestamp>() {
+        return Ok(t.as_millisecond());
+    }
+    let day: jiff::civil::Date = text
+        .parse()
+        .map_err(|_| format!("{text:?} is neither a date (2027-12-31) nor an RFC 3339 time"))?;
+    day.tomorrow()
+        .and_then(|d| d.to_zoned_datetime(zone.clone()))
+        .map(|z| z.timestamp().as_millisecond())
+        .map_err(|e| format!("{text:?}: {e}"))
 }
 
 fn parse_flag(text: &str) -> Result<bool, String> {
@@ -119,7 +144,11 @@ fn parse_flag(text: &str) -> Result<bool, String> {
 }
 
 /// Checks one roster row against the vocabulary and the known agencies.
-fn parse_row(row: &OfficerImportRow, agencies: &HashSet<String>) -> Result<OfficerRecord, String> {
+fn parse_row(
+    row: &OfficerImportRow,
+    agencies: &HashSet<String>,
+    zone: &jiff::tz::TimeZone,
+) -> Result<OfficerRecord, String> {
     let number = row.certificate_number.trim();
     if number.is_empty() {
         return Err("certificate_number is empty".into());
@@ -132,6 +161,17 @@ fn parse_row(row: &OfficerImportRow, agencies: &HashSet<String>) -> Result<Offic
         .parse()
         .map_err(|e| format!("certificate_status: {e}"))?;
     let auxiliary = parse_flag(&row.auxiliary)?;
+    if auxiliary && certificate_status == CertificateStatus::Valid {
+        return Err(
+            "auxiliary staff may not hold a valid enforcement certificate (003): list the row \
+             as withdrawn, or not as auxiliary"
+                .into(),
+        );
+    }
+    let valid_until = match row.valid_until.trim() {
+        "" => None,
+        text => Some(parse_instant_or_day(text, zone).map_err(|e| format!("valid_until: {e}"))?),
+    };
     let agency = match row.agency.trim() {
         "" => None,
         name if agencies.contains(name) => Some(name.to_owned()),
@@ -146,6 +186,8 @@ fn parse_row(row: &OfficerImportRow, agencies: &HashSet<String>) -> Result<Offic
         certificate_status,
         auxiliary,
         agency,
+        valid_until,
+        effective_at: None,
     })
 }
 
@@ -184,14 +226,14 @@ pub async fn import_officers(
     let mut good = Vec::new();
     let mut rejected = Vec::new();
     for row in &req.rows {
-        let checked = parse_row(row, &agencies).and_then(|record| {
-            match seen.insert(record.certificate_number.clone(), row.line) {
-                Some(first) => Err(format!(
-                    "certificate number {:?} is also on line {first}",
-                    record.certificate_number
-                )),
-                None => Ok(record),
-            }
+        let checked = parse_row(row, &agencies, &state.config.zone()).and_then(|record| match seen
+            .insert(record.certificate_number.clone(), row.line)
+        {
+            Some(first) => Err(format!(
+                "certificate number {:?} is also on line {first}",
+                record.certificate_number
+            )),
+            None => Ok(record),
         });
         match checked {
             Ok(record) => good.push(record),
@@ -252,9 +294,26 @@ pub async fn set_certificate(
         .status
         .parse()
         .map_err(|e: protocol::domain::UnknownWord| ApiError::invalid(e.to_string()))?;
+    let effective_at = req
+        .effective_at
+        .as_deref()
+        .map(|t| {
+            t.trim()
+                .parse::<jiff::Timestamp>()
+                .map(|t| t.as_millisecond())
+        })
+        .transpose()
+        .map_err(|e| ApiError::invalid(format!("effective_at: {e}")))?;
     let officer = state
         .store
-        .set_certificate_status(&number, status, &auth.actor(), reason, state.clock.now())
+        .set_certificate_status(
+            &number,
+            status,
+            effective_at,
+            &auth.actor(),
+            reason,
+            state.clock.now(),
+        )
         .await?;
     let names = agency_names(&state).await?;
     Ok(Json(view(officer, &names)))
@@ -279,7 +338,7 @@ mod tests {
     #[test]
     fn a_good_row_is_trimmed_and_typed() {
         let agencies = HashSet::from(["城管一队".to_owned()]);
-        let r = parse_row(&row(), &agencies).unwrap();
+        let r = parse_row(&row(), &agencies, &jiff::tz::TimeZone::UTC).unwrap();
         assert_eq!(r.certificate_number, "440100-0001");
         assert!(!r.auxiliary);
         assert_eq!(r.agency.as_deref(), Some("城管一队"));
@@ -289,7 +348,7 @@ mod tests {
     fn bad_rows_say_why() {
         let agencies = HashSet::new();
         assert!(
-            parse_row(&row(), &agencies)
+            parse_row(&row(), &agencies, &jiff::tz::TimeZone::UTC)
                 .unwrap_err()
                 .contains("no agency")
         );
@@ -299,7 +358,7 @@ mod tests {
             ..row()
         };
         assert!(
-            parse_row(&bad_status, &agencies)
+            parse_row(&bad_status, &agencies, &jiff::tz::TimeZone::UTC)
                 .unwrap_err()
                 .starts_with("certificate_status")
         );
@@ -308,7 +367,7 @@ mod tests {
             ..row()
         };
         assert!(
-            parse_row(&bad_flag, &agencies)
+            parse_row(&bad_flag, &agencies, &jiff::tz::TimeZone::UTC)
                 .unwrap_err()
                 .contains("auxiliary")
         );

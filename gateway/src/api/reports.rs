@@ -115,10 +115,7 @@ pub async fn take_snapshot(
     auth: Authorized<TakeSnapshots>,
     State(state): State<Arc<GatewayState>>,
 ) -> Result<Json<SnapshotTaken>, ApiError> {
-    let (day, _) = allocation::local_day(
-        state.clock.now(),
-        state.config.allocation_report.utc_offset_minutes,
-    );
+    let (day, _) = allocation::local_day(state.clock.now(), &state.config.zone());
     let taken = allocation::take_snapshot(&state, &day).await?;
     if taken {
         let detail = serde_json::json!({ "day": day, "reason": "taken on request" });

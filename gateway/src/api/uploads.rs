@@ -81,7 +81,7 @@ pub async fn uploads_csv(
 }
 
 /// The CSV columns.
-pub const CSV_HEADER: [&str; 8] = [
+pub const CSV_HEADER: [&str; 9] = [
     "scope",
     "name",
     "pending",
@@ -90,12 +90,20 @@ pub const CSV_HEADER: [&str; 8] = [
     "uploaded_on_time",
     "uploaded_late",
     "silent_since",
+    "clock_implausible_since",
 ];
 
 /// The report as CSV (pure). An unassigned agency or unknown officer has an empty
 /// name.
 pub fn to_csv(report: &UploadReport) -> String {
-    fn line(scope: &str, name: &str, c: &UploadCounts, silent: Option<Millis>) -> [String; 8] {
+    fn line(
+        scope: &str,
+        name: &str,
+        c: &UploadCounts,
+        silent: Option<Millis>,
+        clock: Option<Millis>,
+    ) -> [String; 9] {
+        let when = |t: Option<Millis>| t.map(|s| s.to_string()).unwrap_or_default();
         [
             scope.to_owned(),
             name.to_owned(),
@@ -104,7 +112,8 @@ pub fn to_csv(report: &UploadReport) -> String {
             c.overdue.to_string(),
             c.uploaded_on_time.to_string(),
             c.uploaded_late.to_string(),
-            silent.map(|s| s.to_string()).unwrap_or_default(),
+            when(silent),
+            when(clock),
         ]
     }
     let mut out = csv::Writer::from_writer(Vec::new());
@@ -112,16 +121,22 @@ pub fn to_csv(report: &UploadReport) -> String {
     let _ = out.write_record(CSV_HEADER);
     for a in &report.agencies {
         let name = a.agency.as_deref().unwrap_or_default();
-        let _ = out.write_record(line("agency", name, &a.counts, None));
+        let _ = out.write_record(line("agency", name, &a.counts, None, None));
     }
     for o in &report.officers {
         let name = o.officer.as_deref().unwrap_or_default();
-        let _ = out.write_record(line("officer", name, &o.counts, None));
+        let _ = out.write_record(line("officer", name, &o.counts, None, None));
     }
     for d in &report.devices {
-        let _ = out.write_record(line("device", &d.device_id, &d.counts, d.silent_since));
+        let _ = out.write_record(line(
+            "device",
+            &d.device_id,
+            &d.counts,
+            d.silent_since,
+            d.clock_implausible_since,
+        ));
     }
-    let _ = out.write_record(line("total", "", &report.total, None));
+    let _ = out.write_record(line("total", "", &report.total, None, None));
     String::from_utf8(out.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
@@ -152,15 +167,17 @@ mod tests {
                 agency: None,
                 counts: UploadCounts::default(),
                 silent_since: Some(42),
+                clock_implausible_since: Some(7),
             }],
             overdue: vec![],
+            clock_implausible: 0,
         };
         let csv = to_csv(&report);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines[0], CSV_HEADER.join(","));
-        assert_eq!(lines[1], "agency,\"城管, 一队\",1,2,3,4,5,");
-        assert_eq!(lines[2], "device,dev-00001,0,0,0,0,0,42");
-        assert_eq!(lines[3], "total,,1,2,3,4,5,");
+        assert_eq!(lines[1], "agency,\"城管, 一队\",1,2,3,4,5,,");
+        assert_eq!(lines[2], "device,dev-00001,0,0,0,0,0,42,7");
+        assert_eq!(lines[3], "total,,1,2,3,4,5,,");
         assert_eq!(lines.len(), 4);
     }
 }

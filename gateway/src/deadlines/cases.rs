@@ -1,8 +1,10 @@
 //! Applies the full-process rules (DOMAIN R3) to the stored field records: a record of
-//! a full-process action kind with no linked recording covering its time is flagged
-//! "missing audio-video" once its upload deadline has passed; a case whose execution
-//! stage ended more than `archive_days` ago without an archive-stage record is flagged
-//! "archive overdue". Open flags whose rule no longer holds are cleared.
+//! an action kind that needs whole-process audio-video with no stored, linked recording
+//! covering its time is flagged "missing audio-video" once its upload deadline has
+//! passed; a case closed (by a kind marked "closes the case") whose archive period of
+//! `archive_days` calendar days in the agencies' time zone has ended without an
+//! archive-stage record is flagged "archive overdue". Open flags whose rule no longer
+//! holds are cleared.
 
 use protocol::Millis;
 use protocol::deadline::MILLIS_PER_HOUR;
@@ -39,9 +41,10 @@ async fn linked(
         .linked_recording_spans(device, seq)
         .await?
         .into_iter()
-        .map(|(started_at, ended_at)| LinkedRecording {
+        .map(|(started_at, ended_at, stored)| LinkedRecording {
             started_at,
             ended_at,
+            stored,
         })
         .collect())
 }
@@ -55,7 +58,7 @@ async fn missing_audio_video(state: &GatewayState, now: Millis) -> Result<usize,
     let before = now.saturating_sub(window);
     let mut raised = 0;
     for record in store
-        .unflagged_full_process_records(&policy.full_process.action_kinds, before)
+        .unflagged_full_process_records(&policy.action_kinds.codes_where(|k| k.audio_video), before)
         .await?
     {
         let spans = linked(state, &record.device_id, record.sequence).await?;
@@ -68,7 +71,7 @@ async fn missing_audio_video(state: &GatewayState, now: Millis) -> Result<usize,
             subject: record.subject(),
             due_at: record.made_at.saturating_add(window),
             detail: format!(
-                "{} record {} has no linked recording covering its time",
+                "{} record {} has no stored, linked recording covering its time",
                 record.action_kind,
                 record.subject()
             ),
@@ -101,10 +104,16 @@ async fn missing_audio_video(state: &GatewayState, now: Millis) -> Result<usize,
 async fn archive_overdue(state: &GatewayState, now: Millis) -> Result<usize, StoreError> {
     let store = &state.store;
     let policy = &state.config.policy.full_process;
+    let zone = state.config.zone();
+    let closing = state
+        .config
+        .policy
+        .action_kinds
+        .codes_where(|k| k.closes_case);
     let mut raised = 0;
-    for (case_number, ended) in store.unarchived_executions().await? {
-        let due = policy.archive_due(ended);
-        if now <= due {
+    for (case_number, closed) in store.unarchived_closed_cases(&closing).await? {
+        let due = policy.archive_due(closed, &zone);
+        if now < due {
             continue;
         }
         let flag = NewCaseFlag {
@@ -113,7 +122,7 @@ async fn archive_overdue(state: &GatewayState, now: Millis) -> Result<usize, Sto
             subject: case_number.clone(),
             due_at: due,
             detail: format!(
-                "execution ended more than {} days ago and the case has no archive record",
+                "the case was closed more than {} days ago and has no archive record",
                 policy.archive_days
             ),
         };

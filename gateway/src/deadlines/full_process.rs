@@ -6,48 +6,27 @@ use serde::{Deserialize, Serialize};
 
 use protocol::Millis;
 
-use crate::clock::DAY;
-
-/// The full-process figures, read from `[policy.full_process]`.
+/// The full-process figures, read from `[policy.full_process]`. Which action kinds need
+/// whole-process audio-video, and which close a case, is the action-kind vocabulary's
+/// to say (`policy.action_kinds`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FullProcessPolicy {
-    /// Action kinds that must be recorded on audio-video for the whole process: those
-    /// that directly affect personal liberty, life, health or major property (000, 001).
-    pub action_kinds: Vec<String>,
-    /// Days after the execution stage's last record by which the case must have an
-    /// archive-stage record (default 30).
+    /// Calendar days (in the agencies' time zone) after the day of the action that
+    /// closes a case by which it must have an archive-stage record (default 30, 000).
     pub archive_days: u32,
 }
 
 impl Default for FullProcessPolicy {
     fn default() -> Self {
-        Self {
-            action_kinds: [
-                "restriction_of_personal_liberty",
-                "seizure",
-                "sealing",
-                "freezing",
-                "forced_demolition",
-                "compulsory_execution",
-            ]
-            .map(String::from)
-            .to_vec(),
-            archive_days: 30,
-        }
+        Self { archive_days: 30 }
     }
 }
 
 /// Why a [`FullProcessPolicy`] cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FullProcessPolicyError {
-    /// No action kind is listed: the rule would be switched off silently.
-    #[error("action_kinds must list at least one action kind")]
-    NoActionKinds,
-    /// A listed kind is blank.
-    #[error("action_kinds must not contain a blank entry")]
-    BlankActionKind,
-    /// Zero days would flag every case the moment execution ends.
+    /// Zero days would flag every case the moment it is closed.
     #[error("archive_days must be at least 1")]
     ZeroArchiveDays,
 }
@@ -55,28 +34,16 @@ pub enum FullProcessPolicyError {
 impl FullProcessPolicy {
     /// Checks the figures at startup.
     pub fn validate(&self) -> Result<(), FullProcessPolicyError> {
-        if self.action_kinds.is_empty() {
-            return Err(FullProcessPolicyError::NoActionKinds);
-        }
-        if self.action_kinds.iter().any(|k| k.trim().is_empty()) {
-            return Err(FullProcessPolicyError::BlankActionKind);
-        }
         if self.archive_days == 0 {
             return Err(FullProcessPolicyError::ZeroArchiveDays);
         }
         Ok(())
     }
 
-    /// True when records of this action kind need audio-video for the whole process.
-    pub fn needs_audio_video(&self, action_kind: &str) -> bool {
-        let kind = action_kind.trim();
-        self.action_kinds.iter().any(|k| k.trim() == kind)
-    }
-
-    /// When a case whose execution stage last had a record at `execution_ended` is
-    /// overdue for its archive record (gateway time).
-    pub fn archive_due(&self, execution_ended: Millis) -> Millis {
-        execution_ended.saturating_add(Millis::from(self.archive_days) * DAY)
+    /// The first instant at which a case closed at `closed_at` (gateway time) is
+    /// overdue for its archive record: see [`protocol::archive`].
+    pub fn archive_due(&self, closed_at: Millis, zone: &jiff::tz::TimeZone) -> Millis {
+        protocol::archive::archive_due(closed_at, self.archive_days, zone)
     }
 }
 
@@ -87,15 +54,17 @@ pub struct LinkedRecording {
     pub started_at: Millis,
     /// End, gateway time.
     pub ended_at: Millis,
+    /// The gateway holds it (every byte, verified, durable).
+    pub stored: bool,
 }
 
-/// True when one of the record's linked recordings covers the record's time (gateway
-/// time, both ends inclusive). Recordings the gateway has not heard of are not passed
-/// in: an unannounced recording covers nothing yet.
+/// True when one of the record's linked recordings is stored and covers the record's
+/// time (gateway time, both ends inclusive). A recording announced but never uploaded
+/// covers nothing: the audio-video must exist, not only be promised.
 pub fn covered(made_at: Millis, linked: &[LinkedRecording]) -> bool {
     linked
         .iter()
-        .any(|r| r.started_at <= made_at && made_at <= r.ended_at)
+        .any(|r| r.stored && r.started_at <= made_at && made_at <= r.ended_at)
 }
 
 #[cfg(test)]
@@ -103,34 +72,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_valid_and_name_the_coercive_measures() {
-        let p = FullProcessPolicy::default();
-        assert_eq!(p.validate(), Ok(()));
-        assert!(p.needs_audio_video("seizure"));
-        assert!(p.needs_audio_video(" forced_demolition "));
-        assert!(!p.needs_audio_video("inspection"));
-        assert_eq!(p.archive_due(0), 30 * DAY);
-    }
-
-    #[test]
-    fn bad_policies_are_refused() {
-        let empty = FullProcessPolicy {
-            action_kinds: vec![],
-            ..FullProcessPolicy::default()
-        };
-        assert_eq!(empty.validate(), Err(FullProcessPolicyError::NoActionKinds));
-        let blank = FullProcessPolicy {
-            action_kinds: vec![" ".into()],
-            ..FullProcessPolicy::default()
-        };
-        assert_eq!(
-            blank.validate(),
-            Err(FullProcessPolicyError::BlankActionKind)
-        );
-        let zero = FullProcessPolicy {
-            archive_days: 0,
-            ..FullProcessPolicy::default()
-        };
+    fn defaults_are_valid_and_zero_days_are_refused() {
+        assert_eq!(FullProcessPolicy::default().validate(), Ok(()));
+        let zero = FullProcessPolicy { archive_days: 0 };
         assert_eq!(
             zero.validate(),
             Err(FullProcessPolicyError::ZeroArchiveDays)
@@ -138,14 +82,17 @@ mod tests {
     }
 
     #[test]
-    fn coverage_is_inclusive_and_needs_a_linked_recording() {
+    fn coverage_is_inclusive_and_needs_a_stored_linked_recording() {
         let r = LinkedRecording {
             started_at: 100,
             ended_at: 200,
+            stored: true,
         };
         assert!(covered(100, &[r]));
         assert!(covered(200, &[r]));
         assert!(!covered(201, &[r]));
         assert!(!covered(150, &[]));
+        let announced_only = LinkedRecording { stored: false, ..r };
+        assert!(!covered(150, &[announced_only]));
     }
 }

@@ -1,5 +1,6 @@
-//! The recording metrics on `/metrics`: overdue recordings and silent devices (set by
-//! the deadline watcher), bytes received and recordings stored (by the upload handler).
+//! The recording metrics on `/metrics`: overdue recordings, silent devices and devices
+//! with implausible clocks (set by the deadline watcher), bytes received, recordings
+//! stored and recordings with implausible times (by the recording handlers).
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
 
@@ -12,6 +13,8 @@ pub struct RecordingMetrics {
     pub overdue: IntGauge,
     /// Devices in service silent for `silent_device_hours` or more, at the last pass.
     pub silent_devices: IntGauge,
+    /// Devices whose clock is flagged implausible, at the last pass.
+    pub clock_implausible_devices: IntGauge,
     /// Open case flags by rule, at the last pass.
     pub case_flags: prometheus::IntGaugeVec,
     /// Recording bytes made durable in staging.
@@ -33,6 +36,8 @@ pub struct RecordingMetrics {
     /// Staged files dropped before publishing because the disk did not hold what was
     /// received (read back and checked before every publish).
     pub staged_damaged: IntCounter,
+    /// Recordings announced with times the gateway could not trust (DOMAIN R2).
+    pub clock_implausible: IntCounter,
     /// Held for the whole of a watcher pass, so two passes (the watcher's and one
     /// asked for) never interleave and an older pass never sets a gauge last.
     pub(crate) pass: std::sync::Arc<tokio::sync::Mutex<()>>,
@@ -51,6 +56,11 @@ impl RecordingMetrics {
         let silent_devices = IntGauge::new(
             "fieldsync_devices_silent",
             "Devices in service not synced for silent_device_hours or more",
+        )
+        .expect("valid metric");
+        let clock_implausible_devices = IntGauge::new(
+            "fieldsync_devices_clock_implausible",
+            "Devices whose clock is flagged implausible (skew beyond the bound, or times in the future)",
         )
         .expect("valid metric");
         let case_flags = prometheus::IntGaugeVec::new(
@@ -102,23 +112,31 @@ impl RecordingMetrics {
             "Staged recordings dropped before publishing because the copy on disk differed from what was received",
         )
         .expect("valid metric");
+        let clock_implausible = IntCounter::new(
+            "fieldsync_recordings_clock_implausible_total",
+            "Recordings announced with implausible device times (deadline from the announcement)",
+        )
+        .expect("valid metric");
         for c in [
             Box::new(overdue.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(staged_damaged.clone()),
             Box::new(upload_refusals.clone()),
             Box::new(staging_removed.clone()),
             Box::new(silent_devices.clone()),
+            Box::new(clock_implausible_devices.clone()),
             Box::new(case_flags.clone()),
             Box::new(bytes_received.clone()),
             Box::new(bytes_streamed.clone()),
             Box::new(stored.clone()),
             Box::new(hash_mismatches.clone()),
+            Box::new(clock_implausible.clone()),
         ] {
             metrics.register(c);
         }
         Self {
             overdue,
             silent_devices,
+            clock_implausible_devices,
             case_flags,
             bytes_received,
             bytes_streamed,
@@ -127,6 +145,7 @@ impl RecordingMetrics {
             upload_refusals,
             staging_removed,
             staged_damaged,
+            clock_implausible,
             pass: std::sync::Arc::default(),
             first_pass: std::sync::Arc::new(tokio::sync::watch::channel(false).0),
         }

@@ -23,7 +23,7 @@ pub use metrics::RecordingMetrics;
 use crate::state::GatewayState;
 use crate::store::StateChange;
 use crate::store::StoreError;
-use crate::store::recordings::SILENT;
+use crate::store::recordings::{CLOCK_IMPLAUSIBLE, SILENT};
 
 /// What one pass of the watcher did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -80,6 +80,12 @@ pub async fn evaluate(state: &GatewayState) -> Result<PassSummary, StoreError> {
         .recording_metrics
         .silent_devices
         .set(i64::try_from(verdict.silent).unwrap_or(i64::MAX));
+
+    let clock_flags = store.open_device_flags(CLOCK_IMPLAUSIBLE).await?.len();
+    state
+        .recording_metrics
+        .clock_implausible_devices
+        .set(i64::try_from(clock_flags).unwrap_or(i64::MAX));
 
     let case_flags_raised = cases::evaluate(state, now).await?;
 

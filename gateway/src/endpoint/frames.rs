@@ -77,6 +77,7 @@ mod tests {
         Request::new(RequestBody::Hello(Hello {
             device_time: 1,
             agent_version: "t".into(),
+            rules_digest: None,
         }))
     }
 

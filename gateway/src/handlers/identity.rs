@@ -10,12 +10,7 @@ use super::{ConnectionContext, HandlerError};
 use crate::state::GatewayState;
 
 fn verdict_label(v: IdentityVerdict) -> &'static str {
-    match v {
-        IdentityVerdict::Valid => "valid",
-        IdentityVerdict::Withdrawn => "withdrawn",
-        IdentityVerdict::Revoked => "revoked",
-        IdentityVerdict::Unknown => "unknown",
-    }
+    v.as_str()
 }
 
 fn validate(check: &IdentityCheck, state: &GatewayState) -> Result<(), InvalidField> {

@@ -1,6 +1,7 @@
 //! One module per request kind (as mini-redis's `cmd/`); [`dispatch`] routes a
 //! request to its handler and turns a handler error into a typed error reply.
 
+mod clock;
 mod hello;
 mod identity;
 mod recordings;

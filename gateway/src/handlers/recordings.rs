@@ -260,9 +260,14 @@ async fn announce_inner(
         skew,
         now,
         &state.config.policy.deadline,
+        &state.config.policy.clock,
     );
     let row = match state.store.announce_recording(&fresh).await? {
         Announced::New(row) => {
+            if row.clock_implausible {
+                state.recording_metrics.clock_implausible.inc();
+                super::clock::raise(state, &ctx.device_id, "recording times", now).await?;
+            }
             tracing::info!(
                 recording = %row.id, size = row.size, deadline = row.deadline,
                 state = row.state.as_str(), "recording announced"

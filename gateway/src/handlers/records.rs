@@ -29,17 +29,28 @@ pub(super) async fn handle(
     let skew = ctx.skew.get().copied().ok_or(HandlerError::HelloRequired)?;
     let mut acks: Vec<Option<RecordAck>> = Vec::with_capacity(count);
     let mut valid = Vec::with_capacity(count);
+    let kinds = &state.config.policy.action_kinds;
     for record in push.records {
-        match validate(&record, limits) {
-            Ok(()) => {
+        let refused = match validate(&record, limits) {
+            Err(e) => Some(RejectReason::Invalid {
+                problem: e.to_string(),
+            }),
+            // DOMAIN R3: a misspelt kind is refused, never silently exempt.
+            Ok(()) => kinds.lookup(&record.content.action_kind).err().map(|e| {
+                RejectReason::UnknownActionKind {
+                    action_kind: e.kind,
+                    known: e.known,
+                }
+            }),
+        };
+        match refused {
+            None => {
                 acks.push(None);
                 valid.push(record);
             }
-            Err(e) => acks.push(Some(RecordAck {
+            Some(reason) => acks.push(Some(RecordAck {
                 sequence: record.sequence,
-                outcome: RecordOutcome::Rejected(RejectReason::Invalid {
-                    problem: e.to_string(),
-                }),
+                outcome: RecordOutcome::Rejected(reason),
             })),
         }
     }
@@ -51,6 +62,14 @@ pub(super) async fn handle(
             .records
             .with_label_values(&["rejected"])
             .inc_by(invalid);
+    }
+    let now = state.clock.now();
+    let clock = &state.config.policy.clock;
+    if valid
+        .iter()
+        .any(|r| protocol::clock::on_gateway_time(r.content.made_at, skew, now, clock).implausible)
+    {
+        super::clock::raise(state, &ctx.device_id, "record time", now).await?;
     }
     let stored = if valid.is_empty() {
         Vec::new()

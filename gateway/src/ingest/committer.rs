@@ -4,7 +4,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use protocol::message::RecordAck;
-use protocol::two_officer::TwoOfficerPolicy;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -13,7 +12,7 @@ use super::RecordMetrics;
 use crate::clock::SharedClock;
 use crate::faults::{Component, Halted, StorageFaults};
 use crate::storage::{Folder, StorageWatch};
-use crate::store::{RecordBatch, Store};
+use crate::store::{IngestRules, RecordBatch, Store};
 
 /// How the committer groups pushes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +65,7 @@ impl std::fmt::Debug for Committer {
 /// What the committer task owns.
 struct Worker {
     store: Store,
-    policy: Arc<TwoOfficerPolicy>,
+    policy: Arc<IngestRules>,
     clock: SharedClock,
     metrics: RecordMetrics,
     settings: IngestSettings,
@@ -81,7 +80,7 @@ impl Committer {
     /// (`storage`).
     pub fn start(
         store: Store,
-        policy: TwoOfficerPolicy,
+        policy: IngestRules,
         clock: SharedClock,
         metrics: RecordMetrics,
         settings: IngestSettings,

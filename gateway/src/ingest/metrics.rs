@@ -13,6 +13,8 @@ pub struct RecordMetrics {
     pub records: IntCounterVec,
     /// Stored records flagged under the two-officer rule.
     pub two_officer_violations: IntCounter,
+    /// Stored records whose device time could not be trusted (DOMAIN R2).
+    pub clock_implausible: IntCounter,
     /// Records per group commit.
     pub batch_records: Histogram,
     /// Pushes (requests, usually from different connections) per group commit.
@@ -36,6 +38,11 @@ impl RecordMetrics {
         let two_officer_violations = IntCounter::new(
             "fieldsync_two_officer_violations_total",
             "Stored field records that break the two-officer rule",
+        )
+        .expect("valid metric");
+        let clock_implausible = IntCounter::new(
+            "fieldsync_records_clock_implausible_total",
+            "Stored field records whose device time was implausible (counted from arrival)",
         )
         .expect("valid metric");
         let batch_records = Histogram::with_opts(
@@ -87,6 +94,7 @@ impl RecordMetrics {
         for c in [
             Box::new(records.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(two_officer_violations.clone()),
+            Box::new(clock_implausible.clone()),
             Box::new(batch_records.clone()),
             Box::new(batch_requests.clone()),
             Box::new(commit_seconds.clone()),
@@ -98,6 +106,7 @@ impl RecordMetrics {
         Self {
             records,
             two_officer_violations,
+            clock_implausible,
             batch_records,
             batch_requests,
             commit_seconds,
@@ -119,6 +128,7 @@ impl RecordMetrics {
             .inc_by(summary.rejected);
         self.two_officer_violations
             .inc_by(summary.two_officer_violations);
+        self.clock_implausible.inc_by(summary.clock_implausible);
         self.batch_records
             .observe((summary.stored + summary.duplicate + summary.rejected) as f64);
         self.batch_requests.observe(requests as f64);

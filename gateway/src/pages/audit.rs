@@ -71,7 +71,7 @@ pub async fn audit_page(
         .into_iter()
         .map(AuditEntryView::from)
         .collect();
-    let offset = state.config.allocation_report.utc_offset_minutes;
+    let offset = state.config.utc_offset_minutes(state.clock.now());
     Ok(page(
         &Page {
             operator: &signed.operator,

@@ -90,6 +90,10 @@ fn record_line(r: &RecordEntry, offset: i32) -> Markup {
                     " certified"
                     @if !t.not_counted.is_empty() { " (not counted: " (t.not_counted.join(", ")) ")" }
                 }
+                @if r.clock_implausible {
+                    br; span.flag data-field="clock_implausible" { "clock implausible" }
+                    " counted from its arrival"
+                }
             }
         }
     }
@@ -112,6 +116,10 @@ fn recording_line(r: &RecordingEntry, offset: i32) -> Markup {
                 @if r.late_by_ms > 0 { " by " (duration(r.late_by_ms)) }
                 br; span.hint { "deadline " (time(r.deadline, offset)) }
                 @if let Some(s) = r.stored_at { br; span.hint { "stored " (time(s, offset)) } }
+                @if r.clock_implausible {
+                    br; span.flag data-field="clock_implausible" { "clock implausible" }
+                    " counted from its announcement"
+                }
             }
         }
     }
@@ -214,6 +222,7 @@ fn view_body(view: &CaseView, offset: i32) -> Markup {
             div.card { "Missing audio-video" b data-field="missing_audio_video" { (s.missing_audio_video) } }
             div.card { "Archive overdue" b data-field="archive_overdue" { (s.archive_overdue) } }
             div.card { "Overdue recordings" b data-field="overdue_recordings" { (s.overdue_recordings) } }
+            div.card { "Clock implausible" b data-field="clock_implausible" { (s.clock_implausible) } }
         }
         h2 { "Full-process record" }
         table #timeline {
@@ -247,7 +256,7 @@ pub async fn cases_page(
     State(state): State<Arc<GatewayState>>,
     Query(search): Query<CaseSearch>,
 ) -> Result<Markup, PageError> {
-    let offset = state.config.allocation_report.utc_offset_minutes;
+    let offset = state.config.utc_offset_minutes(state.clock.now());
     let nonblank = |v: &Option<String>| {
         v.as_deref()
             .map(str::trim)

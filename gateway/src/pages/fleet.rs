@@ -81,7 +81,7 @@ pub async fn fleet_page(
     State(state): State<Arc<GatewayState>>,
 ) -> Result<Markup, PageError> {
     let fleet = summary(&state).await?;
-    let offset = state.config.allocation_report.utc_offset_minutes;
+    let offset = state.config.utc_offset_minutes(state.clock.now());
     Ok(page(
         &Page {
             operator: &signed.operator,

@@ -127,7 +127,7 @@ pub async fn allocation_page(
 ) -> Result<Markup, PageError> {
     let report = allocation::current(&state).await?;
     let trend = allocation::recent_trend(&state, PAGE_TREND_DAYS).await?;
-    let offset = state.config.allocation_report.utc_offset_minutes;
+    let offset = state.config.utc_offset_minutes(state.clock.now());
     Ok(page(
         &Page {
             operator: &signed.operator,
@@ -178,6 +178,7 @@ fn uploads_body(report: &UploadReport, offset: i32) -> Markup {
             div.card { "Pending" b data-field="pending" { (t.pending) } }
             div.card { "On time" b data-field="uploaded_on_time" { (t.uploaded_on_time) } }
             div.card { "Late" b data-field="uploaded_late" { (t.uploaded_late) } }
+            div.card { "Clock implausible" b data-field="clock_implausible" { (report.clock_implausible) } }
         }
         h2 { "Overdue recordings" }
         @if report.overdue.is_empty() {
@@ -187,6 +188,7 @@ fn uploads_body(report: &UploadReport, offset: i32) -> Markup {
                 thead { tr {
                     th { "recording" } th { "device" } th { "agency" } th { "officer" }
                     th { "case" } th { "ended" } th { "deadline" } th.n { "late by" }
+                    th { "device clock" }
                 } }
                 tbody {
                     @for o in &report.overdue {
@@ -199,6 +201,9 @@ fn uploads_body(report: &UploadReport, offset: i32) -> Markup {
                             td { (time(o.ended_at, offset)) }
                             td { (time(o.deadline, offset)) }
                             td.n data-late-ms=(o.late_by_ms) { (duration(o.late_by_ms)) }
+                            td data-clock-implausible=(o.clock_implausible) {
+                                @if o.clock_implausible { "implausible: counted from its announcement" }
+                            }
                         }
                     }
                 }
@@ -234,15 +239,17 @@ fn uploads_body(report: &UploadReport, offset: i32) -> Markup {
             thead { tr {
                 th { "device" } th { "agency" } th.n { "pending" } th.n { "due soon" }
                 th.n { "overdue" } th.n { "on time" } th.n { "late" } th { "silent since" }
+                th { "clock implausible since" }
             } }
             tbody {
                 @for d in &report.devices {
                     tr data-device=(d.device_id)
-                        class=[row_class(&d.counts).or(d.silent_since.map(|_| "warn"))] {
+                        class=[row_class(&d.counts).or(d.silent_since.or(d.clock_implausible_since).map(|_| "warn"))] {
                         td { (d.device_id) }
                         td { (opt(d.agency.as_deref())) }
                         (counts_cells(&d.counts))
                         td { (maybe_time(d.silent_since, offset)) }
+                        td data-field="clock_implausible_since" { (maybe_time(d.clock_implausible_since, offset)) }
                     }
                 }
             }
@@ -256,7 +263,7 @@ pub async fn uploads_page(
     State(state): State<Arc<GatewayState>>,
 ) -> Result<Markup, PageError> {
     let report = crate::api::uploads::current(&state, None).await?;
-    let offset = state.config.allocation_report.utc_offset_minutes;
+    let offset = state.config.utc_offset_minutes(state.clock.now());
     Ok(page(
         &Page {
             operator: &signed.operator,

@@ -10,34 +10,30 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use protocol::Millis;
 use protocol::allocation::{self, AllocationPolicy, Assessment};
 use protocol::domain::AgencyClass;
 use serde::{Deserialize, Serialize};
-use time::{OffsetDateTime, UtcOffset};
 use utoipa::ToSchema;
 
 use crate::clock::DAY;
 use crate::state::GatewayState;
 use crate::store::{AgencyAllocationFacts, AllocationSnapshotRow, StoreError};
 
-/// When the daily snapshot is taken (configuration `[allocation_report]`).
+/// When the daily snapshot is taken (configuration `[allocation_report]`). Days of the
+/// trend are days of the agencies' time zone (the top-level `time_zone`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AllocationReportConfig {
     /// Local hour (0–23) from which the day's snapshot is taken.
     pub snapshot_hour: u8,
-    /// The local time zone as minutes east of UTC (China Standard Time: 480). Days of
-    /// the trend are local days.
-    pub utc_offset_minutes: i32,
 }
 
 impl Default for AllocationReportConfig {
     fn default() -> Self {
-        AllocationReportConfig {
-            snapshot_hour: 1,
-            utc_offset_minutes: 480,
-        }
+        AllocationReportConfig { snapshot_hour: 1 }
     }
 }
 
@@ -46,12 +42,6 @@ impl AllocationReportConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.snapshot_hour > 23 {
             return Err(("allocation_report.snapshot_hour", "must be 0 to 23".into()));
-        }
-        if self.utc_offset_minutes.abs() > 14 * 60 {
-            return Err((
-                "allocation_report.utc_offset_minutes",
-                "must be within ±840 (±14 hours)".into(),
-            ));
         }
         Ok(())
     }
@@ -272,22 +262,12 @@ pub fn to_csv(report: &AllocationReport) -> String {
 }
 
 /// The local day (`YYYY-MM-DD`) and hour of `now`.
-pub fn local_day(now: Millis, utc_offset_minutes: i32) -> (String, u8) {
-    let offset = UtcOffset::from_whole_seconds(utc_offset_minutes.saturating_mul(60))
-        .unwrap_or(UtcOffset::UTC);
-    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        .to_offset(offset);
-    let date = at.date();
-    (
-        format!(
-            "{:04}-{:02}-{:02}",
-            date.year(),
-            u8::from(date.month()),
-            date.day()
-        ),
-        at.hour(),
-    )
+pub fn local_day(now: Millis, zone: &TimeZone) -> (String, u8) {
+    let at = Timestamp::from_millisecond(now)
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+        .to_zoned_datetime(zone.clone());
+    let hour = u8::try_from(at.hour()).unwrap_or(0);
+    (at.date().to_string(), hour)
 }
 
 /// The day whose snapshot is due at `now`, if one is: from the configured local hour
@@ -295,9 +275,10 @@ pub fn local_day(now: Millis, utc_offset_minutes: i32) -> (String, u8) {
 pub fn snapshot_due(
     now: Millis,
     config: &AllocationReportConfig,
+    zone: &TimeZone,
     taken_today: impl FnOnce(&str) -> bool,
 ) -> Option<String> {
-    let (day, hour) = local_day(now, config.utc_offset_minutes);
+    let (day, hour) = local_day(now, zone);
     (hour >= config.snapshot_hour && !taken_today(&day)).then_some(day)
 }
 
@@ -383,12 +364,9 @@ pub fn trend(days: Vec<String>, rows: Vec<AllocationSnapshotRow>) -> Vec<TrendDa
 
 /// Builds the current report from the store.
 pub async fn current(state: &GatewayState) -> Result<AllocationReport, StoreError> {
-    let facts = state.store.allocation_facts().await?;
-    Ok(build(
-        &facts,
-        &state.config.policy.allocation,
-        state.clock.now(),
-    ))
+    let now = state.clock.now();
+    let facts = state.store.allocation_facts(now).await?;
+    Ok(build(&facts, &state.config.policy.allocation, now))
 }
 
 /// Days of trend the allocation page shows.
@@ -398,9 +376,9 @@ pub const PAGE_TREND_DAYS: i64 = 30;
 /// allocation page shows under the current report.
 pub async fn recent_trend(state: &GatewayState, days: i64) -> Result<Vec<TrendDay>, StoreError> {
     let now = state.clock.now();
-    let offset = state.config.allocation_report.utc_offset_minutes;
-    let (to, _) = local_day(now, offset);
-    let (from, _) = local_day(now.saturating_sub((days - 1).max(0) * DAY), offset);
+    let zone = state.config.zone();
+    let (to, _) = local_day(now, &zone);
+    let (from, _) = local_day(now.saturating_sub((days - 1).max(0) * DAY), &zone);
     let day_list = state.store.allocation_snapshot_days(&from, &to).await?;
     let rows = state.store.allocation_snapshots(&from, &to).await?;
     Ok(trend(day_list, rows))
@@ -408,8 +386,9 @@ pub async fn recent_trend(state: &GatewayState, days: i64) -> Result<Vec<TrendDa
 
 /// Takes `day`'s snapshot now unless one exists; returns whether it was taken.
 pub async fn take_snapshot(state: &GatewayState, day: &str) -> Result<bool, StoreError> {
-    let facts = state.store.allocation_facts().await?;
-    let report = build(&facts, &state.config.policy.allocation, state.clock.now());
+    let now = state.clock.now();
+    let facts = state.store.allocation_facts(now).await?;
+    let report = build(&facts, &state.config.policy.allocation, now);
     state
         .store
         .save_allocation_snapshot(
@@ -422,14 +401,11 @@ pub async fn take_snapshot(state: &GatewayState, day: &str) -> Result<bool, Stor
 
 /// Takes today's snapshot if it is due; returns the day taken.
 pub async fn snapshot_if_due(state: &GatewayState) -> Result<Option<String>, StoreError> {
-    let (day, _) = local_day(
-        state.clock.now(),
-        state.config.allocation_report.utc_offset_minutes,
-    );
+    let zone = state.config.zone();
+    let (day, _) = local_day(state.clock.now(), &zone);
     let taken = state.store.has_allocation_snapshot(&day).await?;
-    let Some(day) = snapshot_due(state.clock.now(), &state.config.allocation_report, |_| {
-        taken
-    }) else {
+    let config = &state.config.allocation_report;
+    let Some(day) = snapshot_due(state.clock.now(), config, &zone, |_| taken) else {
         return Ok(None);
     };
     Ok(take_snapshot(state, &day).await?.then_some(day))
@@ -481,9 +457,8 @@ mod tests {
     }
 
     fn officers(valid: usize, auxiliary: usize, withdrawn: usize) -> Vec<OfficerStanding> {
-        let o = |certificate_status, auxiliary| OfficerStanding {
-            certificate_status,
-            auxiliary,
+        let o = |status, auxiliary| OfficerStanding {
+            standing: protocol::domain::Standing::at(status, auxiliary, None, 0),
         };
         std::iter::repeat_n(o(CertificateStatus::Valid, false), valid)
             .chain(std::iter::repeat_n(
@@ -549,16 +524,18 @@ mod tests {
     fn days_are_local_and_the_snapshot_waits_for_its_hour() {
         // 2026-11-25T16:30:00Z is 2026-11-26 00:30 in China.
         let now = 1_795_624_200_000;
-        assert_eq!(local_day(now, 480), ("2026-11-26".to_owned(), 0));
-        assert_eq!(local_day(now, 0), ("2026-11-25".to_owned(), 16));
+        let cst = crate::config::resolve_time_zone("Asia/Shanghai").unwrap();
+        let utc = crate::config::resolve_time_zone("+00:00").unwrap();
+        assert_eq!(local_day(now, &cst), ("2026-11-26".to_owned(), 0));
+        assert_eq!(local_day(now, &utc), ("2026-11-25".to_owned(), 16));
         let config = AllocationReportConfig::default();
-        assert_eq!(snapshot_due(now, &config, |_| false), None);
+        assert_eq!(snapshot_due(now, &config, &cst, |_| false), None);
         let later = now + 3_600_000;
         assert_eq!(
-            snapshot_due(later, &config, |_| false).as_deref(),
+            snapshot_due(later, &config, &cst, |_| false).as_deref(),
             Some("2026-11-26")
         );
-        assert_eq!(snapshot_due(later, &config, |_| true), None);
+        assert_eq!(snapshot_due(later, &config, &cst, |_| true), None);
     }
 
     #[test]
@@ -595,18 +572,10 @@ mod tests {
 
     #[test]
     fn bad_snapshot_settings_are_named() {
-        let bad = AllocationReportConfig {
-            snapshot_hour: 24,
-            ..Default::default()
-        };
+        let bad = AllocationReportConfig { snapshot_hour: 24 };
         assert_eq!(
             bad.validate().unwrap_err().0,
             "allocation_report.snapshot_hour"
         );
-        let bad = AllocationReportConfig {
-            utc_offset_minutes: 900,
-            ..Default::default()
-        };
-        assert!(bad.validate().is_err());
     }
 }

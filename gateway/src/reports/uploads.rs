@@ -1,7 +1,8 @@
 //! The upload report (DOMAIN R2): per agency, officer and device, how many recordings
 //! are pending, due soon, overdue, uploaded on time and uploaded late; every overdue
-//! recording with how late it is; and the devices silent long enough to be holding
-//! recordings.
+//! recording with how late it is; the devices silent long enough to be holding
+//! recordings; and the devices, and recordings, whose clocks could not be trusted
+//! (their deadlines count from when the gateway heard of them).
 //!
 //! States are computed at the report's time from each recording's deadline and
 //! storage time (`protocol::deadline::upload_state`), not read from the last watcher
@@ -15,7 +16,7 @@ use protocol::deadline::{DeadlinePolicy, UploadState, lateness, upload_state};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::store::recordings::{DeviceFlag, ReportRecording, SILENT};
+use crate::store::recordings::{CLOCK_IMPLAUSIBLE, DeviceFlag, ReportRecording, SILENT};
 use crate::store::{Store, StoreError};
 
 /// How many recordings are in each state.
@@ -79,6 +80,8 @@ pub struct DeviceUploads {
     pub counts: UploadCounts,
     /// Since when it has been silent, if it is flagged as possibly holding recordings.
     pub silent_since: Option<Millis>,
+    /// Since when its clock has been implausible, if it is flagged so.
+    pub clock_implausible_since: Option<Millis>,
 }
 
 /// A recording past its deadline and not stored.
@@ -100,6 +103,9 @@ pub struct OverdueRecording {
     pub deadline: Millis,
     /// How late it is at the report's time, in milliseconds.
     pub late_by_ms: Millis,
+    /// The device's clock could not be trusted: its end and deadline count from when
+    /// the gateway heard of it.
+    pub clock_implausible: bool,
 }
 
 /// The whole report.
@@ -117,13 +123,31 @@ pub struct UploadReport {
     pub devices: Vec<DeviceUploads>,
     /// Overdue recordings, the latest first.
     pub overdue: Vec<OverdueRecording>,
+    /// Recordings whose device clock could not be trusted (counted in `total` too).
+    pub clock_implausible: u64,
 }
 
-/// Builds the report at gateway time `now` from the recordings and the open
-/// silent-device flags.
+fn device_row<'a>(
+    devices: &'a mut BTreeMap<String, DeviceUploads>,
+    device_id: &str,
+    agency: Option<&String>,
+) -> &'a mut DeviceUploads {
+    devices
+        .entry(device_id.to_owned())
+        .or_insert_with(|| DeviceUploads {
+            device_id: device_id.to_owned(),
+            agency: agency.cloned(),
+            counts: UploadCounts::default(),
+            silent_since: None,
+            clock_implausible_since: None,
+        })
+}
+
+/// Builds the report at gateway time `now` from the recordings and the open device
+/// flags (silent, clock implausible).
 pub fn build(
     recordings: &[ReportRecording],
-    silent: &[DeviceFlag],
+    device_flags: &[DeviceFlag],
     now: Millis,
     policy: &DeadlinePolicy,
 ) -> UploadReport {
@@ -132,21 +156,16 @@ pub fn build(
     let mut officers: BTreeMap<Option<String>, UploadCounts> = BTreeMap::new();
     let mut devices: BTreeMap<String, DeviceUploads> = BTreeMap::new();
     let mut overdue = Vec::new();
+    let mut clock_implausible = 0;
     for r in recordings {
         let state = upload_state(r.deadline, r.stored_at, now, policy);
         total.add(state);
         agencies.entry(r.agency.clone()).or_default().add(state);
         officers.entry(r.officer.clone()).or_default().add(state);
-        devices
-            .entry(r.device_id.as_str().to_owned())
-            .or_insert_with(|| DeviceUploads {
-                device_id: r.device_id.as_str().to_owned(),
-                agency: r.agency.clone(),
-                counts: UploadCounts::default(),
-                silent_since: None,
-            })
+        device_row(&mut devices, r.device_id.as_str(), r.agency.as_ref())
             .counts
             .add(state);
+        clock_implausible += u64::from(r.clock_implausible);
         if state == UploadState::Overdue {
             overdue.push(OverdueRecording {
                 recording_id: r.id.to_string(),
@@ -157,22 +176,17 @@ pub fn build(
                 ended_at: r.ended_at,
                 deadline: r.deadline,
                 late_by_ms: lateness(r.deadline, now),
+                clock_implausible: r.clock_implausible,
             });
         }
     }
-    for flag in silent
-        .iter()
-        .filter(|f| f.flag == SILENT && f.cleared_at.is_none())
-    {
-        devices
-            .entry(flag.device_id.as_str().to_owned())
-            .or_insert_with(|| DeviceUploads {
-                device_id: flag.device_id.as_str().to_owned(),
-                agency: None,
-                counts: UploadCounts::default(),
-                silent_since: None,
-            })
-            .silent_since = Some(flag.since);
+    for flag in device_flags.iter().filter(|f| f.cleared_at.is_none()) {
+        let row = device_row(&mut devices, flag.device_id.as_str(), None);
+        match flag.flag.as_str() {
+            SILENT => row.silent_since = Some(flag.since),
+            CLOCK_IMPLAUSIBLE => row.clock_implausible_since = Some(flag.since),
+            _ => {}
+        }
     }
     overdue.sort_by(|a, b| {
         b.late_by_ms
@@ -192,6 +206,7 @@ pub fn build(
             .collect(),
         devices: devices.into_values().collect(),
         overdue,
+        clock_implausible,
     }
 }
 
@@ -204,8 +219,9 @@ pub async fn upload_report(
     from: Millis,
 ) -> Result<UploadReport, StoreError> {
     let recordings = store.recordings_for_report(from).await?;
-    let silent = store.open_device_flags(SILENT).await?;
-    Ok(build(&recordings, &silent, now, policy))
+    let mut flags = store.open_device_flags(SILENT).await?;
+    flags.extend(store.open_device_flags(CLOCK_IMPLAUSIBLE).await?);
+    Ok(build(&recordings, &flags, now, policy))
 }
 
 #[cfg(test)]
@@ -233,6 +249,7 @@ mod tests {
             ended_at: ended,
             deadline: ended + 24 * H,
             stored_at: stored,
+            clock_implausible: false,
         }
     }
 
@@ -276,5 +293,31 @@ mod tests {
         assert_eq!(report.devices[3].counts.total(), 0);
         let late: Vec<_> = report.overdue.iter().map(|o| o.late_by_ms).collect();
         assert_eq!(late, vec![6 * H, H], "latest first, with how late each is");
+    }
+
+    #[test]
+    fn implausible_clocks_are_shown_per_device_and_per_overdue_recording() {
+        let p = DeadlinePolicy::default();
+        let mut reset = recording(1, "dev-00001", "east", T0 - 30 * H, None);
+        reset.clock_implausible = true;
+        let rows = [reset, recording(2, "dev-00002", "east", T0 - 30 * H, None)];
+        let flag = |device: &str, flag: &str, cleared_at| DeviceFlag {
+            device_id: DeviceId::new(device).unwrap(),
+            flag: flag.into(),
+            since: T0 - 31 * H,
+            raised_at: T0 - 31 * H,
+            cleared_at,
+        };
+        let flags = [
+            flag("dev-00001", CLOCK_IMPLAUSIBLE, None),
+            flag("dev-00002", CLOCK_IMPLAUSIBLE, Some(T0 - H)),
+        ];
+        let report = build(&rows, &flags, T0, &p);
+        assert_eq!(report.clock_implausible, 1);
+        assert_eq!(report.devices[0].clock_implausible_since, Some(T0 - 31 * H));
+        assert_eq!(report.devices[0].silent_since, None);
+        assert_eq!(report.devices[1].clock_implausible_since, None, "cleared");
+        let marked: Vec<bool> = report.overdue.iter().map(|o| o.clock_implausible).collect();
+        assert_eq!(marked, vec![true, false]);
     }
 }

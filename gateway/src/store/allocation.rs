@@ -7,7 +7,7 @@
 
 use protocol::Millis;
 use protocol::allocation::{DeviceStanding, OfficerStanding};
-use protocol::domain::AgencyClass;
+use protocol::domain::{AgencyClass, Standing};
 
 use super::rows::{AgencyRow, RawAgency, convert_all};
 use super::tx::ReadTx;
@@ -56,6 +56,7 @@ struct RawOfficerStanding {
     agency_id: i64,
     certificate_status: String,
     auxiliary: bool,
+    valid_until: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -108,9 +109,13 @@ impl TryFrom<RawSnapshot> for AllocationSnapshotRow {
 }
 
 impl Store {
-    /// Every agency with its officers' and devices' standing, read in one snapshot so
-    /// that a report never mixes before and after of one change.
-    pub async fn allocation_facts(&self) -> Result<Vec<AgencyAllocationFacts>, StoreError> {
+    /// Every agency with its officers' standing at `at` (an expired certificate does
+    /// not count) and its devices' status, read in one snapshot so that a report never
+    /// mixes before and after of one change.
+    pub async fn allocation_facts(
+        &self,
+        at: Millis,
+    ) -> Result<Vec<AgencyAllocationFacts>, StoreError> {
         let mut tx = ReadTx::begin(self.db()).await?;
         let (agencies, officers, devices): (
             Vec<RawAgency>,
@@ -123,7 +128,7 @@ impl Store {
             .fetch_all(&mut *c)
             .await?;
             let officers = sqlx::query_as(
-                "SELECT agency_id, certificate_status, auxiliary FROM officers \
+                "SELECT agency_id, certificate_status, auxiliary, valid_until FROM officers \
                  WHERE agency_id IS NOT NULL",
             )
             .fetch_all(&mut *c)
@@ -151,12 +156,12 @@ impl Store {
             .map(|(i, f)| (f.agency.id, i))
             .collect();
         for o in officers {
+            let status = o
+                .certificate_status
+                .parse()
+                .map_err(|e| StoreError::corrupt("certificate status", e))?;
             let standing = OfficerStanding {
-                certificate_status: o
-                    .certificate_status
-                    .parse()
-                    .map_err(|e| StoreError::corrupt("certificate status", e))?,
-                auxiliary: o.auxiliary,
+                standing: Standing::at(status, o.auxiliary, o.valid_until, at),
             };
             if let Some(&i) = index.get(&o.agency_id) {
                 facts[i].officers.push(standing);

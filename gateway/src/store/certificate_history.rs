@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 use protocol::Millis;
 use protocol::domain::CertificateStatus;
+use protocol::domain::Standing;
+use protocol::two_officer::OfficerPresence;
 
 use super::StoreError;
 use super::rows::OfficerRow;
@@ -45,6 +47,16 @@ pub struct CertificateState {
     pub since: Millis,
     /// The roster version of the change (orders changes made in the same millisecond).
     pub roster_version: u64,
+    /// When the certificate expires, if it has an expiry date.
+    pub valid_until: Option<Millis>,
+}
+
+impl CertificateState {
+    /// What the certificate was worth at `at` under this state: auxiliary staff never
+    /// count, an expired certificate counts as not certified (DOMAIN R4).
+    pub fn standing_at(&self, at: Millis) -> Standing {
+        Standing::at(self.status, self.auxiliary, self.valid_until, at)
+    }
 }
 
 /// The state in force at `at`, from a certificate's history sorted by
@@ -63,6 +75,26 @@ pub fn status_at(history: &[CertificateState], at: Millis) -> Option<Certificate
         .copied()
 }
 
+/// The officers listed on a record as the two-officer rule sees them at gateway time
+/// `at`: each number's standing under the state in force then (unknown numbers have
+/// none).
+pub(crate) fn presence(
+    histories: &BTreeMap<String, Vec<CertificateState>>,
+    officers: &[String],
+    at: Millis,
+) -> Vec<OfficerPresence> {
+    officers
+        .iter()
+        .map(|number| OfficerPresence {
+            certificate_number: number.clone(),
+            standing: histories
+                .get(number.trim())
+                .and_then(|h| status_at(h, at))
+                .map(|s| s.standing_at(at)),
+        })
+        .collect()
+}
+
 /// Reads the histories of `numbers` (unknown numbers are simply absent), each sorted
 /// for [`status_at`].
 pub(crate) async fn histories(
@@ -74,9 +106,10 @@ pub(crate) async fn histories(
         if out.contains_key(*number) {
             continue;
         }
-        let rows: Vec<(String, bool, i64, i64)> = on_conn!(conn, c => {
+        let rows: Vec<(String, bool, i64, i64, Option<i64>)> = on_conn!(conn, c => {
             sqlx::query_as(
-                "SELECT status, auxiliary, since, roster_version FROM certificate_history \
+                "SELECT status, auxiliary, since, roster_version, valid_until \
+                 FROM certificate_history \
                  WHERE certificate_number = $1 ORDER BY since, roster_version",
             )
             .bind(*number)
@@ -85,7 +118,7 @@ pub(crate) async fn histories(
         });
         let states = rows
             .into_iter()
-            .map(|(status, auxiliary, since, version)| {
+            .map(|(status, auxiliary, since, version, valid_until)| {
                 Ok(CertificateState {
                     status: status
                         .parse()
@@ -94,6 +127,7 @@ pub(crate) async fn histories(
                     since,
                     roster_version: u64::try_from(version)
                         .map_err(|e| StoreError::corrupt("certificate history", e))?,
+                    valid_until,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -106,21 +140,25 @@ pub(crate) async fn histories(
 
 impl WriteTx {
     /// Appends an officer's new state to the certificate history (called by every
-    /// officer insert and change, inside its write transaction).
+    /// officer insert and change, inside its write transaction), in force from
+    /// `effective_at` (which may be before it was entered, `officer.updated_at`).
     pub(crate) async fn append_certificate_history(
         &mut self,
         officer: &OfficerRow,
+        effective_at: Millis,
     ) -> Result<(), StoreError> {
         on_tx!(self, c => {
             sqlx::query(
                 "INSERT INTO certificate_history \
-                 (certificate_number, roster_version, status, auxiliary, since) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                 (certificate_number, roster_version, status, auxiliary, since, valid_until, \
+                 entered_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&officer.certificate_number)
             .bind(officer.roster_version as i64)
             .bind(officer.certificate_status.as_str())
             .bind(officer.auxiliary)
+            .bind(effective_at)
+            .bind(officer.valid_until)
             .bind(officer.updated_at)
             .execute(&mut *c)
             .await?;
@@ -140,6 +178,7 @@ mod tests {
             auxiliary: false,
             since,
             roster_version: version,
+            valid_until: None,
         }
     }
 

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use sqlx::error::DatabaseError;
 
-use protocol::DeviceId;
 use protocol::domain::{AgencyClass, CertificateStatus, StatusChangeError};
+use protocol::{DeviceId, Millis};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,20 @@ pub enum StoreError {
     /// A certificate fingerprint is not 64 hex digits.
     #[error("{0:?} is not a certificate fingerprint (64 hex digits)")]
     BadFingerprint(String),
-    /// A required text field is empty.
+    /// An auxiliary member of staff listed with a valid certificate (003).
+    #[error(
+        "{0:?} is marked auxiliary: auxiliary staff may not hold a valid enforcement certificate (list it as withdrawn, or not as auxiliary)"
+    )]
+    AuxiliaryCertified(String),
+    /// A certificate change said to take effect in the future.
+    #[error(
+        "a certificate change cannot take effect in the future (effective_at {at} is after now)"
+    )]
+    EffectiveInFuture {
+        /// The time given.
+        at: Millis,
+    },
+    /// A required text field is blank.
     #[error("{0} must not be empty")]
     EmptyField(&'static str),
     /// A row of an enrollment file is invalid or conflicts with the registry; nothing

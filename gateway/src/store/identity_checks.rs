@@ -8,7 +8,7 @@
 //! terminal is visible to supervisors.
 
 use protocol::deadline::ClockSkew;
-use protocol::domain::CertificateStatus;
+use protocol::domain::Standing;
 use protocol::message::{
     CheckOutcome, IdentityCheck, IdentityResult, IdentityVerdict, RosterEntry,
 };
@@ -59,26 +59,13 @@ pub fn roster_entry(officer: &OfficerRow) -> RosterEntry {
         category: officer.category.clone(),
         status: officer.certificate_status,
         version: officer.roster_version,
-    }
-}
-
-fn verdict_word(v: IdentityVerdict) -> &'static str {
-    match v {
-        IdentityVerdict::Valid => "valid",
-        IdentityVerdict::Withdrawn => "withdrawn",
-        IdentityVerdict::Revoked => "revoked",
-        IdentityVerdict::Unknown => "unknown",
+        auxiliary: officer.auxiliary,
+        valid_until: officer.valid_until,
     }
 }
 
 fn parse_verdict(word: &str) -> Result<IdentityVerdict, StoreError> {
-    match word {
-        "valid" => Ok(IdentityVerdict::Valid),
-        "withdrawn" => Ok(IdentityVerdict::Withdrawn),
-        "revoked" => Ok(IdentityVerdict::Revoked),
-        "unknown" => Ok(IdentityVerdict::Unknown),
-        other => Err(StoreError::corrupt("identity verdict", other)),
-    }
+    IdentityVerdict::parse(word).ok_or_else(|| StoreError::corrupt("identity verdict", word))
 }
 
 /// A check about to be stored.
@@ -125,8 +112,8 @@ async fn insert_check(
         .bind(row.check.check_id.to_string())
         .bind(row.check.certificate_number.trim())
         .bind(if row.offline { "offline" } else { "online" })
-        .bind(verdict_word(row.verdict))
-        .bind(verdict_word(row.registry_verdict))
+        .bind(row.verdict.as_str())
+        .bind(row.registry_verdict.as_str())
         .bind(row.roster_version as i64)
         .bind(row.check.location.as_deref())
         .bind(row.check.case_number.as_deref())
@@ -155,7 +142,7 @@ impl Store {
         let (raw, version): (Option<RawOfficer>, i64) = on_conn!(&mut conn, c => {
             let raw = sqlx::query_as(
                 "SELECT certificate_number, name, unit, post, category, certificate_status, \
-                 auxiliary, agency_id, roster_version, updated_at FROM officers \
+                 auxiliary, agency_id, roster_version, updated_at, valid_until FROM officers \
                  WHERE certificate_number = $1",
             )
             .bind(number)
@@ -169,7 +156,7 @@ impl Store {
         let officer = raw.map(OfficerRow::try_from).transpose()?;
         let roster_version =
             u64::try_from(version).map_err(|e| StoreError::corrupt("roster version", e))?;
-        let verdict = IdentityVerdict::from(officer.as_ref().map(|o| o.certificate_status));
+        let verdict = IdentityVerdict::from(officer.as_ref().map(|o| o.standing_at(now)));
         let row = CheckRow {
             device,
             check,
@@ -221,10 +208,10 @@ impl Store {
                 continue;
             };
             let checked_at_gateway = skew.to_gateway_time(check.checked_at);
-            let at_time: Option<CertificateStatus> = histories
+            let at_time: Option<Standing> = histories
                 .get(check.certificate_number.trim())
                 .and_then(|h| status_at(h, checked_at_gateway))
-                .map(|s| s.status);
+                .map(|s| s.standing_at(checked_at_gateway));
             let row = CheckRow {
                 device,
                 check,

@@ -83,7 +83,7 @@ pub use operators::{
 };
 pub use record_reads::{RecordView, StoredRecord, TamperFlag, TwoOfficerFlag};
 pub use recordings::{Announced, RecordingRow, StateChange};
-pub use records::{IngestSummary, Placeholders, RecordBatch, values_list};
+pub use records::{IngestRules, IngestSummary, Placeholders, RecordBatch, values_list};
 pub use rows::{
     AgencyRow, DeviceRow, DeviceStatusEvent, NewAgency, NewDevice, OfficerChange, OfficerRecord,
     OfficerRow, RosterPage,

@@ -18,7 +18,7 @@ use super::tx::{ReadTx, WriteTx};
 use super::{Store, StoreError, only};
 
 const SELECT_OFFICER: &str = "SELECT certificate_number, name, unit, post, category, \
-     certificate_status, auxiliary, agency_id, roster_version, updated_at FROM officers";
+     certificate_status, auxiliary, agency_id, roster_version, updated_at, valid_until FROM officers";
 
 impl WriteTx {
     /// The officer holding this certificate number, inside the transaction.
@@ -45,6 +45,17 @@ impl WriteTx {
     }
 }
 
+/// When a certificate change takes effect: as given (it may be before it is entered,
+/// DOMAIN R4), never in the future (the roster a terminal holds is the current state),
+/// or now.
+fn effective_time(given: Option<Millis>, now: Millis) -> Result<Millis, StoreError> {
+    match given {
+        Some(at) if at > now => Err(StoreError::EffectiveInFuture { at }),
+        Some(at) => Ok(at),
+        None => Ok(now),
+    }
+}
+
 /// The audit detail of an officer change: every field that differs, `[from, to]`.
 fn officer_diff(before: &OfficerRow, after: &OfficerRow) -> Value {
     let mut diff = serde_json::Map::new();
@@ -64,6 +75,11 @@ fn officer_diff(before: &OfficerRow, after: &OfficerRow) -> Value {
     );
     field("auxiliary", json!(before.auxiliary), json!(after.auxiliary));
     field("agency_id", json!(before.agency_id), json!(after.agency_id));
+    field(
+        "valid_until",
+        json!(before.valid_until),
+        json!(after.valid_until),
+    );
     Value::Object(diff)
 }
 
@@ -80,6 +96,13 @@ impl WriteTx {
     ) -> Result<OfficerChange, StoreError> {
         non_empty("certificate number", &record.certificate_number)?;
         non_empty("officer name", &record.name)?;
+        if record.auxiliary && record.certificate_status == CertificateStatus::Valid {
+            // 003: auxiliary staff may not hold an enforcement certificate.
+            return Err(StoreError::AuxiliaryCertified(
+                record.certificate_number.clone(),
+            ));
+        }
+        let effective_at = effective_time(record.effective_at, now)?;
         let agency_id = self.agency_id(record.agency.as_deref()).await?;
         let before = self.officer(&record.certificate_number).await?;
         let mut after = OfficerRow {
@@ -93,6 +116,7 @@ impl WriteTx {
             agency_id,
             roster_version: 0,
             updated_at: now,
+            valid_until: record.valid_until,
         };
         if let Some(before) = &before {
             let unchanged = OfficerRow {
@@ -108,11 +132,11 @@ impl WriteTx {
         let sql = if before.is_some() {
             "UPDATE officers SET name = $2, unit = $3, post = $4, category = $5, \
              certificate_status = $6, auxiliary = $7, agency_id = $8, roster_version = $9, \
-             updated_at = $10 WHERE certificate_number = $1"
+             updated_at = $10, valid_until = $11 WHERE certificate_number = $1"
         } else {
             "INSERT INTO officers (certificate_number, name, unit, post, category, \
-             certificate_status, auxiliary, agency_id, roster_version, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+             certificate_status, auxiliary, agency_id, roster_version, updated_at, valid_until) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         };
         on_tx!(self, c => {
             sqlx::query(sql)
@@ -126,10 +150,12 @@ impl WriteTx {
                 .bind(after.agency_id)
                 .bind(after.roster_version as i64)
                 .bind(after.updated_at)
+                .bind(after.valid_until)
                 .execute(&mut *c)
                 .await?;
         });
-        self.append_certificate_history(&after).await?;
+        self.append_certificate_history(&after, effective_at)
+            .await?;
         let (action, mut detail) = match &before {
             Some(before) => (actions::OFFICER_UPDATED, officer_diff(before, &after)),
             None => (
@@ -139,11 +165,17 @@ impl WriteTx {
                     "category": after.category,
                     "certificate_status": after.certificate_status.as_str(),
                     "auxiliary": after.auxiliary, "agency": record.agency,
+                    "valid_until": after.valid_until,
                 }),
             ),
         };
-        if let (Some(reason), Value::Object(fields)) = (reason, &mut detail) {
-            fields.insert("reason".to_owned(), json!(reason));
+        if let Value::Object(fields) = &mut detail {
+            if let Some(reason) = reason {
+                fields.insert("reason".to_owned(), json!(reason));
+            }
+            if effective_at != now {
+                fields.insert("effective_at".to_owned(), json!(effective_at));
+            }
         }
         let number = after.certificate_number.clone();
         self.append_audit(actor, action, &number, &detail.to_string(), now)
@@ -192,18 +224,28 @@ impl Store {
     /// Withdraws, revokes or restores an officer's certificate, with the reason
     /// (retirement, transfer, dismissal, …) kept in the audit log. Takes a new roster
     /// version so terminals learn of it at their next sync.
+    ///
+    /// `effective_at` is when the change took effect (DOMAIN R4: it may be before it is
+    /// entered); `None` means now. The two-officer rule judges records by it.
     pub async fn set_certificate_status(
         &self,
         certificate_number: &str,
         status: CertificateStatus,
+        effective_at: Option<Millis>,
         actor: &str,
         reason: &str,
         now: Millis,
     ) -> Result<OfficerRow, StoreError> {
+        let effective_at = effective_time(effective_at, now)?;
         let mut tx = self.write().await?;
         let Some(before) = tx.officer(certificate_number).await? else {
             return Err(StoreError::UnknownOfficer(certificate_number.to_owned()));
         };
+        if before.auxiliary && status == CertificateStatus::Valid {
+            return Err(StoreError::AuxiliaryCertified(
+                certificate_number.to_owned(),
+            ));
+        }
         if before.certificate_status == status {
             return Err(StoreError::CertificateUnchanged {
                 number: certificate_number.to_owned(),
@@ -229,10 +271,11 @@ impl Store {
             updated_at: now,
             ..before.clone()
         };
-        tx.append_certificate_history(&after).await?;
+        tx.append_certificate_history(&after, effective_at).await?;
         let detail = json!({
             "from": before.certificate_status.as_str(),
             "to": status.as_str(),
+            "effective_at": effective_at,
             "reason": reason,
         });
         tx.append_audit(

@@ -20,8 +20,11 @@ pub struct StoredRecord {
     pub device: DeviceId,
     /// The record as the device sealed it.
     pub record: FieldRecord,
-    /// Its time on the gateway's clock (device time corrected by the measured skew).
+    /// Its time on the gateway's clock (device time corrected by the measured skew, or
+    /// when it arrived if the device's clock could not be trusted).
     pub made_at_gateway: Millis,
+    /// The device's clock could not be trusted for its time (DOMAIN R2).
+    pub clock_implausible: bool,
     /// When the gateway stored it.
     pub received_at: Millis,
     /// `None` when the record's hash matches its content and it links to the stored
@@ -94,7 +97,7 @@ pub struct TwoOfficerFlag {
 const SELECT_RECORD: &str = "SELECT r.device_id, r.sequence, r.previous_hash, r.hash, \
      r.case_number, r.target, r.stage, r.action_kind, r.text, r.officers, r.location, \
      r.lat_e6, r.lon_e6, r.made_at, r.made_at_gateway, r.recordings, r.corrects, \
-     r.received_at, p.hash AS predecessor_hash \
+     r.received_at, r.clock_implausible, p.hash AS predecessor_hash \
      FROM field_records r LEFT JOIN field_records p \
      ON p.device_id = r.device_id AND p.sequence = r.sequence - 1";
 
@@ -118,6 +121,7 @@ struct RawRecord {
     recordings: String,
     corrects: Option<i64>,
     received_at: i64,
+    clock_implausible: bool,
     predecessor_hash: Option<String>,
 }
 
@@ -162,6 +166,7 @@ impl TryFrom<RawRecord> for StoredRecord {
             device,
             record,
             made_at_gateway: r.made_at_gateway,
+            clock_implausible: r.clock_implausible,
             received_at: r.received_at,
             chain_break,
         })

@@ -12,6 +12,7 @@ mod flags;
 mod holdings;
 mod report;
 
+use protocol::clock::{ClockPolicy, on_gateway_time};
 use protocol::deadline::{ClockSkew, DeadlinePolicy, UploadState, upload_deadline, upload_state};
 use protocol::message::{MediaKind, RecordingAnnouncement};
 use protocol::{DeviceId, Millis, Sha256Hash};
@@ -21,7 +22,8 @@ use super::tx::{Db, TxConn};
 use super::{Store, StoreError};
 
 pub use flags::{
-    CaseFlag, CaseFlagKind, DeviceFlag, FullProcessRecord, NewCaseFlag, SILENT, SilentDevice,
+    CLOCK_IMPLAUSIBLE, CaseFlag, CaseFlagKind, DeviceFlag, FullProcessRecord, NewCaseFlag, SILENT,
+    SilentDevice,
 };
 pub use report::ReportRecording;
 
@@ -66,20 +68,36 @@ pub struct RecordingRow {
     pub stored_at: Option<Millis>,
     /// Where the media store holds it.
     pub storage_key: Option<String>,
+    /// The device's clock could not be trusted for its times (a time after the
+    /// announcement, or a skew beyond the bound): its end and deadline count from the
+    /// announcement (DOMAIN R2).
+    pub clock_implausible: bool,
 }
 
 impl RecordingRow {
     /// The row for a fresh announcement from `device`, whose clock is `skew` behind the
     /// gateway's, heard at gateway time `now`: times corrected to gateway time, the
-    /// deadline from the corrected end, the state at `now`.
+    /// deadline from the corrected end, the state at `now`. An end the gateway cannot
+    /// trust (see `protocol::clock`) is `now`: nobody gains time by a wrong clock.
     pub fn announced(
         announcement: &RecordingAnnouncement,
         device_id: &DeviceId,
         skew: ClockSkew,
         now: Millis,
         policy: &DeadlinePolicy,
+        clock: &ClockPolicy,
     ) -> Self {
-        let deadline = upload_deadline(announcement.ended_at, skew, policy);
+        let end = on_gateway_time(announcement.ended_at, skew, now, clock);
+        let duration = announcement
+            .ended_at
+            .saturating_sub(announcement.started_at)
+            .max(0);
+        let (started_at, ended_at) = if end.implausible {
+            (end.at.saturating_sub(duration), end.at)
+        } else {
+            (skew.to_gateway_time(announcement.started_at), end.at)
+        };
+        let deadline = upload_deadline(ended_at, ClockSkew::ZERO, policy);
         RecordingRow {
             id: announcement.recording_id,
             device_id: device_id.clone(),
@@ -91,8 +109,8 @@ impl RecordingRow {
             started_at_device: announcement.started_at,
             ended_at_device: announcement.ended_at,
             clock_skew_ms: skew.as_millis(),
-            started_at: skew.to_gateway_time(announcement.started_at),
-            ended_at: skew.to_gateway_time(announcement.ended_at),
+            started_at,
+            ended_at,
             deadline,
             announced_at: now,
             bytes_received: 0,
@@ -100,6 +118,7 @@ impl RecordingRow {
             state_changed_at: now,
             stored_at: None,
             storage_key: None,
+            clock_implausible: end.implausible,
         }
     }
 
@@ -147,7 +166,8 @@ pub mod reasons {
 
 const COLUMNS: &str = "id, device_id, officer, case_number, media, size, sha256, \
      started_at_device, ended_at_device, clock_skew_ms, started_at, ended_at, deadline, \
-     announced_at, bytes_received, state, state_changed_at, stored_at, storage_key";
+     announced_at, bytes_received, state, state_changed_at, stored_at, storage_key, \
+     clock_implausible";
 
 #[derive(sqlx::FromRow)]
 struct RawRecording {
@@ -170,6 +190,7 @@ struct RawRecording {
     state_changed_at: i64,
     stored_at: Option<i64>,
     storage_key: Option<String>,
+    clock_implausible: bool,
 }
 
 /// The stable spelling of a media kind (the serde spelling).
@@ -231,6 +252,7 @@ impl TryFrom<RawRecording> for RecordingRow {
             state_changed_at: r.state_changed_at,
             stored_at: r.stored_at,
             storage_key: r.storage_key,
+            clock_implausible: r.clock_implausible,
         })
     }
 }
@@ -332,7 +354,7 @@ impl Store {
         let inserted = on_tx!(tx, c => {
             sqlx::query(&format!(
                 "INSERT INTO recordings ({COLUMNS}) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
                  ON CONFLICT (id) DO NOTHING"
             ))
             .bind(row.id.to_string())
@@ -354,6 +376,7 @@ impl Store {
             .bind(row.state_changed_at)
             .bind(row.stored_at)
             .bind(row.storage_key.as_deref())
+            .bind(row.clock_implausible)
             .execute(&mut *c)
             .await?
             .rows_affected()

@@ -11,14 +11,16 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use protocol::action_kind::{self, ActionKinds};
 use protocol::chain::{ChainBreak, ChainHead};
+use protocol::clock::{ClockPolicy, GatewayTime, on_gateway_time};
 use protocol::deadline::ClockSkew;
 use protocol::hash::Sha256Hash;
 use protocol::message::{FieldRecord, RecordAck, encode_body};
-use protocol::two_officer::{self, OfficerPresence, TwoOfficerOutcome, TwoOfficerPolicy};
+use protocol::two_officer::{self, TwoOfficerOutcome, TwoOfficerPolicy};
 use protocol::{DeviceId, Millis};
 
-use super::certificate_history::{self, on_conn, status_at};
+use super::certificate_history::{self, on_conn};
 use super::record_plan::{self, PushRef};
 use super::tx::{Db, TxConn};
 use super::{Store, StoreError};
@@ -42,6 +44,17 @@ pub struct RecordBatch {
     pub records: Vec<FieldRecord>,
 }
 
+/// The rules a group commit applies to the records it stores.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IngestRules {
+    /// How many certified officers a two-officer action needs.
+    pub two_officer: TwoOfficerPolicy,
+    /// Which kinds need two officers (looked up in the normalised form).
+    pub action_kinds: ActionKinds,
+    /// How far device clocks are trusted.
+    pub clock: ClockPolicy,
+}
+
 /// What one group commit did, for metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IngestSummary {
@@ -53,6 +66,9 @@ pub struct IngestSummary {
     pub rejected: u64,
     /// Stored records flagged under the two-officer rule.
     pub two_officer_violations: u64,
+    /// Stored records whose device time was implausible (future, or a skew beyond the
+    /// bound): their gateway time is when they arrived.
+    pub clock_implausible: u64,
 }
 
 /// The transaction of one group commit.
@@ -188,6 +204,8 @@ struct NewRecord<'a> {
     device: &'a DeviceId,
     record: &'a FieldRecord,
     skew: ClockSkew,
+    /// Its time on the gateway's clock (DOMAIN R2: never after it arrived).
+    at: GatewayTime,
     officers: String,
     recordings: String,
 }
@@ -276,8 +294,8 @@ impl IngestTx {
                 "INSERT INTO field_records (device_id, sequence, previous_hash, hash, \
                  case_number, target, stage, action_kind, text, officers, location, lat_e6, \
                  lon_e6, made_at, made_at_gateway, recordings, corrects, clock_skew_ms, \
-                 received_at) VALUES {}",
-                values_list(chunk.len(), 19, self.conn.placeholders())
+                 received_at, action_code, clock_implausible) VALUES {}",
+                values_list(chunk.len(), 21, self.conn.placeholders())
             );
             on_tx!(self, c => {
                 let mut q = sqlx::query(&sql);
@@ -298,11 +316,13 @@ impl IngestTx {
                         .bind(content.coordinates.map(|c| i64::from(c.lat_e6)))
                         .bind(content.coordinates.map(|c| i64::from(c.lon_e6)))
                         .bind(content.made_at)
-                        .bind(row.skew.to_gateway_time(content.made_at))
+                        .bind(row.at.at)
                         .bind(row.recordings.as_str())
                         .bind(content.corrects.map(|s| s as i64))
                         .bind(row.skew.as_millis())
-                        .bind(now);
+                        .bind(now)
+                        .bind(action_kind::normalize(&content.action_kind))
+                        .bind(row.at.implausible);
                 }
                 q.execute(&mut *c).await?;
             });
@@ -393,11 +413,15 @@ impl IngestTx {
     async fn two_officer_flags<'a>(
         &mut self,
         rows: &[NewRecord<'a>],
-        policy: &TwoOfficerPolicy,
+        rules: &IngestRules,
     ) -> Result<Vec<NewTwoOfficerFlag<'a>>, StoreError> {
         let needing: Vec<&NewRecord<'a>> = rows
             .iter()
-            .filter(|r| policy.applies_to(&r.record.content.action_kind))
+            .filter(|r| {
+                rules
+                    .action_kinds
+                    .needs_two_officers(&r.record.content.action_kind)
+            })
             .collect();
         if needing.is_empty() {
             return Ok(Vec::new());
@@ -409,27 +433,13 @@ impl IngestTx {
         let histories = certificate_history::histories(&mut self.conn, &numbers).await?;
         let mut flags = Vec::new();
         for row in needing {
-            let at = row.skew.to_gateway_time(row.record.content.made_at);
-            let present: Vec<OfficerPresence> = row
-                .record
-                .content
-                .officers
-                .iter()
-                .map(|number| OfficerPresence {
-                    certificate_number: number.clone(),
-                    status_at_time: histories
-                        .get(number.trim())
-                        .and_then(|h| status_at(h, at))
-                        // Auxiliary staff hold no enforcement certificate of their own.
-                        .filter(|s| !s.auxiliary)
-                        .map(|s| s.status),
-                })
-                .collect();
+            let present =
+                certificate_history::presence(&histories, &row.record.content.officers, row.at.at);
             if let TwoOfficerOutcome::Violated {
                 certified,
                 required,
                 not_counted,
-            } = two_officer::check(&row.record.content.action_kind, &present, policy)
+            } = two_officer::check(true, &present, &rules.two_officer)
             {
                 flags.push(NewTwoOfficerFlag {
                     device: row.device,
@@ -452,7 +462,7 @@ impl Store {
     pub async fn ingest_records(
         &self,
         batches: &[RecordBatch],
-        policy: &TwoOfficerPolicy,
+        rules: &IngestRules,
         now: Millis,
     ) -> Result<(Vec<Vec<RecordAck>>, IngestSummary), StoreError> {
         let pushes: Vec<PushRef<'_>> = batches
@@ -489,6 +499,7 @@ impl Store {
                     device: &batch.device,
                     record,
                     skew: batch.skew,
+                    at: on_gateway_time(record.content.made_at, batch.skew, now, &rules.clock),
                     officers: serde_json::to_string(&record.content.officers)
                         .map_err(|e| StoreError::corrupt("officers", e))?,
                     recordings: serde_json::to_string(&record.content.recordings)
@@ -505,7 +516,7 @@ impl Store {
                 chain_break,
             })
             .collect();
-        let violations = tx.two_officer_flags(&rows, policy).await?;
+        let violations = tx.two_officer_flags(&rows, rules).await?;
         tx.insert_records(&rows, now).await?;
         tx.insert_tamper_flags(&tamper, now).await?;
         tx.insert_two_officer_flags(&violations, now).await?;
@@ -527,6 +538,7 @@ impl Store {
                 .count() as u64,
             rejected: tamper.len() as u64,
             two_officer_violations: violations.len() as u64,
+            clock_implausible: rows.iter().filter(|r| r.at.implausible).count() as u64,
         };
         Ok((plan.acks, summary))
     }

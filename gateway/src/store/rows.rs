@@ -59,6 +59,20 @@ pub struct OfficerRow {
     pub roster_version: u64,
     /// When the officer's row last changed.
     pub updated_at: Millis,
+    /// When the certificate expires, if it has an expiry date.
+    pub valid_until: Option<Millis>,
+}
+
+impl OfficerRow {
+    /// What the certificate is worth at `at` (auxiliary staff are never certified).
+    pub fn standing_at(&self, at: Millis) -> protocol::domain::Standing {
+        protocol::domain::Standing::at(
+            self.certificate_status,
+            self.auxiliary,
+            self.valid_until,
+            at,
+        )
+    }
 }
 
 /// An officer as the roster import or the admin API submits it.
@@ -80,6 +94,11 @@ pub struct OfficerRecord {
     pub auxiliary: bool,
     /// Agency name, if any.
     pub agency: Option<String>,
+    /// When the certificate expires, if it has an expiry date.
+    pub valid_until: Option<Millis>,
+    /// When a status change took effect (it may be before it is entered); `None`:
+    /// when it is entered.
+    pub effective_at: Option<Millis>,
 }
 
 /// What [`Store::upsert_officer`](super::Store::upsert_officer) did.
@@ -220,6 +239,7 @@ pub(crate) struct RawOfficer {
     agency_id: Option<i64>,
     roster_version: i64,
     updated_at: i64,
+    valid_until: Option<i64>,
 }
 
 impl TryFrom<RawOfficer> for OfficerRow {
@@ -240,6 +260,7 @@ impl TryFrom<RawOfficer> for OfficerRow {
             roster_version: u64::try_from(r.roster_version)
                 .map_err(|e| StoreError::corrupt("roster version", e))?,
             updated_at: r.updated_at,
+            valid_until: r.valid_until,
         })
     }
 }

@@ -24,7 +24,9 @@ fn officer_rows(agency: &str, valid: usize, auxiliary: usize, withdrawn: usize) 
         }));
     };
     (0..valid).for_each(|_| add("valid", false));
-    (0..auxiliary).for_each(|_| add("valid", true));
+    // 003: auxiliary staff may not hold a valid certificate; a roster lists them
+    // without one, and they never count.
+    (0..auxiliary).for_each(|_| add("withdrawn", true));
     (0..withdrawn).for_each(|_| add("withdrawn", false));
     rows
 }

@@ -173,7 +173,8 @@ async fn a_roster_of_thousands_of_officers_is_imported_and_reimported_unchanged(
         let rows: Vec<Value> = (0..ROWS)
             .map(|i| {
                 json!({"line": i + 2, "certificate_number": format!("440100-{i:05}"),
-                       "name": format!("officer {i}"), "certificate_status": "valid",
+                       "name": format!("officer {i}"),
+                       "certificate_status": if i % 10 == 0 { "withdrawn" } else { "valid" },
                        "auxiliary": if i % 10 == 0 { "yes" } else { "no" }, "agency": "A1"})
             })
             .collect();

@@ -67,11 +67,12 @@ async fn the_upload_report_counts_each_state_and_lists_the_overdue_recording() {
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(
             lines[0],
-            "scope,name,pending,due_soon,overdue,uploaded_on_time,uploaded_late,silent_since"
+            "scope,name,pending,due_soon,overdue,uploaded_on_time,uploaded_late,silent_since,\
+             clock_implausible_since"
         );
-        assert!(lines.contains(&"agency,East,1,0,1,1,0,"), "{csv}");
-        assert!(lines.contains(&"device,dev-00001,1,0,1,1,0,"), "{csv}");
-        assert_eq!(lines.last(), Some(&"total,,1,0,1,1,0,"));
+        assert!(lines.contains(&"agency,East,1,0,1,1,0,,"), "{csv}");
+        assert!(lines.contains(&"device,dev-00001,1,0,1,1,0,,"), "{csv}");
+        assert_eq!(lines.last(), Some(&"total,,1,0,1,1,0,,"));
         s.api.stop().await;
     }
 }

@@ -8,11 +8,11 @@ use std::time::Duration;
 use clock::ManualClock;
 use gateway::ingest::{Committer, IngestError, IngestSettings, RecordMetrics};
 use gateway::metrics::Metrics;
+use gateway::store::IngestRules;
 use gateway::store::RecordBatch;
 use protocol::DeviceId;
 use protocol::chain::ChainBreak;
 use protocol::deadline::ClockSkew;
-use protocol::two_officer::TwoOfficerPolicy;
 use test_support::backends;
 
 use crate::support::{Chain, Raw, T0, gateway};
@@ -30,7 +30,7 @@ async fn records_are_append_only_and_an_edit_behind_the_stores_back_is_detected(
             records: chain.records("C-40", 3, T0),
         };
         let (acks, summary) = store
-            .ingest_records(&[batch], &TwoOfficerPolicy::default(), T0)
+            .ingest_records(&[batch], &IngestRules::default(), T0)
             .await
             .unwrap();
         assert_eq!(acks[0].len(), 3);
@@ -95,11 +95,7 @@ async fn a_failed_group_commit_fails_every_caller_and_stores_nothing() {
             records: Chain::new(device).records("C-41", 2, T0),
         };
         let err = store
-            .ingest_records(
-                &[batch(&good), batch(&ghost)],
-                &TwoOfficerPolicy::default(),
-                T0,
-            )
+            .ingest_records(&[batch(&good), batch(&ghost)], &IngestRules::default(), T0)
             .await;
         assert!(err.is_err(), "{}", backend.name());
         assert_eq!(store.record_count().await.unwrap(), 0);
@@ -108,7 +104,7 @@ async fn a_failed_group_commit_fails_every_caller_and_stores_nothing() {
         let metrics = Metrics::new();
         let committer = Arc::new(Committer::start(
             store.clone(),
-            TwoOfficerPolicy::default(),
+            IngestRules::default(),
             Arc::new(ManualClock::new(T0)),
             RecordMetrics::register(&metrics),
             IngestSettings {

@@ -104,6 +104,8 @@ pub(crate) fn officer(number: &str) -> OfficerRecord {
         certificate_status: CertificateStatus::Valid,
         auxiliary: false,
         agency: None,
+        valid_until: None,
+        effective_at: None,
     }
 }
 

@@ -23,6 +23,7 @@ async fn a_seizure_by_an_officer_whose_certificate_was_withdrawn_is_stored_and_f
         }
         let mut aux = officer("XG-009");
         aux.auxiliary = true;
+        aux.certificate_status = CertificateStatus::Withdrawn;
         store
             .upsert_officer(&aux, "test", T0 - 60 * MINUTE)
             .await
@@ -32,6 +33,7 @@ async fn a_seizure_by_an_officer_whose_certificate_was_withdrawn_is_stored_and_f
             .set_certificate_status(
                 "ZF-002",
                 CertificateStatus::Withdrawn,
+                None,
                 "test",
                 "retirement",
                 T0 + 10 * MINUTE,
@@ -105,7 +107,7 @@ async fn a_seizure_by_an_officer_whose_certificate_was_withdrawn_is_stored_and_f
             reasons,
             vec![
                 NotCountedReason::ListedMoreThanOnce,
-                NotCountedReason::UnknownCertificate,
+                NotCountedReason::Auxiliary,
                 NotCountedReason::UnknownCertificate
             ]
         );
@@ -126,7 +128,11 @@ async fn a_seizure_by_an_officer_whose_certificate_was_withdrawn_is_stored_and_f
 async fn the_action_kinds_needing_two_officers_come_from_configuration() {
     for backend in backends().await {
         let (gw, _clock) = gateway(&backend, 1, |c| {
-            c.policy.two_officer.action_kinds = ["on_site_inspection".to_string()].into();
+            let mut kinds = protocol::action_kind::ActionKinds::default();
+            for kind in &mut kinds.0 {
+                kind.two_officers = kind.code == "inspection";
+            }
+            c.policy.action_kinds = kinds;
         })
         .await;
         let store = gw.gateway.state().store.clone();
@@ -137,7 +143,7 @@ async fn the_action_kinds_needing_two_officers_come_from_configuration() {
         let (id, conn) = device(&gw, 1, T0).await;
         let mut chain = Chain::new(&id);
         let mut alone = content("C-21", "inspected alone", T0);
-        alone.action_kind = "on_site_inspection".into();
+        alone.action_kind = " Inspection".into();
         alone.officers = vec!["ZF-001".into()];
         let mut seizure = content("C-21", "seized alone (not listed here)", T0);
         seizure.action_kind = "seizure".into();
@@ -146,7 +152,7 @@ async fn the_action_kinds_needing_two_officers_come_from_configuration() {
         assert_eq!(outcomes(&acks), vec![RecordOutcome::Stored; 2]);
         let flags = store.two_officer_flags().await.unwrap();
         assert_eq!(flags.len(), 1, "{}", backend.name());
-        assert_eq!(flags[0].action_kind, "on_site_inspection");
+        assert_eq!(flags[0].action_kind, " Inspection");
         gw.gateway.shutdown().await;
     }
 }

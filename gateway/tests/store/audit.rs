@@ -51,6 +51,7 @@ async fn ten_changes(store: &gateway::store::Store) {
         .set_certificate_status(
             "C-002",
             CertificateStatus::Withdrawn,
+            None,
             "admin",
             "retired",
             T0 + 6,

@@ -231,6 +231,7 @@ async fn officer_round_trip_and_certificate_status() {
             .set_certificate_status(
                 "C-001",
                 CertificateStatus::Withdrawn,
+                None,
                 "admin",
                 "transferred",
                 T0 + 3,
@@ -245,6 +246,7 @@ async fn officer_round_trip_and_certificate_status() {
             .set_certificate_status(
                 "C-001",
                 CertificateStatus::Withdrawn,
+                None,
                 "admin",
                 "again",
                 T0 + 4,
@@ -256,7 +258,7 @@ async fn officer_round_trip_and_certificate_status() {
             "{err:?}"
         );
         let err = store
-            .set_certificate_status("C-404", CertificateStatus::Revoked, "admin", "x", T0)
+            .set_certificate_status("C-404", CertificateStatus::Revoked, None, "admin", "x", T0)
             .await
             .unwrap_err();
         assert!(
@@ -311,6 +313,7 @@ async fn roster_versions_increase_and_deltas_hold_only_changes() {
             .set_certificate_status(
                 "C-0",
                 CertificateStatus::Revoked,
+                None,
                 "admin",
                 "dismissed",
                 T0 + 2,

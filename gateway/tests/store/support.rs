@@ -281,6 +281,8 @@ pub(crate) fn officer(number: &str, name: &str) -> OfficerRecord {
         certificate_status: CertificateStatus::Valid,
         auxiliary: false,
         agency: None,
+        valid_until: None,
+        effective_at: None,
     }
 }
 

@@ -132,6 +132,8 @@ pub fn hello_frame_sizes() -> (usize, usize) {
     let request = Request::new(RequestBody::Hello(Hello {
         device_time: now,
         agent_version: agent::AGENT_VERSION.into(),
+        // A device that has synced before names its copy of the rules ...
+        rules_digest: Some(protocol::Sha256Hash::of(b"rules")),
     }));
     let reply = Response::new(ResponseBody::Welcome(Welcome {
         device_id: protocol::DeviceId::new("dev-00001").expect("valid device id"),
@@ -140,6 +142,8 @@ pub fn hello_frame_sizes() -> (usize, usize) {
         limits: protocol::Limits::default(),
         roster_version: 1,
         chain: protocol::chain::ChainHead::GENESIS,
+        // ... and is not sent them again.
+        rules: None,
     }));
     let request = protocol::frame::encode_frame(&request, limit).map(|b| b.len());
     let reply = protocol::frame::encode_frame(&reply, limit).map(|b| b.len());

@@ -2,11 +2,15 @@
 //!
 //! The hello carries the device's clock so the gateway can measure its skew (DOMAIN
 //! R2: deadlines are computed on gateway time); the welcome carries what the device
-//! needs before it sends anything else.
+//! needs before it sends anything else. The rules a terminal applies offline
+//! ([`DeviceRules`]) travel only when the device's copy differs from the gateway's:
+//! the hello names the digest of the copy it holds.
 
 use serde::{Deserialize, Serialize};
 
+use crate::action_kind::ActionKinds;
 use crate::chain::ChainHead;
+use crate::hash::Sha256Hash;
 use crate::limits::{InvalidField, Limits};
 use crate::{DeviceId, Millis};
 
@@ -17,6 +21,10 @@ pub struct Hello {
     pub device_time: Millis,
     /// The agent's software version, for support.
     pub agent_version: String,
+    /// The digest ([`DeviceRules::digest`]) of the rules the device holds, if any: the
+    /// welcome carries the rules only when they differ.
+    #[serde(default)]
+    pub rules_digest: Option<Sha256Hash>,
 }
 
 impl Hello {
@@ -42,4 +50,32 @@ pub struct Welcome {
     /// Where the gateway's copy of this device's record chain ends, so a device can
     /// tell which of its records are already stored.
     pub chain: ChainHead,
+    /// The gateway's rules for terminals, when the hello named no digest or another
+    /// one than theirs.
+    #[serde(default)]
+    pub rules: Option<DeviceRules>,
+}
+
+/// What a terminal needs to apply the rules before it seals a record, offline too: the
+/// action-kind vocabulary (refuse an unknown kind, warn about the two-officer and
+/// audio-video rules), how many certified officers a two-officer action needs, and how
+/// far a device time may lie ahead before the gateway calls the clock implausible.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRules {
+    /// The action-kind vocabulary.
+    pub action_kinds: ActionKinds,
+    /// Certified officers a two-officer action needs.
+    pub min_officers: u32,
+    /// How far (ms) a device time may lie in the future of the moment the gateway
+    /// hears of it before its clock is implausible; `record --at` is refused beyond it.
+    pub clock_tolerance_ms: Millis,
+}
+
+impl DeviceRules {
+    /// The SHA-256 of the rules' CBOR encoding: equal rules give equal digests at both
+    /// ends, so a device names its copy in 32 bytes instead of receiving the rules on
+    /// every hello.
+    pub fn digest(&self) -> Sha256Hash {
+        Sha256Hash::of(&super::encode_body(self))
+    }
 }

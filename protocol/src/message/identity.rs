@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::Millis;
 use crate::domain::CertificateStatus;
+use crate::domain::Standing;
 use crate::limits::{InvalidField, Limits};
 
 /// The answer to "may this person enforce?".
@@ -20,14 +21,50 @@ pub enum IdentityVerdict {
     Revoked,
     /// No such certificate number.
     Unknown,
+    /// The certificate is past its expiry date.
+    Expired,
+    /// Auxiliary staff (协管/辅助人员): not an enforcement officer, whatever the
+    /// certificate's status (003).
+    Auxiliary,
 }
 
-impl From<Option<CertificateStatus>> for IdentityVerdict {
-    fn from(status: Option<CertificateStatus>) -> Self {
-        match status {
-            Some(CertificateStatus::Valid) => IdentityVerdict::Valid,
-            Some(CertificateStatus::Withdrawn) => IdentityVerdict::Withdrawn,
-            Some(CertificateStatus::Revoked) => IdentityVerdict::Revoked,
+impl IdentityVerdict {
+    /// Every verdict, in declaration order.
+    pub const ALL: &'static [IdentityVerdict] = &[
+        IdentityVerdict::Valid,
+        IdentityVerdict::Withdrawn,
+        IdentityVerdict::Revoked,
+        IdentityVerdict::Unknown,
+        IdentityVerdict::Expired,
+        IdentityVerdict::Auxiliary,
+    ];
+
+    /// The stable spelling (wire, store, metrics labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityVerdict::Valid => "valid",
+            IdentityVerdict::Withdrawn => "withdrawn",
+            IdentityVerdict::Revoked => "revoked",
+            IdentityVerdict::Unknown => "unknown",
+            IdentityVerdict::Expired => "expired",
+            IdentityVerdict::Auxiliary => "auxiliary",
+        }
+    }
+
+    /// Parses [`IdentityVerdict::as_str`].
+    pub fn parse(word: &str) -> Option<IdentityVerdict> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == word)
+    }
+}
+
+impl From<Option<Standing>> for IdentityVerdict {
+    fn from(standing: Option<Standing>) -> Self {
+        match standing {
+            Some(Standing::Certified) => IdentityVerdict::Valid,
+            Some(Standing::Withdrawn) => IdentityVerdict::Withdrawn,
+            Some(Standing::Revoked) => IdentityVerdict::Revoked,
+            Some(Standing::Expired) => IdentityVerdict::Expired,
+            Some(Standing::Auxiliary) => IdentityVerdict::Auxiliary,
             None => IdentityVerdict::Unknown,
         }
     }
@@ -50,6 +87,20 @@ pub struct RosterEntry {
     pub status: CertificateStatus,
     /// The roster version at which this entry last changed.
     pub version: u64,
+    /// Auxiliary staff: never an enforcement officer (003), so an offline check answers
+    /// "auxiliary" whatever the status says.
+    #[serde(default)]
+    pub auxiliary: bool,
+    /// When the certificate expires (gateway time), if it has an expiry date.
+    #[serde(default)]
+    pub valid_until: Option<Millis>,
+}
+
+impl RosterEntry {
+    /// What this entry's certificate is worth at instant `at`.
+    pub fn standing_at(&self, at: Millis) -> Standing {
+        Standing::at(self.status, self.auxiliary, self.valid_until, at)
+    }
 }
 
 /// A check made on the terminal. Sent online for an answer, or queued when offline

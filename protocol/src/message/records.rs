@@ -148,6 +148,14 @@ pub enum RejectReason {
         /// What is wrong.
         problem: String,
     },
+    /// The action kind is not in the gateway's vocabulary (DOMAIN R3: a misspelt kind
+    /// is refused, never silently exempt).
+    UnknownActionKind {
+        /// The kind as sealed.
+        action_kind: String,
+        /// The codes the gateway knows.
+        known: Vec<String>,
+    },
 }
 
 /// What happened to one record.

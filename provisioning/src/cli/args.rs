@@ -144,7 +144,7 @@ pub(crate) enum OfficersCommand {
     /// List officers.
     List,
     /// Import a roster CSV: certificate_number,name,certificate_status,auxiliary
-    /// [,unit,post,category,agency].
+    /// [,unit,post,category,agency,valid_until].
     Import(ImportArgs),
     /// Withdraw a certificate (retirement, transfer, resignation).
     Withdraw {

@@ -12,6 +12,10 @@ use super::super::{Store, StoreError};
 /// The device flag for a device silent for `silent_device_hours` or more.
 pub const SILENT: &str = "silent";
 
+/// The device flag for a device whose clock cannot be trusted: a skew beyond
+/// `policy.clock.max_skew_secs`, or a time after the gateway heard of it (DOMAIN R2).
+pub const CLOCK_IMPLAUSIBLE: &str = "clock_implausible";
+
 /// An open (or cleared) flag on a device.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceFlag {
@@ -307,8 +311,9 @@ impl FullProcessRecord {
 }
 
 impl Store {
-    /// Field records of the given action kinds made (gateway time) before `before`
-    /// that carry no missing-audio-video flag yet (open or cleared).
+    /// Field records whose action code (the normalised kind) is one of `action_codes`,
+    /// made (gateway time) before `before`, that carry no missing-audio-video flag yet
+    /// (open or cleared).
     pub async fn unflagged_full_process_records(
         &self,
         action_kinds: &[String],
@@ -323,7 +328,7 @@ impl Store {
         let sql = format!(
             "SELECT f.device_id, f.sequence, f.case_number, f.action_kind, f.made_at_gateway \
              FROM field_records f \
-             WHERE f.made_at_gateway < $1 AND f.action_kind IN ({}) \
+             WHERE f.made_at_gateway < $1 AND f.action_code IN ({}) \
                AND NOT EXISTS (SELECT 1 FROM case_flags c WHERE c.flag = 'missing_audio_video' \
                    AND c.subject = f.device_id || '/' || CAST(f.sequence AS TEXT)) \
              ORDER BY f.made_at_gateway, f.device_id, f.sequence",
@@ -350,16 +355,16 @@ impl Store {
             .collect())
     }
 
-    /// The announced recordings a field record links to, as (start, end) on gateway
-    /// time. Linked ids the gateway has not heard of are left out.
+    /// The announced recordings a field record links to, as (start, end, stored) on
+    /// gateway time. Linked ids the gateway has not heard of are left out.
     pub async fn linked_recording_spans(
         &self,
         device_id: &str,
         sequence: i64,
-    ) -> Result<Vec<(Millis, Millis)>, StoreError> {
-        let rows: Vec<(i64, i64)> = on_pool!(self.db(), p => {
+    ) -> Result<Vec<(Millis, Millis, bool)>, StoreError> {
+        let rows: Vec<(i64, i64, Option<i64>)> = on_pool!(self.db(), p => {
             sqlx::query_as(
-                "SELECT r.started_at, r.ended_at FROM field_record_recordings l \
+                "SELECT r.started_at, r.ended_at, r.stored_at FROM field_record_recordings l \
                  JOIN recordings r ON r.id = l.recording_id \
                  WHERE l.device_id = $1 AND l.sequence = $2",
             )
@@ -368,22 +373,39 @@ impl Store {
             .fetch_all(p)
             .await?
         });
-        Ok(rows)
+        Ok(rows
+            .into_iter()
+            .map(|(start, end, stored)| (start, end, stored.is_some()))
+            .collect())
     }
 
-    /// Each case with an execution-stage record, and the time (gateway time) of its
-    /// last one, for cases with no archive-stage record.
-    pub async fn unarchived_executions(&self) -> Result<Vec<(String, Millis)>, StoreError> {
+    /// Each case closed by a record whose action code is one of `closing_codes` (the
+    /// kinds that close a case), with the time (gateway time) of its last such record,
+    /// for cases with no archive-stage record.
+    pub async fn unarchived_closed_cases(
+        &self,
+        closing_codes: &[String],
+    ) -> Result<Vec<(String, Millis)>, StoreError> {
+        if closing_codes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let codes: Vec<String> = (0..closing_codes.len())
+            .map(|i| format!("${}", i + 1))
+            .collect();
+        let sql = format!(
+            "SELECT f.case_number, MAX(f.made_at_gateway) FROM field_records f \
+             WHERE f.action_code IN ({}) \
+               AND NOT EXISTS (SELECT 1 FROM field_records a \
+                   WHERE a.case_number = f.case_number AND a.stage = 'archive') \
+             GROUP BY f.case_number ORDER BY f.case_number",
+            codes.join(", ")
+        );
         let rows: Vec<(String, i64)> = on_pool!(self.db(), p => {
-            sqlx::query_as(
-                "SELECT f.case_number, MAX(f.made_at_gateway) FROM field_records f \
-                 WHERE f.stage = 'service_execution' \
-                   AND NOT EXISTS (SELECT 1 FROM field_records a \
-                       WHERE a.case_number = f.case_number AND a.stage = 'archive') \
-                 GROUP BY f.case_number ORDER BY f.case_number",
-            )
-            .fetch_all(p)
-            .await?
+            let mut q = sqlx::query_as(&sql);
+            for code in closing_codes {
+                q = q.bind(code.as_str());
+            }
+            q.fetch_all(p).await?
         });
         Ok(rows)
     }

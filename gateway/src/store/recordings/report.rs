@@ -25,6 +25,9 @@ pub struct ReportRecording {
     pub deadline: Millis,
     /// When it became durable, if it did.
     pub stored_at: Option<Millis>,
+    /// The device's clock could not be trusted for its times: its end and deadline
+    /// count from its announcement (DOMAIN R2).
+    pub clock_implausible: bool,
 }
 
 type Raw = (
@@ -36,6 +39,7 @@ type Raw = (
     i64,
     i64,
     Option<i64>,
+    bool,
 );
 
 impl Store {
@@ -48,7 +52,8 @@ impl Store {
         let rows: Vec<Raw> = on_pool!(self.db(), p => {
             sqlx::query_as(
                 "SELECT r.id, r.device_id, a.name, COALESCE(r.officer, d.assigned_officer), \
-                        r.case_number, r.ended_at, r.deadline, r.stored_at \
+                        r.case_number, r.ended_at, r.deadline, r.stored_at, \
+                        r.clock_implausible \
                  FROM recordings r \
                  JOIN devices d ON d.id = r.device_id \
                  LEFT JOIN agencies a ON a.id = d.agency_id \
@@ -72,6 +77,7 @@ impl Store {
                     ended_at: r.5,
                     deadline: r.6,
                     stored_at: r.7,
+                    clock_implausible: r.8,
                 })
             })
             .collect()
