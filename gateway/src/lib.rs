@@ -25,8 +25,10 @@ pub mod reports;
 pub mod server;
 pub mod state;
 pub mod storage;
-pub mod store;
 pub mod tls;
 
+/// The gateway's view of its store: `crate::store::…` inside the gateway and
+/// `gateway::store::…` outside name the `store` crate (see docs/decisions.md).
+pub use ::store;
 pub use config::Config;
 pub use server::{GatewayError, RunningGateway, run, start, start_with_clock};

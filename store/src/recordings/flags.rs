@@ -3,7 +3,7 @@
 //!
 //! A flag is raised once and cleared (never deleted) when its rule no longer holds,
 //! so the history of who was flagged, when, stays readable. The rules themselves are
-//! pure (`crate::deadlines`); this module only stores their verdicts.
+//! pure (the gateway's `deadlines`); this module only stores their verdicts.
 
 use protocol::{DeviceId, Millis};
 

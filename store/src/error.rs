@@ -159,7 +159,7 @@ impl StoreError {
 
     /// True when SQLite reported an I/O error on the gateway's own database file
     /// (`SQLITE_IOERR` and its extended codes: a failed write, fsync, truncate): after
-    /// it nothing written may be trusted to be on disk (see [`crate::faults`]).
+    /// it nothing written may be trusted to be on disk (see the gateway's `faults`).
     /// PostgreSQL's I/O errors are the database server's to handle (it stops and
     /// recovers from its log), so they are not counted here.
     pub fn is_io_failure(&self) -> bool {

@@ -23,11 +23,11 @@ use super::tx::{TxConn, WriteTx};
 macro_rules! on_conn {
     ($conn:expr, $c:ident => $body:expr) => {
         match $conn {
-            $crate::store::tx::TxConn::Sqlite(t) => {
+            $crate::tx::TxConn::Sqlite(t) => {
                 let $c = &mut **t;
                 $body
             }
-            $crate::store::tx::TxConn::Postgres(t) => {
+            $crate::tx::TxConn::Postgres(t) => {
                 let $c = &mut **t;
                 $body
             }

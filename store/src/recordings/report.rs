@@ -1,5 +1,5 @@
 //! What the upload report reads: every recording with the agency, officer and device
-//! it is counted under. The counting itself is pure (`crate::reports::uploads`).
+//! it is counted under. The counting itself is pure (the gateway's `reports::uploads`).
 
 use protocol::{DeviceId, Millis};
 use uuid::Uuid;

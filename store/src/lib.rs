@@ -17,8 +17,8 @@
 macro_rules! on_pool {
     ($db:expr, $p:ident => $body:expr) => {
         match $db {
-            $crate::store::tx::Db::Sqlite($p) => $body,
-            $crate::store::tx::Db::Postgres($p) => $body,
+            $crate::tx::Db::Sqlite($p) => $body,
+            $crate::tx::Db::Postgres($p) => $body,
         }
     };
 }
@@ -28,11 +28,11 @@ macro_rules! on_pool {
 macro_rules! on_tx {
     ($tx:expr, $c:ident => $body:expr) => {
         match &mut $tx.conn {
-            $crate::store::tx::TxConn::Sqlite(t) => {
+            $crate::tx::TxConn::Sqlite(t) => {
                 let $c = &mut **t;
                 $body
             }
-            $crate::store::tx::TxConn::Postgres(t) => {
+            $crate::tx::TxConn::Postgres(t) => {
                 let $c = &mut **t;
                 $body
             }

@@ -215,10 +215,9 @@ mod tests {
     async fn the_committers_checkpoint_restarts_a_long_log_the_tasks_cannot() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.db");
-        let store =
-            crate::store::Store::open(&crate::store::StoreConfig::Sqlite { path: path.clone() })
-                .await
-                .unwrap();
+        let store = crate::Store::open(&crate::StoreConfig::Sqlite { path: path.clone() })
+            .await
+            .unwrap();
         // This test runs the task's checkpoints itself, at chosen moments.
         let task = store.inner.checkpointer.lock().unwrap().take().unwrap();
         task.stop().await;
