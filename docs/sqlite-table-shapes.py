@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What the ingest benchmark's SQLite baseline leaves out: the same 50,000 rows, 100 per
 INSERT and 1,000 per transaction (WAL, synchronous=FULL), into the baseline's table
-(primary key only) and into the gateway's own table shape (migrations/sqlite/0002:
+(primary key only) and into the gateway's own table shape (store/migrations/sqlite/0002:
 the case and target indexes DOMAIN R3 needs, the device foreign key, the checks), in
 the baseline's round-robin order and in the order the gateway's group commits see
 during the drain (a few devices' consecutive records per transaction).

@@ -65,7 +65,7 @@ pub fn make_pki(dir: &Path, devices: u32) -> Result<PkiSummary, FleetError> {
 pub async fn enroll(config: &gateway::Config, pki_dir: &Path) -> Result<(), FleetError> {
     let err = |e: &dyn std::fmt::Display| FleetError::Enroll(e.to_string());
     std::fs::create_dir_all(&config.data_dir).map_err(|e| err(&e))?;
-    let store = gateway::store::Store::open(&config.store_config())
+    let store = store::Store::open(&config.store_config())
         .await
         .map_err(|e| err(&e))?;
     let file = std::fs::File::open(pki_dir.join(ENROLLMENT_FILE)).map_err(|e| err(&e))?;

@@ -12,11 +12,11 @@
 use std::path::Path;
 use std::time::Instant;
 
-use gateway::store::IngestRules;
-use gateway::store::{RecordBatch, Store, StoreConfig, StoreError};
 use protocol::DeviceId;
 use protocol::deadline::ClockSkew;
 use protocol::message::FieldRecord;
+use store::IngestRules;
+use store::{RecordBatch, Store, StoreConfig, StoreError};
 
 use crate::baseline::{
     RowOrder, SQLITE_DEVICES, SQLITE_TRIES, baseline_devices, baseline_records, fresh_database,
@@ -103,7 +103,7 @@ async fn ingest_all(
 /// An enrollment file for `devices` (each with its own made-up certificate
 /// fingerprint: the store checks the foreign key, not the certificate).
 fn enrollment(devices: &[DeviceId]) -> String {
-    let mut out = gateway::store::ENROLLMENT_HEADER.join(",");
+    let mut out = store::ENROLLMENT_HEADER.join(",");
     for (i, id) in devices.iter().enumerate() {
         out.push_str(&format!(
             "\n{id},recorder,SN-{i},{:064x},2040-01-01T00:00:00Z",

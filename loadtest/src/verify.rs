@@ -8,10 +8,10 @@
 use std::collections::HashMap;
 
 use gateway::media::MediaStore;
-use gateway::store::Store;
-use gateway::store::StoredRecord;
 use protocol::DeviceId;
 use serde::Serialize;
+use store::Store;
+use store::StoredRecord;
 
 use crate::sim::{AckedRecord, Outcome};
 
@@ -93,7 +93,7 @@ impl Verification {
 pub enum VerifyError {
     /// The store could not be read.
     #[error("reading the gateway's store: {0}")]
-    Store(#[from] gateway::store::StoreError),
+    Store(#[from] store::StoreError),
     /// The media store could not be opened.
     #[error("reading the gateway's media store: {0}")]
     Media(#[from] gateway::media::MediaError),

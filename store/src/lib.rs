@@ -1,6 +1,8 @@
-//! The gateway's store: the device registry (agencies, officers, devices), the
-//! hash-chained audit log, and the revocation broadcast, over SQLite (one file, the
-//! embedded default) or PostgreSQL (several gateways sharing one database).
+//! The gateway's store: the device registry (agencies, officers, devices, operators),
+//! field records and identity checks, recordings and their flags, the hash-chained audit
+//! log, and the revocation broadcast, over SQLite (one file, the embedded default) or
+//! PostgreSQL (several gateways sharing one database). The schema migrations are this
+//! crate's (`migrations/`), embedded at build time and applied by [`Store::open`].
 //!
 //! One [`Store`] handle, one set of methods, SQL written once with `$1, $2, …`
 //! placeholders (SQLite accepts them too). The `on_pool!` and `on_tx!` macros expand
@@ -10,7 +12,9 @@
 //!
 //! Every registry change is validated and audited in the same write transaction; a
 //! refused change writes nothing. Time is always a parameter (`now`, ms since the
-//! Unix epoch, UTC): the store never reads a clock.
+//! Unix epoch, UTC): the store never reads a clock. The store knows nothing of the
+//! gateway: the rules it applies (clock policy, two-officer policy, action kinds) come
+//! in as values of `protocol`'s types, and its errors are its own ([`StoreError`]).
 
 /// Runs the same query code on whichever pool the store has; `$p` is the
 /// `&SqlitePool` or `&PgPool` (both are executors and `Copy`).
@@ -54,6 +58,7 @@ mod notify;
 mod officers;
 mod operators;
 mod rows;
+pub mod sql;
 mod tx;
 // Field records, identity checks and certificate history (issue 5).
 mod certificate_history;
@@ -83,7 +88,7 @@ pub use operators::{
 };
 pub use record_reads::{RecordView, StoredRecord, TamperFlag, TwoOfficerFlag};
 pub use recordings::{Announced, RecordingRow, StateChange};
-pub use records::{IngestRules, IngestSummary, Placeholders, RecordBatch, values_list};
+pub use records::{IngestRules, IngestSummary, RecordBatch};
 pub use rows::{
     AgencyRow, DeviceRow, DeviceStatusEvent, NewAgency, NewDevice, OfficerChange, OfficerRecord,
     OfficerRow, RosterPage,
@@ -92,8 +97,8 @@ pub use rows::{
 use notify::{EventHub, ListenerTask};
 use tx::Db;
 
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Which database a [`Store`] runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -22,6 +22,7 @@ use protocol::{DeviceId, Millis};
 
 use super::certificate_history::{self, on_conn};
 use super::record_plan::{self, PushRef};
+use super::sql::{Placeholders, values_list};
 use super::tx::{Db, TxConn};
 use super::{Store, StoreError};
 
@@ -235,18 +236,6 @@ fn tamper_reason(b: &ChainBreak) -> (&'static str, Option<i64>) {
     }
 }
 
-/// How a multi-row statement names its parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Placeholders {
-    /// `?` (SQLite). sqlx asks SQLite for every parameter's name before binding it,
-    /// and SQLite finds a name by walking a list of the named ones: with `$N` names a
-    /// 1,900-parameter INSERT cost time quadratic in its size (half the gateway's CPU
-    /// at ingest). Anonymous parameters are not in that list.
-    Anonymous,
-    /// `$1, $2, …` (PostgreSQL, which has no anonymous form).
-    Numbered,
-}
-
 impl TxConn {
     fn placeholders(&self) -> Placeholders {
         match self {
@@ -254,33 +243,6 @@ impl TxConn {
             TxConn::Postgres(_) => Placeholders::Numbered,
         }
     }
-}
-
-/// `(?, ?, …), (…), …` or `($1, $2, …), (…), …` for `rows` rows of `cols` columns:
-/// the VALUES of the gateway's multi-row inserts (the load test's SQLite baseline
-/// builds its statement with it too, so both have the same shape).
-pub fn values_list(rows: usize, cols: usize, style: Placeholders) -> String {
-    let mut out = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            match style {
-                Placeholders::Anonymous => out.push('?'),
-                Placeholders::Numbered => {
-                    out.push('$');
-                    out.push_str(&(r * cols + c + 1).to_string());
-                }
-            }
-        }
-        out.push(')');
-    }
-    out
 }
 
 impl IngestTx {
@@ -556,19 +518,5 @@ impl Store {
             .await?
         });
         head_after(last)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_lists_number_every_parameter() {
-        assert_eq!(
-            values_list(2, 3, Placeholders::Numbered),
-            "($1, $2, $3), ($4, $5, $6)"
-        );
-        assert_eq!(values_list(2, 2, Placeholders::Anonymous), "(?, ?), (?, ?)");
     }
 }

@@ -171,11 +171,7 @@ pub fn baseline_devices(n: usize) -> Vec<DeviceId> {
 fn insert_statement(rows: usize) -> String {
     format!(
         "INSERT INTO field_records VALUES {}",
-        gateway::store::values_list(
-            rows,
-            RECORD_COLUMNS,
-            gateway::store::Placeholders::Anonymous
-        )
+        store::sql::values_list(rows, RECORD_COLUMNS, store::sql::Placeholders::Anonymous)
     )
 }
 

@@ -1,8 +1,8 @@
 //! Enrollment tests: duplicates refused with nothing changed, a returning device
 //! enrolled anew, the handshake lookup's index, and the enrollment file import.
 
-use gateway::store::StoreError;
 use protocol::domain::DeviceStatus;
+use store::StoreError;
 
 use crate::support::*;
 

@@ -10,12 +10,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway::store::{NewAgency, NewDevice, OfficerRecord, Store, StoreConfig};
 use protocol::DeviceId;
 use protocol::domain::{AgencyClass, CertificateStatus, DeviceKind};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{PgPool, SqlitePool};
+use store::{NewAgency, NewDevice, OfficerRecord, Store, StoreConfig};
 
 /// The environment variable that enables the PostgreSQL backend.
 pub(crate) const PG_ENV: &str = "FIELDSYNC_TEST_PG";

@@ -3,7 +3,7 @@
 //! test). Run with:
 //!
 //! ```text
-//! FIELDSYNC_TEST_PG=postgres://postgres@127.0.0.1:5432/test cargo test -p gateway --test store
+//! FIELDSYNC_TEST_PG=postgres://postgres@127.0.0.1:5432/test cargo nextest run -p store --test store
 //! ```
 
 #[path = "store/audit.rs"]

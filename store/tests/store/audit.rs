@@ -2,14 +2,14 @@
 //! a truncation made directly in the database is detected where it happened; appends
 //! from many tasks and two stores keep one valid chain.
 
-use gateway::store::chain::{ChainBreak, EntryContent, entry_hash, parse_hash};
-use gateway::store::{AuditError, actions};
 use protocol::domain::{CertificateStatus, DeviceStatus};
+use store::chain::{ChainBreak, EntryContent, entry_hash, parse_hash};
+use store::{AuditError, actions};
 
 use crate::support::*;
 
 /// Ten registry changes of every kind: ten audit entries.
-async fn ten_changes(store: &gateway::store::Store) {
+async fn ten_changes(store: &store::Store) {
     store
         .create_agency(&agency("Xicheng UMB"), "admin", "test", T0)
         .await

@@ -1,6 +1,6 @@
 //! Configuration tests: what `Store::open` refuses before touching any table.
 
-use gateway::store::{Store, StoreConfig, StoreError};
+use store::{Store, StoreConfig, StoreError};
 
 use crate::support::*;
 

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use gateway::store::{DeviceStatusEvent, Store};
 use protocol::domain::DeviceStatus;
+use store::{DeviceStatusEvent, Store};
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 use tokio::time::timeout;
 
@@ -92,7 +92,7 @@ async fn deployments_in_other_schemas_are_not_disturbed() {
         let mut rx = here.device_status_events();
         // Another deployment (schema) on the same database revokes a device with the same id.
         let url = match &b.config {
-            gateway::store::StoreConfig::Postgres { url, .. } => url.clone(),
+            store::StoreConfig::Postgres { url, .. } => url.clone(),
             _ => unreachable!(),
         };
         let raw = b.raw().await;
@@ -100,7 +100,7 @@ async fn deployments_in_other_schemas_are_not_disturbed() {
         raw.exec(&format!("CREATE SCHEMA {other_schema}"))
             .await
             .unwrap();
-        let config = gateway::store::StoreConfig::Postgres {
+        let config = store::StoreConfig::Postgres {
             url,
             schema: Some(other_schema.clone()),
         };

@@ -1,8 +1,8 @@
 //! Registry tests: migrations and restart, agencies, officers and the roster, devices
 //! and their status rules, duplicates, and the handshake lookup.
 
-use gateway::store::{OfficerChange, StoreError};
 use protocol::domain::{AgencyClass, CertificateStatus, DeviceKind, DeviceStatus};
+use store::{OfficerChange, StoreError};
 
 use crate::support::*;
 
@@ -41,7 +41,7 @@ async fn fresh_database_migrates_and_reopen_keeps_the_registry() {
         store.close().await;
 
         // Every migration file was applied once, and reopening applied none twice.
-        let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/sqlite"))
+        let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
             .unwrap()
             .filter(|e| {
                 e.as_ref()
@@ -459,7 +459,7 @@ trait WithFp {
     fn with_fp(self, fp: &str) -> Self;
 }
 
-impl WithFp for gateway::store::NewDevice {
+impl WithFp for store::NewDevice {
     fn with_fp(mut self, fp: &str) -> Self {
         self.certificate_fingerprint = fp.to_owned();
         self
