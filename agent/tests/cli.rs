@@ -8,9 +8,9 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use gateway::store::{NewDevice, OfficerRecord};
 use protocol::DeviceId;
 use protocol::domain::{CertificateStatus, DeviceKind, DeviceStatus};
+use store::{NewDevice, OfficerRecord};
 use test_support::{Backend, TestGateway, validity};
 use tokio::process::Command;
 

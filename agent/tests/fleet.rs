@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use agent::{Agent, AgentConfig};
 use common::content;
-use gateway::store::Store;
 use protocol::DeviceId;
+use store::Store;
 use test_support::Backend;
 
 const CHILD: &str = "FIELDSYNC_GATEWAY_CHILD";

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use agent::{Agent, AgentConfig};
 use clock::{SharedClock, SystemClock};
-use gateway::store::OfficerRecord;
 use protocol::domain::CertificateStatus;
 use protocol::message::RecordContent;
+use store::OfficerRecord;
 use test_support::TestGateway;
 
 /// An enforcement officer of Market Supervision Team 3 with a valid certificate and no
