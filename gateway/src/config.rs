@@ -18,6 +18,7 @@ use protocol::deadline::DeadlinePolicy;
 use protocol::two_officer::TwoOfficerPolicy;
 use serde::{Deserialize, Serialize};
 
+pub use crate::http::settings::{HttpConfig, HttpTls};
 use crate::store::StoreConfig;
 
 /// Prefix of every environment override.
@@ -142,36 +143,6 @@ impl Default for DeviceListenerConfig {
             udp_receive_buffer: 4 << 20,
         }
     }
-}
-
-/// The operator listener.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    /// TCP address for the admin API, pages and `/metrics`. Loopback by default.
-    pub listen: SocketAddr,
-    /// When the listener speaks TLS with the gateway's certificate.
-    pub tls: HttpTls,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:4480".parse().expect("valid address"),
-            tls: HttpTls::Auto,
-        }
-    }
-}
-
-/// When the operator listener speaks TLS. Plain HTTP is never allowed off loopback:
-/// bearer tokens must not cross a network in clear text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HttpTls {
-    /// Plain HTTP on a loopback address, TLS on any other.
-    Auto,
-    /// TLS on every address, loopback included.
-    Always,
 }
 
 /// The store backend, as written in the configuration file.
@@ -486,6 +457,9 @@ impl Config {
             return invalid(key, problem);
         }
         if let Err((key, problem)) = self.storage.validate() {
+            return invalid(key, problem);
+        }
+        if let Err((key, problem)) = self.http.validate() {
             return invalid(key, problem);
         }
         Ok(())

@@ -184,12 +184,9 @@ pub async fn start_with_clock(
         addr: config.http.listen,
         source,
     })?;
-    let http_tls = if crate::api::listener::needs_tls(http_addr, config.http.tls) {
-        let tls = crate::api::listener::server_config(
-            gateway_pki.chain.clone(),
-            gateway_pki.key.clone_key(),
-        )
-        .map_err(|e| HttpError::Tls(e.to_string()))?;
+    let http_tls = if http::tls::needs_tls(http_addr, config.http.tls) {
+        let tls = http::tls::server_config(gateway_pki.chain.clone(), gateway_pki.key.clone_key())
+            .map_err(|e| HttpError::Tls(e.to_string()))?;
         Some(tls)
     } else {
         None
@@ -259,10 +256,19 @@ pub async fn start_with_clock(
         tokio::spawn(crate::reports::allocation::run_daily_snapshots(
             state.clone(),
         )),
-        tokio::spawn(async move {
-            let served = http::serve(listener, router, http_tls, http_shutdown).await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "operator listener failed");
+        tokio::spawn({
+            let state = state.clone();
+            async move {
+                let settings = &state.config.http;
+                http::serve(
+                    listener,
+                    router,
+                    http_tls,
+                    settings,
+                    &state.metrics,
+                    http_shutdown,
+                )
+                .await;
             }
         }),
     ];

@@ -1,7 +1,7 @@
 //! The admin HTTP API over real sockets, on SQLite and (with FIELDSYNC_TEST_PG)
 //! PostgreSQL: authentication and the role matrix, the OpenAPI document against the
 //! routes served, audit of every change, bulk imports, the allocation report and its
-//! snapshots, and TLS on the operator listener.
+//! snapshots, TLS on the operator listener, and the listener against slow clients.
 
 #[path = "api/support.rs"]
 mod support;
@@ -29,3 +29,6 @@ mod case_view;
 
 #[path = "api/uploads.rs"]
 mod uploads;
+
+#[path = "api/slow_clients.rs"]
+mod slow_clients;

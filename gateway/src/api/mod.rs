@@ -15,7 +15,6 @@ pub mod devices;
 pub mod error;
 pub mod flags;
 pub mod fleet;
-pub mod listener;
 pub mod officers;
 pub mod reports;
 pub mod tokens;

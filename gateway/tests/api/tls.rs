@@ -8,7 +8,7 @@ use rustls::pki_types::ServerName;
 use test_support::{Backend, TestGateway, test_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn https_get(gw: &TestGateway, path: &str, token: &str) -> String {
+pub(crate) async fn https_get(gw: &TestGateway, path: &str, token: &str) -> String {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(gw.fleet_ca().cert_der().clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -2,10 +2,23 @@
 //! the admin API under `/api/v1` (see [`crate::api`]) and the dashboard pages (see
 //! [`crate::pages`]). Plain HTTP on loopback;
 //! TLS with the gateway's certificate on any other address (or always, when
-//! configured), see [`crate::api::listener`].
+//! configured), see [`tls`].
+//!
+//! The listener may face a LAN, so no client can hold it (issue 19, point 5): every
+//! connection is counted against caps in total and per client from its accept
+//! ([`clients`]), and timers bound the TLS handshake, the request headers, each request
+//! and idle spells ([`connection`], [`activity`]).
+
+pub mod activity;
+pub mod clients;
+pub mod connection;
+pub mod metrics;
+pub mod settings;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -14,6 +27,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::state::GatewayState;
+use clients::ConnectionCaps;
+use connection::Listening;
+use metrics::HttpMetrics;
+pub use settings::{HttpConfig, HttpTls};
 
 /// Why the operator listener cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -42,27 +59,62 @@ pub fn router(state: Arc<GatewayState>) -> Router {
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, over TLS when `tls`
-/// is given.
+/// is given, within the caps and timers of `settings`. On shutdown it stops
+/// accepting, lets each connection finish the request it is answering, and returns
+/// once every connection has ended.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
+    settings: &HttpConfig,
+    metrics: &crate::metrics::Metrics,
     shutdown: tokio_util::sync::CancellationToken,
-) -> std::io::Result<()> {
-    let stop = async move { shutdown.cancelled().await };
-    match tls {
-        None => {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(stop)
-                .await
-        }
-        Some(config) => {
-            let listener = crate::api::listener::TlsListener::new(listener, config)?;
-            axum::serve(listener, router)
-                .with_graceful_shutdown(stop)
-                .await
+) {
+    let caps = ConnectionCaps::new(
+        settings.max_connections,
+        settings.max_connections_per_client,
+    );
+    let listening = Arc::new(Listening {
+        router,
+        tls: tls.map(tokio_rustls::TlsAcceptor::from),
+        timers: settings.timers(),
+        metrics: HttpMetrics::register(metrics),
+        shutdown: shutdown.clone(),
+    });
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors, most likely: give closing connections a
+                // moment instead of spinning.
+                tracing::warn!(error = %e, "operator listener: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        match caps.admit(peer.ip()) {
+            Ok(place) => {
+                let listening = listening.clone();
+                listening.metrics.opened();
+                connections.spawn(async move {
+                    connection::run(listening.clone(), stream, place).await;
+                    listening.metrics.ended();
+                });
+            }
+            Err(refused) => {
+                drop(stream);
+                listening.metrics.refused(refused);
+                tracing::debug!(%peer, %refused, "operator connection refused");
+            }
         }
     }
+    connections.close();
+    connections.wait().await;
 }
 
 /// `ok`; `degraded: …` (still 200: it serves) while a storage alarm stands (see
@@ -92,7 +144,7 @@ async fn metrics(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
 }
 
 /// Binds the operator listener. Whether it then speaks TLS is decided by
-/// [`crate::api::listener::needs_tls`]: plain HTTP only ever on loopback.
+/// [`tls::needs_tls`]: plain HTTP only ever on loopback.
 pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, HttpError> {
     tokio::net::TcpListener::bind(addr)
         .await
