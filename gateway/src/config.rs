@@ -725,4 +725,57 @@ mod tests {
             assert!(doc.contains(&var), "docs/configuration.md lacks {var}");
         }
     }
+
+    /// The default a row of docs/configuration.md states: the first `code` of its
+    /// default column, `""` for "empty …", `None` for prose (a table such as the
+    /// action-kind vocabulary).
+    fn documented_default(doc: &str, key: &str) -> Option<Option<String>> {
+        let row = doc
+            .lines()
+            .find(|line| line.starts_with(&format!("| `{key}` |")))?;
+        let cell = row.split('|').nth(3)?.trim();
+        let stated = if cell.starts_with("empty") {
+            Some(String::new())
+        } else if let Some(rest) = cell.strip_prefix('`') {
+            rest.split('`').next().map(str::to_owned)
+        } else {
+            None
+        };
+        Some(stated)
+    }
+
+    #[test]
+    fn every_documented_default_is_the_real_one() {
+        let doc = include_str!("../../docs/configuration.md");
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        for (key, _) in Config::keys() {
+            let value = key
+                .split('.')
+                .try_fold(&defaults, |v, part| v.get(part))
+                .unwrap();
+            let stated = documented_default(doc, &key)
+                .unwrap_or_else(|| panic!("docs/configuration.md has no table row for `{key}`"));
+            let real = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Array(a) if a.is_empty() => "[]".to_owned(),
+                other => {
+                    assert!(
+                        stated.is_none(),
+                        "`{key}`: a table default ({other}) is described, not written as code"
+                    );
+                    continue;
+                }
+            };
+            let stated = stated.unwrap_or_else(|| {
+                panic!("docs/configuration.md: `{key}` states no default (the code has {real:?})")
+            });
+            let empty_list = stated.is_empty() && real == "[]";
+            assert!(
+                stated == real || empty_list,
+                "docs/configuration.md says `{key}` defaults to {stated:?}, the code to {real:?}"
+            );
+        }
+    }
 }
