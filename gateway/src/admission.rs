@@ -1,11 +1,16 @@
 //! Admission: after the TLS handshake proved the certificate chains to the fleet CA,
 //! decide from the store whether this device may be served.
 //!
-//! The decision is a pure function of what the store says about the fingerprint and
-//! what the certificate names; the IO (reading the peer certificate, querying the
-//! store) happens at the edge, in the endpoint.
+//! The decision is a pure function of what the store says about the fingerprint, what
+//! the certificate names and the gateway's clock; the IO (reading the peer certificate,
+//! querying the store) happens at the edge, in the endpoint.
+//!
+//! The validity period is checked here too, although the TLS verifier checks it on the
+//! same clock: a resumed TLS session carries the certificate of the handshake that
+//! made it and is not verified again, so a certificate that expired since would
+//! otherwise still be served (issue 19, point 6).
 
-use protocol::{CloseCode, DeviceId};
+use protocol::{CloseCode, DeviceId, Millis};
 use rustls::pki_types::CertificateDer;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
@@ -35,12 +40,39 @@ pub struct CertificateFacts {
     pub device_id: Option<DeviceId>,
     /// True when it carries an extended key usage extension that lists clientAuth.
     pub client_auth: bool,
+    /// Its validity period, in whole seconds since the Unix epoch (`notBefore`,
+    /// `notAfter`, both included, as webpki counts them); `None` when unreadable.
+    pub valid: Option<(i64, i64)>,
 }
 
-/// Decides admission from what the certificate says and the enrolled row for its
-/// fingerprint (if any).
-pub fn decide(enrolled: Option<DeviceRow>, certificate: &CertificateFacts) -> Admission {
+/// Decides admission from what the certificate says, the enrolled row for its
+/// fingerprint (if any) and the gateway's clock.
+pub fn decide(
+    enrolled: Option<DeviceRow>,
+    certificate: &CertificateFacts,
+    now: Millis,
+) -> Admission {
     let refused = |code, outcome, why: String| Admission::Refused { code, outcome, why };
+    let now_secs = now.div_euclid(1000);
+    match certificate.valid {
+        Some((from, until)) if (from..=until).contains(&now_secs) => {}
+        Some((from, until)) => {
+            return refused(
+                CloseCode::CertificateExpired,
+                HandshakeOutcome::Expired,
+                format!(
+                    "certificate is valid from {from} to {until} (Unix seconds), not at {now_secs}"
+                ),
+            );
+        }
+        None => {
+            return refused(
+                CloseCode::UnknownDevice,
+                HandshakeOutcome::BadChain,
+                "certificate validity cannot be read".into(),
+            );
+        }
+    }
     // WebPKI accepts a certificate with no EKU extension for any purpose; a device
     // certificate must say clientAuth explicitly.
     if !certificate.client_auth {
@@ -109,9 +141,14 @@ pub fn certificate_facts(certificate: &CertificateDer<'_>) -> CertificateFacts {
             })
         });
     let client_auth = matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.client_auth);
+    let validity = cert.validity();
     CertificateFacts {
         device_id,
         client_auth,
+        valid: Some((
+            validity.not_before.timestamp(),
+            validity.not_after.timestamp(),
+        )),
     }
 }
 
@@ -144,10 +181,14 @@ mod tests {
         }
     }
 
+    /// Gateway time in the tests; certificates are valid an hour either side.
+    const NOW: Millis = 1_790_000_000_000;
+
     fn facts(id: &str) -> CertificateFacts {
         CertificateFacts {
             device_id: Some(DeviceId::new(id).unwrap()),
             client_auth: true,
+            valid: Some((NOW / 1000 - 3600, NOW / 1000 + 3600)),
         }
     }
 
@@ -155,7 +196,7 @@ mod tests {
     fn only_in_service_devices_are_admitted() {
         let id = facts("dev-1");
         assert!(matches!(
-            decide(Some(row(DeviceStatus::InService)), &id),
+            decide(Some(row(DeviceStatus::InService)), &id, NOW),
             Admission::Admitted(_)
         ));
         for (status, code) in [
@@ -164,7 +205,7 @@ mod tests {
             (DeviceStatus::Lost, CloseCode::DeviceLost),
             (DeviceStatus::Retired, CloseCode::DeviceRetired),
         ] {
-            match decide(Some(row(status)), &id) {
+            match decide(Some(row(status)), &id, NOW) {
                 Admission::Refused { code: c, .. } => assert_eq!(c, code),
                 other => panic!("{status} admitted: {other:?}"),
             }
@@ -176,17 +217,17 @@ mod tests {
         let other = facts("dev-2");
         let unnamed = CertificateFacts {
             device_id: None,
-            client_auth: true,
+            ..facts("dev-1")
         };
         let no_usage = CertificateFacts {
             client_auth: false,
             ..facts("dev-1")
         };
         for decision in [
-            decide(None, &other),
-            decide(Some(row(DeviceStatus::InService)), &other),
-            decide(Some(row(DeviceStatus::InService)), &unnamed),
-            decide(Some(row(DeviceStatus::InService)), &no_usage),
+            decide(None, &other, NOW),
+            decide(Some(row(DeviceStatus::InService)), &other, NOW),
+            decide(Some(row(DeviceStatus::InService)), &unnamed, NOW),
+            decide(Some(row(DeviceStatus::InService)), &no_usage, NOW),
         ] {
             assert!(matches!(
                 decision,
@@ -195,6 +236,29 @@ mod tests {
                     ..
                 }
             ));
+        }
+    }
+
+    #[test]
+    fn a_certificate_outside_its_validity_on_the_gateway_clock_is_refused() {
+        let id = facts("dev-1");
+        let enrolled = || Some(row(DeviceStatus::InService));
+        let hour = 3_600_000;
+        // Both ends are included, to the second, as webpki counts them.
+        for now in [NOW - hour, NOW + hour + 999] {
+            assert!(matches!(
+                decide(enrolled(), &id, now),
+                Admission::Admitted(_)
+            ));
+        }
+        for now in [NOW - hour - 1, NOW + hour + 1000, 0] {
+            match decide(enrolled(), &id, now) {
+                Admission::Refused { code, outcome, .. } => {
+                    assert_eq!(code, CloseCode::CertificateExpired);
+                    assert_eq!(outcome, HandshakeOutcome::Expired);
+                }
+                other => panic!("admitted at {now}: {other:?}"),
+            }
         }
     }
 }

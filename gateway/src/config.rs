@@ -128,6 +128,12 @@ pub struct DeviceListenerConfig {
     /// reconnect storm of thousands of devices overflows the usual 208 KiB default
     /// and dropped handshake packets cost whole retransmission timeouts.
     pub udp_receive_buffer: u32,
+    /// Refused handshakes are written to the audit log as one summary per reason per
+    /// this many seconds (counted on `/metrics` at once): a flood cannot grow the
+    /// append-only log faster than that.
+    pub refusal_audit_secs: u64,
+    /// Sample peers (address, fingerprint) a refusal summary names, per reason.
+    pub refusal_audit_samples: usize,
 }
 
 impl Default for DeviceListenerConfig {
@@ -141,6 +147,8 @@ impl Default for DeviceListenerConfig {
             send_window: 1 << 20,
             retry_above_handshakes_per_sec: 5_000,
             udp_receive_buffer: 4 << 20,
+            refusal_audit_secs: 60,
+            refusal_audit_samples: 5,
         }
     }
 }
@@ -360,6 +368,15 @@ impl Config {
                     "must be at least 1 and below device.idle_timeout_secs ({})",
                     self.device.idle_timeout_secs
                 ),
+            );
+        }
+        if self.device.refusal_audit_secs == 0 {
+            return invalid("device.refusal_audit_secs", "must be at least 1".into());
+        }
+        if self.device.refusal_audit_samples > 100 {
+            return invalid(
+                "device.refusal_audit_samples",
+                "must be at most 100 (each sample is kept in memory and in every summary)".into(),
             );
         }
         if self.device.stream_receive_window > self.device.receive_window {

@@ -21,6 +21,7 @@ pub mod media;
 pub mod metrics;
 pub mod pages;
 pub mod pki;
+pub mod refusals;
 pub mod reports;
 pub mod server;
 pub mod state;

@@ -48,6 +48,30 @@ impl Drop for LiveGuard {
     }
 }
 
+impl LiveGuard {
+    /// Closes the device's connections registered before this one with
+    /// [`CloseCode::Replaced`]; returns how many (issue 19: one live connection per
+    /// device).
+    ///
+    /// Called once this connection is admitted, so a refused newcomer never closes an
+    /// admitted one. "Older" is by registration order, so of two connections admitted
+    /// at the same moment the later one stays, whichever finishes admission first.
+    pub fn replace_older(&self) -> usize {
+        let older: Vec<LiveConnection> = self
+            .table
+            .by_device
+            .lock()
+            .expect("live table lock")
+            .get(&self.device_id)
+            .map(|list| list.iter().filter(|c| c.id < self.id).cloned().collect())
+            .unwrap_or_default();
+        for c in &older {
+            close(&c.connection, CloseCode::Replaced);
+        }
+        older.len()
+    }
+}
+
 impl LiveConnections {
     /// Adds a connection; it stays until the guard is dropped.
     pub fn register(

@@ -25,15 +25,16 @@ pub enum HandshakeOutcome {
     Retired,
     /// Does not chain to the fleet CA (or is a CA certificate, or malformed).
     BadChain,
-    /// Expired.
+    /// Outside its validity period on the gateway's clock: expired, or not valid yet
+    /// (TLS names both `certificate_expired`).
     Expired,
-    /// Not valid yet.
-    NotYetValid,
     /// Lacks the clientAuth extended key usage.
     BadUsage,
     /// No client certificate at all.
     NoCertificate,
-    /// The handshake failed for another reason (ALPN, timeout, transport).
+    /// The client did not offer the `fieldsync/1` ALPN.
+    WrongAlpn,
+    /// The handshake failed for another reason (timeout, transport); not a refusal.
     Failed,
 }
 
@@ -49,9 +50,9 @@ impl HandshakeOutcome {
             HandshakeOutcome::Retired => "retired",
             HandshakeOutcome::BadChain => "bad_chain",
             HandshakeOutcome::Expired => "expired",
-            HandshakeOutcome::NotYetValid => "not_yet_valid",
             HandshakeOutcome::BadUsage => "bad_usage",
             HandshakeOutcome::NoCertificate => "no_certificate",
+            HandshakeOutcome::WrongAlpn => "wrong_alpn",
             HandshakeOutcome::Failed => "failed",
         }
     }

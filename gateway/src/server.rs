@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::CloseCode;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::pki::{self, PkiSetupError};
 use crate::state::GatewayState;
 use crate::store::{DeviceStatusEvent, Store, StoreError};
-use crate::tls::{self, RefusedCertificate, TlsError};
+use crate::tls::{self, TlsError};
 
 /// Why the gateway cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +116,8 @@ impl RunningGateway {
             let _ = task.await;
         }
         state.media.unlock();
+        // What was refused since the last summary is written before the store closes.
+        state.refusals.flush(&state.store, state.clock.now()).await;
         state.store.close().await;
         tracing::info!("gateway stopped");
     }
@@ -160,13 +162,11 @@ pub async fn start_with_clock(
     crate::api::bootstrap::seed_admin_token(&store, &pki_dir, clock.now()).await?;
 
     let metrics = Metrics::new();
-    let (refusals_tx, refusals_rx) = mpsc::channel(64);
     let crypto = tls::server_crypto(
         &gateway_pki.ca,
         gateway_pki.chain.clone(),
         gateway_pki.key.clone_key(),
-        metrics.clone(),
-        refusals_tx,
+        clock.clone(),
     )?;
     let transport = endpoint::transport_config(&config.device, &config.limits)?;
     let quic = endpoint::bind(
@@ -226,6 +226,7 @@ pub async fn start_with_clock(
         storage.clone(),
     );
     let device_rules = config.device_rules();
+    let refusals = crate::refusals::RefusalLog::new(config.device.refusal_audit_samples);
     let state = Arc::new(GatewayState {
         device_rules_digest: device_rules.digest(),
         device_rules,
@@ -238,6 +239,7 @@ pub async fn start_with_clock(
         faults,
         storage,
         live: Arc::new(LiveConnections::default()),
+        refusals,
         clock,
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
@@ -249,7 +251,7 @@ pub async fn start_with_clock(
     let background = vec![
         tokio::spawn(endpoint::accept_loop(state.clone(), quic.clone())),
         tokio::spawn(enforce_revocations(state.clone(), events)),
-        tokio::spawn(audit_refusals(state.clone(), refusals_rx)),
+        tokio::spawn(crate::refusals::run(state.clone())),
         tokio::spawn(crate::deadlines::watch(state.clone())),
         tokio::spawn(crate::storage::watch(state.clone(), first_crossings)),
         tokio::spawn(crate::media::sweep::run(state.clone())),
@@ -386,28 +388,6 @@ async fn recheck_live_connections(state: &GatewayState) {
                 tracing::warn!(error = %e, "cannot re-check live connections; will retry on the next resync");
                 return;
             }
-        }
-    }
-}
-
-/// Writes certificate refusals reported by the TLS verifier to the audit log.
-async fn audit_refusals(
-    state: Arc<GatewayState>,
-    mut refusals: mpsc::Receiver<RefusedCertificate>,
-) {
-    while let Some(refused) = refusals.recv().await {
-        let why = format!("{}: {}", refused.outcome.as_str(), refused.detail);
-        if let Err(e) = state
-            .store
-            .audit_refused_connection(
-                &why,
-                Some(&refused.fingerprint),
-                "tls handshake",
-                state.clock.now(),
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "cannot audit a refused certificate");
         }
     }
 }

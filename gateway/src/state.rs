@@ -21,6 +21,8 @@ pub struct GatewayState {
     pub metrics: Metrics,
     /// Devices connected now.
     pub live: Arc<LiveConnections>,
+    /// Handshakes refused since the last audit summary.
+    pub refusals: crate::refusals::RefusalLog,
     /// The gateway's clock.
     pub clock: SharedClock,
     /// Cancelled when the gateway starts shutting down.

@@ -1,23 +1,22 @@
 //! TLS for the device endpoint: TLS 1.3 only, ALPN `fieldsync/1`, a client
 //! certificate required and verified against the fleet CA (ring provider).
 //!
-//! The client-certificate verifier is wrapped so that every refusal is counted by its
-//! precise cause (expired, not yet valid, wrong usage, foreign CA) and reported for
-//! the audit log. Enrollment and revocation are checked after the handshake, against
-//! the store (see `admission`).
+//! A refused handshake is classified by the TLS alert it ended with
+//! ([`refusal_reason`]), where the endpoint also knows the peer's address; enrollment,
+//! revocation and (for resumed sessions) validity are checked after the handshake, in
+//! `admission`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::client::danger::HandshakeSignatureValid;
+use rustls::AlertDescription;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use tokio::sync::mpsc;
+use rustls::time_provider::TimeProvider;
 
-use crate::metrics::{HandshakeOutcome, Metrics};
+use crate::clock::SharedClock;
+use crate::metrics::HandshakeOutcome;
 
 /// Why the TLS set-up failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,17 +38,6 @@ pub enum TlsError {
     /// quinn refused the rustls configuration.
     #[error("QUIC TLS configuration: {0}")]
     Quic(String),
-}
-
-/// A client certificate the handshake refused, for the audit log.
-#[derive(Clone, Debug)]
-pub struct RefusedCertificate {
-    /// The cause, as a metrics outcome.
-    pub outcome: HandshakeOutcome,
-    /// The certificate's fingerprint.
-    pub fingerprint: String,
-    /// rustls's description of the failure.
-    pub detail: String,
 }
 
 /// Reads every certificate in a PEM file.
@@ -81,117 +69,75 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds the device endpoint's QUIC server crypto config.
+/// Builds the device endpoint's QUIC server crypto config. Certificates are checked
+/// against `clock`, the gateway's clock, as admission checks resumed sessions
+/// (`admission::check_validity`), so both say the same about the same certificate.
 pub fn server_crypto(
     ca: &[CertificateDer<'static>],
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-    metrics: Metrics,
-    refusals: mpsc::Sender<RefusedCertificate>,
+    clock: SharedClock,
 ) -> Result<quinn::crypto::rustls::QuicServerConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in ca {
         roots.add(cert.clone())?;
     }
-    let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider()).build()?;
-    let verifier = Arc::new(CountingVerifier {
-        inner,
-        metrics,
-        refusals,
-    });
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider()).build()?;
+    let mut config =
+        rustls::ServerConfig::builder_with_details(provider(), Arc::new(GatewayTime(clock)))
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![protocol::ALPN.to_vec()];
     config.max_early_data_size = 0;
     quinn::crypto::rustls::QuicServerConfig::try_from(config)
         .map_err(|e| TlsError::Quic(e.to_string()))
 }
 
-/// Maps a certificate error to the handshake outcome label.
-pub fn classify(err: &rustls::Error) -> HandshakeOutcome {
-    match err {
-        rustls::Error::InvalidCertificate(e) => match e {
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                HandshakeOutcome::Expired
-            }
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                HandshakeOutcome::NotYetValid
-            }
-            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
-                HandshakeOutcome::BadUsage
-            }
-            _ => HandshakeOutcome::BadChain,
-        },
-        rustls::Error::NoCertificatesPresented => HandshakeOutcome::NoCertificate,
-        _ => HandshakeOutcome::BadChain,
+/// The gateway's clock, as rustls asks for the time.
+struct GatewayTime(SharedClock);
+
+impl std::fmt::Debug for GatewayTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewayTime")
     }
 }
 
-/// The webpki client verifier, plus counting and reporting of refusals.
-#[derive(Debug)]
-struct CountingVerifier {
-    inner: Arc<dyn ClientCertVerifier>,
-    metrics: Metrics,
-    refusals: mpsc::Sender<RefusedCertificate>,
+impl TimeProvider for GatewayTime {
+    fn current_time(&self) -> Option<UnixTime> {
+        let secs = u64::try_from(self.0.now() / 1000).ok()?;
+        Some(UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            secs,
+        )))
+    }
 }
 
-impl ClientCertVerifier for CountingVerifier {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        true
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        let result = self
-            .inner
-            .verify_client_cert(end_entity, intermediates, now);
-        if let Err(err) = &result {
-            let outcome = classify(err);
-            self.metrics.handshake(outcome);
-            // A full queue drops the report: a flood of bad certificates must not
-            // turn into a flood of audit writes. The counter above still counts it.
-            let _ = self.refusals.try_send(RefusedCertificate {
-                outcome,
-                fingerprint: protocol::certificate_fingerprint(end_entity),
-                detail: err.to_string(),
-            });
-        }
-        result
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+/// Why a handshake that the TLS layer ended was refused, from the TLS alert quinn
+/// reports (`0x100 + alert`), or `None` when it was not a refusal (a timeout, a
+/// transport error, a peer that went away).
+///
+/// The alert is what rustls derives from the verifier's error, so it names the cause
+/// without parsing messages; it cannot tell "expired" from "not valid yet" (TLS sends
+/// `certificate_expired` for both: "expired or not currently valid"), so both count as
+/// expired.
+pub fn refusal_reason(err: &quinn::ConnectionError) -> Option<HandshakeOutcome> {
+    let quinn::ConnectionError::TransportError(e) = err else {
+        return None;
+    };
+    let code = u64::from(e.code);
+    let alert = code.checked_sub(0x100).filter(|a| *a <= 0xff)?;
+    Some(match AlertDescription::from(alert as u8) {
+        AlertDescription::CertificateRequired => HandshakeOutcome::NoCertificate,
+        AlertDescription::CertificateExpired => HandshakeOutcome::Expired,
+        AlertDescription::UnsupportedCertificate => HandshakeOutcome::BadUsage,
+        AlertDescription::NoApplicationProtocol => HandshakeOutcome::WrongAlpn,
+        AlertDescription::UnknownCA
+        | AlertDescription::BadCertificate
+        | AlertDescription::CertificateUnknown
+        | AlertDescription::CertificateRevoked
+        | AlertDescription::DecryptError
+        | AlertDescription::AccessDenied => HandshakeOutcome::BadChain,
+        _ => return None,
+    })
 }

@@ -1,27 +1,39 @@
 //! The device endpoint over real sockets on loopback: admission, refusal by reason,
-//! live revocation, restart, on SQLite and (with FIELDSYNC_TEST_PG) PostgreSQL.
+//! live revocation, restart, on SQLite and (with FIELDSYNC_TEST_PG) PostgreSQL, and a
+//! flood of refused handshakes.
+
+#[path = "endpoint/flood.rs"]
+mod flood;
+#[path = "endpoint/sessions.rs"]
+mod sessions;
 
 use std::time::Duration;
 
 use clock::ManualClock;
 use gateway::metrics::HandshakeOutcome;
+use gateway::store::actions;
 use pki::DeviceEku;
 use protocol::domain::DeviceStatus;
 use protocol::message::RosterSince;
 use protocol::{CloseCode, ErrorCode, RequestBody};
-use test_support::{Backend, TestGateway, backends, eventually, issue_identity, validity};
+use test_support::{
+    Backend, RawClient, TestGateway, backends, eventually, issue_identity, validity,
+};
 use time::Duration as Span;
 
 const WAIT: Duration = Duration::from_secs(10);
 const T0: i64 = 1_790_000_000_000;
 
+/// Writes the refusal summaries now (as the interval or a shutdown would) until one
+/// names `needle`.
 async fn refusal_audited(gw: &TestGateway, needle: &str) -> bool {
-    let store = &gw.gateway.state().store;
+    let state = gw.gateway.state();
     eventually(WAIT, || async {
-        let entries = store.audit_entries(0, 1000).await.unwrap();
+        state.refusals.flush(&state.store, state.clock.now()).await;
+        let entries = state.store.audit_entries(0, 1000).await.unwrap();
         entries
             .iter()
-            .any(|e| e.action.contains("refused") && e.detail.contains(needle))
+            .any(|e| e.action == actions::CONNECTIONS_REFUSED && e.detail.contains(needle))
     })
     .await
 }
@@ -168,7 +180,8 @@ async fn certificates_that_do_not_qualify_are_refused_by_reason() {
         validity(Span::days(1), Span::days(30)),
         DeviceEku::ClientAuth,
     );
-    assert_refused(&gw, &early, HandshakeOutcome::NotYetValid).await;
+    // TLS says `certificate_expired` for both ("expired or not currently valid").
+    assert_refused(&gw, &early, HandshakeOutcome::Expired).await;
 
     let (_, server_only, _) =
         issue_identity(&ca, "dev-server", now_valid, DeviceEku::ServerAuthOnly);
@@ -180,6 +193,20 @@ async fn certificates_that_do_not_qualify_are_refused_by_reason() {
     let ca_as_device =
         agent::DeviceIdentity::from_pem(ca.cert_pem(), &ca.key_pem(), ca.cert_pem()).unwrap();
     assert_refused(&gw, &ca_as_device, HandshakeOutcome::BadChain).await;
+
+    let (_, enrolled) = gw.device(1);
+    let wrong_alpn = RawClient::new(&enrolled.ca, Some(&enrolled), b"http/1.1").unwrap();
+    assert!(wrong_alpn.hello(gw.gateway.device_addr()).await.is_err());
+    let state = gw.gateway.state().clone();
+    assert!(
+        eventually(WAIT, || async {
+            state.metrics.handshake_count(HandshakeOutcome::WrongAlpn) == 1
+        })
+        .await
+    );
+    for reason in ["bad_chain", "expired", "bad_usage", "wrong_alpn"] {
+        assert!(refusal_audited(&gw, reason).await, "{reason} not audited");
+    }
 
     gw.gateway.shutdown().await;
 }

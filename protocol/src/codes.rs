@@ -154,6 +154,10 @@ pub enum CloseCode {
     Normal,
     /// The gateway is shutting down; reconnect later.
     GoingAway,
+    /// A newer connection of the same device was admitted; this one is closed. Not a
+    /// refusal: the device is still admitted (another copy of it, or its own
+    /// reconnect after a network change, took over).
+    Replaced,
     /// The certificate chains to the fleet CA but its fingerprint is not enrolled.
     UnknownDevice,
     /// The device's certificate is revoked.
@@ -164,6 +168,9 @@ pub enum CloseCode {
     DeviceLost,
     /// The device was retired.
     DeviceRetired,
+    /// The device certificate is outside its validity period on the gateway's clock
+    /// (seen on a resumed TLS session, whose handshake did not check it again).
+    CertificateExpired,
     /// The peer kept breaking the protocol.
     ProtocolViolation,
     /// A close code this build does not know.
@@ -176,11 +183,13 @@ impl CloseCode {
         match self {
             CloseCode::Normal => 0,
             CloseCode::GoingAway => 1,
+            CloseCode::Replaced => 2,
             CloseCode::UnknownDevice => 0x100,
             CloseCode::DeviceRevoked => 0x101,
             CloseCode::DeviceSuspended => 0x102,
             CloseCode::DeviceLost => 0x103,
             CloseCode::DeviceRetired => 0x104,
+            CloseCode::CertificateExpired => 0x105,
             CloseCode::ProtocolViolation => 0x200,
             CloseCode::Unrecognized(n) => n,
         }
@@ -191,11 +200,13 @@ impl CloseCode {
         match n {
             0 => CloseCode::Normal,
             1 => CloseCode::GoingAway,
+            2 => CloseCode::Replaced,
             0x100 => CloseCode::UnknownDevice,
             0x101 => CloseCode::DeviceRevoked,
             0x102 => CloseCode::DeviceSuspended,
             0x103 => CloseCode::DeviceLost,
             0x104 => CloseCode::DeviceRetired,
+            0x105 => CloseCode::CertificateExpired,
             0x200 => CloseCode::ProtocolViolation,
             other => CloseCode::Unrecognized(other),
         }
@@ -222,6 +233,7 @@ impl CloseCode {
                 | CloseCode::DeviceSuspended
                 | CloseCode::DeviceLost
                 | CloseCode::DeviceRetired
+                | CloseCode::CertificateExpired
         )
     }
 
@@ -230,11 +242,13 @@ impl CloseCode {
         match self {
             CloseCode::Normal => "normal close",
             CloseCode::GoingAway => "gateway going away",
+            CloseCode::Replaced => "replaced by a newer connection of this device",
             CloseCode::UnknownDevice => "device not enrolled",
             CloseCode::DeviceRevoked => "device revoked",
             CloseCode::DeviceSuspended => "device suspended",
             CloseCode::DeviceLost => "device reported lost",
             CloseCode::DeviceRetired => "device retired",
+            CloseCode::CertificateExpired => "device certificate expired",
             CloseCode::ProtocolViolation => "protocol violation",
             CloseCode::Unrecognized(_) => "unrecognized",
         }
@@ -251,9 +265,17 @@ mod tests {
             assert_eq!(ErrorCode::from(u16::from(*c)), *c);
         }
         assert_eq!(ErrorCode::from(999), ErrorCode::Unrecognized(999));
-        for n in [0, 1, 0x100, 0x101, 0x102, 0x103, 0x104, 0x200, 77] {
+        for n in [0, 1, 2, 0x100, 0x101, 0x102, 0x103, 0x104, 0x105, 0x200, 77] {
             assert_eq!(CloseCode::from_u32(n).to_u32(), n);
         }
+    }
+
+    #[test]
+    fn a_replaced_connection_is_not_a_refusal_and_an_expired_certificate_is() {
+        // The agent reconnects after "replaced" (issue 19) and stops on a refusal.
+        assert!(!CloseCode::Replaced.is_refusal());
+        assert!(CloseCode::CertificateExpired.is_refusal());
+        assert_ne!(CloseCode::Replaced.reason(), CloseCode::GoingAway.reason());
     }
 
     #[test]

@@ -43,12 +43,31 @@ pub mod actions {
     pub const DEVICE_ASSIGNED: &str = "device_assigned";
     /// An enrollment file was imported (one entry per file, after the device entries).
     pub const ENROLLMENT_IMPORTED: &str = "enrollment_imported";
-    /// The QUIC endpoint refused a device's handshake.
+    /// The QUIC endpoint refused a device's handshake (one entry per refusal; written
+    /// by versions before issue 19, still read).
     pub const CONNECTION_REFUSED: &str = "connection_refused";
+    /// A summary of the handshakes the QUIC endpoint refused for one reason over one
+    /// interval (issue 19).
+    pub const CONNECTIONS_REFUSED: &str = "connections_refused";
     /// A folder's free space fell below `storage.alarm_free_percent`.
     pub const STORAGE_ALARM_RAISED: &str = "storage_alarm_raised";
     /// A folder's free space is above the alarm's threshold again.
     pub const STORAGE_ALARM_CLEARED: &str = "storage_alarm_cleared";
+}
+
+/// Handshakes refused for one reason over one interval, as the audit log keeps them.
+#[derive(Clone, Copy, Debug)]
+pub struct RefusedConnections<'a> {
+    /// The refusal reason (`no_certificate`, `bad_chain`, `expired`, …).
+    pub reason: &'a str,
+    /// How many.
+    pub count: u64,
+    /// When the first was refused.
+    pub first: Millis,
+    /// When the last was refused.
+    pub last: Millis,
+    /// A few sample peers (address, and fingerprint when a certificate was presented).
+    pub samples: &'a [String],
 }
 
 /// One entry of the audit log, as stored.
@@ -204,28 +223,26 @@ impl Store {
         Ok(entry)
     }
 
-    /// Records a refused device handshake (unknown or revoked certificate, failed
-    /// chain, …) so that an operator can see who keeps knocking.
-    ///
-    /// The subject is the certificate fingerprint when the device presented one;
-    /// `remote` is the peer address (or where in the handshake it failed, when the
-    /// address is not known there).
-    pub async fn audit_refused_connection(
+    /// Records a summary of the handshakes refused for one reason over one interval:
+    /// how many, the first and last time, and a few sample peers. The gateway writes at
+    /// most one per reason per interval (`gateway::refusals`), so a flood of refusals
+    /// cannot grow this append-only log without bound. The subject is the reason.
+    pub async fn audit_refused_connections(
         &self,
-        reason: &str,
-        fingerprint: Option<&str>,
-        remote: &str,
+        summary: &RefusedConnections<'_>,
         now: Millis,
     ) -> Result<AuditEntry, StoreError> {
         let detail = json!({
-            "reason": reason,
-            "fingerprint": fingerprint,
-            "remote": remote,
+            "reason": summary.reason,
+            "count": summary.count,
+            "first": summary.first,
+            "last": summary.last,
+            "samples": summary.samples,
         });
         self.append_audit(
             "gateway",
-            actions::CONNECTION_REFUSED,
-            fingerprint.unwrap_or("-"),
+            actions::CONNECTIONS_REFUSED,
+            summary.reason,
             &detail.to_string(),
             now,
         )

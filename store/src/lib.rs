@@ -76,7 +76,7 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::sync::broadcast;
 
 pub use allocation::{AgencyAllocationFacts, AllocationSnapshotRow};
-pub use audit::{AuditEntry, AuditError, AuditReport, actions};
+pub use audit::{AuditEntry, AuditError, AuditReport, RefusedConnections, actions};
 pub use bulk::{DeviceImportOutcome, DeviceImportRow, ImportMode, RowError};
 pub use certificate_history::{CertificateState, status_at};
 pub use config::StoreConfig;

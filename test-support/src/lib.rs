@@ -270,34 +270,80 @@ pub async fn connect_without_certificate(
     gateway: std::net::SocketAddr,
     ca: &[rustls::pki_types::CertificateDer<'static>],
 ) -> Result<(), String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in ca {
-        roots.add(c.clone()).map_err(|e| e.to_string())?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![protocol::ALPN.to_vec()];
-    let crypto =
-        quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| e.to_string())?;
-    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("address"))
-        .map_err(|e| e.to_string())?;
-    let connection = endpoint
-        .connect_with(
-            quinn::ClientConfig::new(Arc::new(crypto)),
-            gateway,
-            "localhost",
-        )
-        .map_err(|e| e.to_string())?
+    RawClient::new(ca, None, protocol::ALPN)?
+        .hello(gateway)
         .await
-        .map_err(|e| e.to_string())?;
+}
+
+/// A QUIC client that is not the agent: what an attacker or a broken device could
+/// send (no certificate, any ALPN). One TLS configuration serves every connection, so
+/// a later connection resumes an earlier one's TLS session, as any TLS client may.
+#[derive(Clone)]
+pub struct RawClient {
+    endpoint: quinn::Endpoint,
+    config: quinn::ClientConfig,
+}
+
+impl RawClient {
+    /// A client trusting `ca` for the gateway, presenting `identity`'s certificate (or
+    /// none) and offering `alpn`.
+    pub fn new(
+        ca: &[rustls::pki_types::CertificateDer<'static>],
+        identity: Option<&DeviceIdentity>,
+        alpn: &[u8],
+    ) -> Result<Self, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in ca {
+            roots.add(c.clone()).map_err(|e| e.to_string())?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots);
+        let mut tls = match identity {
+            Some(id) => builder
+                .with_client_auth_cert(id.chain.clone(), id.key.clone_key())
+                .map_err(|e| e.to_string())?,
+            None => builder.with_no_client_auth(),
+        };
+        tls.alpn_protocols = vec![alpn.to_vec()];
+        let crypto =
+            quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| e.to_string())?;
+        let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("address"))
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            endpoint,
+            config: quinn::ClientConfig::new(Arc::new(crypto)),
+        })
+    }
+
+    /// Completes a handshake with the gateway (which may still close it at admission).
+    pub async fn connect(
+        &self,
+        gateway: std::net::SocketAddr,
+    ) -> Result<quinn::Connection, quinn::ConnectionError> {
+        self.endpoint
+            .connect_with(self.config.clone(), gateway, "localhost")
+            .expect("a valid client configuration")
+            .await
+    }
+
+    /// Connects and tries a hello. Returns `Ok` only if a request was served.
+    pub async fn hello(&self, gateway: std::net::SocketAddr) -> Result<(), String> {
+        let connection = self.connect(gateway).await.map_err(|e| e.to_string())?;
+        let served = hello_on(&connection).await;
+        connection.close(0u32.into(), b"done");
+        served
+    }
+}
+
+/// Sends a hello on a new stream of `connection`; `Ok` when a reply came.
+pub async fn hello_on(connection: &quinn::Connection) -> Result<(), String> {
     let (mut send, mut recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
     let hello = protocol::Request::new(protocol::RequestBody::Hello(protocol::message::Hello {
         device_time: 0,
-        agent_version: "no-cert".into(),
+        agent_version: "raw-client".into(),
         rules_digest: None,
     }));
     agent::transport::frames::write_message(&mut send, &hello, 1 << 20)

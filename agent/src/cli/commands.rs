@@ -164,7 +164,8 @@ fn sync_failure(e: SyncError) -> Failure {
     let code = match &e {
         SyncError::Client(c) => match c.close_code() {
             Some(code) if code.is_refusal() => EXIT_REFUSED,
-            Some(CloseCode::GoingAway) => EXIT_UNAVAILABLE,
+            // Replaced by a newer connection of this device: not a refusal, try later.
+            Some(CloseCode::GoingAway | CloseCode::Replaced) => EXIT_UNAVAILABLE,
             _ if matches!(c, agent::ClientError::Connection(_)) => EXIT_UNAVAILABLE,
             _ => super::EXIT_FAILURE,
         },

@@ -1,6 +1,7 @@
 //! One driver per connection: finish the handshake, admit the device against the
 //! store, then serve one request per bidirectional stream until the connection ends.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -34,41 +35,23 @@ pub(super) async fn handle_incoming(state: Arc<GatewayState>, incoming: quinn::I
     };
     match connection {
         Ok(connection) => admit_and_serve(state, connection).await,
-        Err(err) => handshake_failed(&state, remote, &err).await,
+        Err(err) => handshake_failed(&state, remote, &err),
     }
 }
 
-/// Counts and reports a failed handshake that the certificate verifier did not see
-/// (the verifier counts its own refusals).
-async fn handshake_failed(
-    state: &GatewayState,
-    remote: std::net::SocketAddr,
-    err: &quinn::ConnectionError,
-) {
-    let reason = match err {
-        quinn::ConnectionError::TransportError(e) => e.reason.clone(),
-        other => other.to_string(),
-    };
-    if reason.starts_with("invalid peer certificate") {
-        tracing::info!(%remote, %reason, "handshake refused");
-        return;
-    }
-    let outcome = if reason.contains("no certificates") {
-        HandshakeOutcome::NoCertificate
-    } else {
-        HandshakeOutcome::Failed
-    };
+/// Counts a failed handshake by its reason and, when it was a refusal, notes it for the
+/// audit log's next summary. Nothing here waits for the store: an outsider can make
+/// thousands of these a second (issue 19).
+fn handshake_failed(state: &GatewayState, remote: SocketAddr, err: &quinn::ConnectionError) {
+    let outcome = crate::tls::refusal_reason(err).unwrap_or(HandshakeOutcome::Failed);
     state.metrics.handshake(outcome);
-    tracing::info!(%remote, %reason, outcome = outcome.as_str(), "handshake failed");
-    if outcome == HandshakeOutcome::NoCertificate {
-        let now = state.clock.now();
-        if let Err(e) = state
-            .store
-            .audit_refused_connection(outcome.as_str(), None, &remote.to_string(), now)
-            .await
-        {
-            tracing::warn!(error = %e, "cannot audit a refused handshake");
-        }
+    // Debug, not info: a flood of refusals must not become a flood of log lines either;
+    // the metrics and the audit summaries count them.
+    tracing::debug!(%remote, error = %err, outcome = outcome.as_str(), "handshake failed");
+    if outcome != HandshakeOutcome::Failed {
+        state
+            .refusals
+            .note(outcome, &remote.to_string(), state.clock.now());
     }
 }
 
@@ -97,7 +80,7 @@ async fn admit_and_serve(state: Arc<GatewayState>, connection: quinn::Connection
             return;
         }
     };
-    let device = match decide(enrolled, &facts) {
+    let device = match decide(enrolled, &facts, state.clock.now()) {
         Admission::Admitted(device) => device,
         Admission::Refused { code, outcome, why } => {
             close(&connection, code);
@@ -108,19 +91,28 @@ async fn admit_and_serve(state: Arc<GatewayState>, connection: quinn::Connection
                 .with_label_values(&[code.reason()])
                 .inc();
             tracing::info!(%remote, %fingerprint, %why, "device refused");
-            let now = state.clock.now();
-            if let Err(e) = state
-                .store
-                .audit_refused_connection(&why, Some(&fingerprint), &remote.to_string(), now)
-                .await
-            {
-                tracing::warn!(error = %e, "cannot audit a refused device");
-            }
+            state.refusals.note(
+                outcome,
+                &format!("{remote} {fingerprint}"),
+                state.clock.now(),
+            );
             return;
         }
     };
     state.metrics.handshake(HandshakeOutcome::Ok);
     state.metrics.live_connections.inc();
+    // One live connection per device: the newest admitted one stays.
+    let replaced = guard
+        .as_ref()
+        .map_or(0, crate::live::LiveGuard::replace_older);
+    if replaced > 0 {
+        state
+            .metrics
+            .closed
+            .with_label_values(&[CloseCode::Replaced.reason()])
+            .inc_by(replaced as u64);
+        tracing::info!(device = %device.id, %remote, replaced, "a newer connection replaced the device's older one");
+    }
     // One copy of the id for the live table and the context (decide checked they match).
     let device_id = match facts.device_id {
         Some(id) if id == device.id => id,

@@ -4,7 +4,7 @@
 
 use protocol::domain::{CertificateStatus, DeviceStatus};
 use store::chain::{ChainBreak, EntryContent, entry_hash, parse_hash};
-use store::{AuditError, actions};
+use store::{AuditError, RefusedConnections, actions};
 
 use crate::support::*;
 
@@ -58,8 +58,18 @@ async fn ten_changes(store: &store::Store) {
         )
         .await
         .unwrap();
+    let samples = [format!("192.0.2.7:4433 {}", fp(2))];
     store
-        .audit_refused_connection("revoked", Some(&fp(2)), "192.0.2.7:4433", T0 + 7)
+        .audit_refused_connections(
+            &RefusedConnections {
+                reason: "revoked",
+                count: 3,
+                first: T0 + 1,
+                last: T0 + 7,
+                samples: &samples,
+            },
+            T0 + 7,
+        )
         .await
         .unwrap();
 }
@@ -92,11 +102,12 @@ async fn the_chain_verifies_after_many_changes() {
         let refused = &entries[9];
         assert_eq!(
             (refused.action.as_str(), refused.actor.as_str()),
-            (actions::CONNECTION_REFUSED, "gateway")
+            (actions::CONNECTIONS_REFUSED, "gateway")
         );
-        assert_eq!(refused.subject, fp(2));
+        assert_eq!(refused.subject, "revoked");
         let detail: serde_json::Value = serde_json::from_str(&refused.detail).unwrap();
-        assert_eq!(detail["remote"], "192.0.2.7:4433");
+        assert_eq!(detail["count"], 3);
+        assert_eq!(detail["samples"][0], format!("192.0.2.7:4433 {}", fp(2)));
         let status: serde_json::Value = serde_json::from_str(&entries[7].detail).unwrap();
         assert_eq!(
             (status["from"].as_str(), status["to"].as_str()),
