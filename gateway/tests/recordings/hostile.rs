@@ -167,10 +167,12 @@ async fn uploads_in_flight_are_capped_per_device_and_gateway_wide() {
     })
     .await;
     let bytes = content(7, 100_000);
+    // One connection per device (a newer one would replace it): device 2's three
+    // uploads share its connection, as an agent's would.
+    let (two, three) = (fx.device(2, 0).await, fx.device(3, 0).await);
     let mut announced = Vec::new();
-    for (i, n) in [2, 2, 2, 3].into_iter().enumerate() {
+    for (i, conn) in [&two, &two, &two, &three].into_iter().enumerate() {
         let ann = announcement(&content(100 + i as u64, 100_000), T0);
-        let conn = fx.device(n, 0).await;
         conn.announce_recording(ann.clone())
             .await
             .expect("announced");

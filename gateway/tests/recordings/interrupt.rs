@@ -54,7 +54,8 @@ async fn a_device_that_drops_its_connection_mid_chunk_resumes_from_the_offset() 
 #[tokio::test]
 async fn a_device_that_went_silent_mid_chunk_is_superseded_by_its_next_connection() {
     // A killed device sends no close: its old stream waits for bytes that never come.
-    // The next request about the recording takes over the upload at once.
+    // Its next connection replaces the old one at once (issue 19), and the bytes that
+    // arrived are kept.
     let fx = Fixture::start(&test_support::Backend::Sqlite).await;
     let bytes = content(11, 600_000);
     let ann = announcement(&bytes, T0 - H);
@@ -65,13 +66,24 @@ async fn a_device_that_went_silent_mid_chunk_is_superseded_by_its_next_connectio
     streamed_at_least(&fx, 250_000).await;
 
     let new = fx.device(1, 0).await;
-    assert_eq!(new.upload_offset(id).await.unwrap().offset, 250_000);
-    // The superseded stream got its answer: the offset it reached.
-    let reply = read_reply(&mut recv).await;
-    assert!(
-        matches!(reply.body, protocol::ResponseBody::UploadOffset(o) if o.offset == 250_000),
-        "{reply:?}"
+    let closed = tokio::time::timeout(WAIT, old.closed())
+        .await
+        .expect("the old connection is closed");
+    assert_eq!(
+        closed.close_code(),
+        Some(protocol::CloseCode::Replaced),
+        "{closed}"
     );
+    let reply = agent::transport::frames::read_message::<protocol::Response>(
+        &mut recv,
+        protocol::frame::FrameDecoder::new(1 << 20),
+    )
+    .await;
+    assert!(
+        !matches!(reply, Ok(Some(_))),
+        "a reply on a replaced connection: {reply:?}"
+    );
+    assert_eq!(new.upload_offset(id).await.unwrap().offset, 250_000);
     let reply = upload_from(&new, id, &bytes, 250_000, 200_000)
         .await
         .unwrap();
