@@ -74,7 +74,19 @@ async fn ten_thousand_refused_handshakes_add_one_audit_row_per_reason_and_honest
         config.device.refusal_audit_secs = 3_600;
         let gw = TestGateway::start_with(config, data, Arc::new(clock::SystemClock)).await;
         let state = gw.gateway.state().clone();
-        let rows_before = state.store.audit_entries(0, 10_000).await.unwrap().len();
+        // Other components audit too (a storage alarm on a nearly full disk): count the
+        // refusal summaries.
+        let refusal_rows = || {
+            let state = state.clone();
+            async move {
+                let entries = state.store.audit_entries(0, 100_000).await.unwrap();
+                entries
+                    .into_iter()
+                    .filter(|e| e.action == actions::CONNECTIONS_REFUSED)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert!(refusal_rows().await.is_empty());
 
         // An enrolled device pushes records, ten at a time, for as long as the flood lasts.
         let (honest_id, honest_identity) = gw.device(2);
@@ -160,16 +172,15 @@ async fn ten_thousand_refused_handshakes_add_one_audit_row_per_reason_and_honest
 
         // While the interval runs, nothing was written; the summary (as the interval's
         // end or a shutdown writes it) is one row per reason, counting every refusal.
-        let rows_during = state.store.audit_entries(0, 10_000).await.unwrap().len();
-        assert_eq!(rows_during, rows_before, "{}", backend.name());
+        assert!(refusal_rows().await.is_empty(), "{}", backend.name());
         let written = state.refusals.flush(&state.store, state.clock.now()).await;
         assert_eq!(written, kinds.len());
-        let entries = state.store.audit_entries(0, 10_000).await.unwrap();
-        assert_eq!(entries.len(), rows_before + kinds.len());
+        let entries = refusal_rows().await;
+        assert_eq!(entries.len(), kinds.len(), "{}", backend.name());
         for (_, reason) in &kinds {
             let row = entries
                 .iter()
-                .find(|e| e.action == actions::CONNECTIONS_REFUSED && e.subject == reason.as_str())
+                .find(|e| e.subject == reason.as_str())
                 .unwrap_or_else(|| panic!("no summary for {reason:?}"));
             let detail: serde_json::Value = serde_json::from_str(&row.detail).unwrap();
             assert_eq!(
