@@ -322,20 +322,32 @@ impl Config {
     /// Loads the configuration: defaults, then the file (if any), then environment
     /// overrides, then validation.
     pub fn load(file: Option<&Path>, env: &dyn EnvSource) -> Result<Config, ConfigError> {
-        let mut table = match file {
+        match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_owned(),
                     source,
                 })?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| ConfigError::Syntax {
-                        path: path.to_owned(),
-                        message: e.to_string(),
-                    })?
+                Config::from_text(&text, path, env)
             }
-            None => toml::Table::new(),
-        };
+            None => Config::from_table(toml::Table::new(), env),
+        }
+    }
+
+    /// Parses the text of a config file (`path` only names it in errors), then applies
+    /// environment overrides and validates: everything [`Config::load`] does after
+    /// reading the file, so the config fuzz target drives the path that runs.
+    pub fn from_text(text: &str, path: &Path, env: &dyn EnvSource) -> Result<Config, ConfigError> {
+        let table = text
+            .parse::<toml::Table>()
+            .map_err(|e| ConfigError::Syntax {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+        Config::from_table(table, env)
+    }
+
+    fn from_table(mut table: toml::Table, env: &dyn EnvSource) -> Result<Config, ConfigError> {
         apply_env(&mut table, env)?;
         let config: Config =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {

@@ -112,6 +112,16 @@ fn parse(reader: impl Read, agency: Option<&str>) -> Result<Vec<Row>, StoreError
     Ok(rows)
 }
 
+/// Reads and validates a whole enrollment file and writes nothing: the devices an
+/// import would enroll, in file order, or the first bad line. The import's own first
+/// step; public so the enrollment fuzz target drives the parser that runs.
+pub fn check_enrollment_file(reader: impl Read) -> Result<Vec<NewDevice>, StoreError> {
+    Ok(parse(reader, None)?
+        .into_iter()
+        .map(|row| row.device)
+        .collect())
+}
+
 /// True when an existing enrollment is exactly what the row asks for.
 fn same_enrollment(existing: &DeviceRow, new: &NewDevice) -> bool {
     existing.kind == new.kind

@@ -80,7 +80,7 @@ pub use audit::{AuditEntry, AuditError, AuditReport, RefusedConnections, actions
 pub use bulk::{DeviceImportOutcome, DeviceImportRow, ImportMode, RowError};
 pub use certificate_history::{CertificateState, status_at};
 pub use config::StoreConfig;
-pub use enrollment::{ENROLLMENT_HEADER, ImportSummary};
+pub use enrollment::{ENROLLMENT_HEADER, ImportSummary, check_enrollment_file};
 pub use error::StoreError;
 pub use identity_checks::{IdentityCheckRow, roster_entry};
 pub use operators::{

@@ -244,8 +244,9 @@ fn device_id(text: &str) -> Result<DeviceId, ApiError> {
     DeviceId::new(text.trim()).map_err(|e| ApiError::invalid(format!("device_id: {e}")))
 }
 
-/// Checks one enrollment row.
-fn parse_row(row: &DeviceImportRowText) -> Result<NewDevice, String> {
+/// Checks one enrollment row. Public for the device-file fuzz target, which feeds it
+/// the rows the provisioning CLI reads from CSV.
+pub fn parse_row(row: &DeviceImportRowText) -> Result<NewDevice, String> {
     let id = DeviceId::new(row.device_id.trim()).map_err(|e| format!("device_id: {e}"))?;
     let kind: DeviceKind = row.kind.parse().map_err(|e| format!("kind: {e}"))?;
     if row.serial.trim().is_empty() {

@@ -143,8 +143,9 @@ fn parse_flag(text: &str) -> Result<bool, String> {
     }
 }
 
-/// Checks one roster row against the vocabulary and the known agencies.
-fn parse_row(
+/// Checks one roster row against the vocabulary and the known agencies. Public for the
+/// roster fuzz target, which feeds it the rows the provisioning CLI reads from CSV.
+pub fn parse_row(
     row: &OfficerImportRow,
     agencies: &HashSet<String>,
     zone: &jiff::tz::TimeZone,

@@ -1,0 +1,81 @@
+//! Enrollment by CSR: the CA's check of a device's certificate signing request, then
+//! issuance (`FleetCa::sign_device_csr`, what the admin API's `enroll-csr` runs).
+
+use std::sync::OnceLock;
+
+use pki::{FleetCa, Validity};
+use protocol::DeviceId;
+use rustls_pki_types::CertificateSigningRequestDer;
+use rustls_pki_types::pem::PemObject;
+use time::macros::datetime;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::prelude::FromDer;
+
+use crate::Outcome;
+
+/// The device every fuzzed CSR is submitted for.
+pub const CSR_DEVICE: &str = "dev-00001";
+
+/// The PEM label of a CSR.
+const CSR_LABEL: &str = "CERTIFICATE REQUEST";
+
+/// One CA for the whole run: making a key per input would measure key generation.
+fn fleet_ca() -> &'static FleetCa {
+    static CA: OnceLock<FleetCa> = OnceLock::new();
+    CA.get_or_init(|| FleetCa::generate(validity()).expect("a development CA for the fuzz target"))
+}
+
+/// Fixed dates: the target never reads a clock.
+fn validity() -> Validity {
+    Validity::new(
+        datetime!(2026-01-01 00:00:00 UTC),
+        datetime!(2027-01-01 00:00:00 UTC),
+    )
+}
+
+/// Signs `data` as a CSR for [`CSR_DEVICE`]: text beginning with `-----BEGIN` is taken
+/// as the PEM an operator uploads; anything else as the DER inside it (wrapped in PEM
+/// here, so the fuzzer works on the ASN.1 rather than on base64). A certificate is
+/// issued only for a CSR whose signature verifies, and it carries exactly the CSR's
+/// public key.
+pub fn enrollment_csr(data: &[u8]) -> Outcome {
+    let pem_text = if data.starts_with(b"-----BEGIN") {
+        match std::str::from_utf8(data) {
+            Ok(text) => text.to_owned(),
+            // The admin API takes JSON: a CSR that is not UTF-8 never reaches the CA.
+            Err(_) => return Outcome::Refused,
+        }
+    } else {
+        pem::encode(&pem::Pem::new(CSR_LABEL, data.to_vec()))
+    };
+    let device = DeviceId::new(CSR_DEVICE).expect("a valid device id");
+    match fleet_ca().sign_device_csr(&pem_text, &device, "SN-FUZZ-00001", validity()) {
+        Ok(signed) => {
+            assert_eq!(
+                issued_key(signed.cert_der.as_ref()),
+                requested_key(&pem_text),
+                "the certificate carries the CSR's public key"
+            );
+            Outcome::Accepted
+        }
+        Err(e) => {
+            assert!(!e.to_string().is_empty(), "a refusal says why");
+            Outcome::Refused
+        }
+    }
+}
+
+fn issued_key(cert_der: &[u8]) -> Vec<u8> {
+    let (_, cert) = X509Certificate::from_der(cert_der).expect("an issued certificate parses");
+    cert.tbs_certificate.subject_pki.raw.to_vec()
+}
+
+/// The CSR's public key, found in the PEM as the CA finds it.
+fn requested_key(csr_pem: &str) -> Vec<u8> {
+    let der = CertificateSigningRequestDer::from_pem_slice(csr_pem.as_bytes())
+        .expect("an accepted CSR is PEM");
+    let (_, csr) =
+        X509CertificationRequest::from_der(der.as_ref()).expect("an accepted CSR parses");
+    csr.certification_request_info.subject_pki.raw.to_vec()
+}

@@ -1,0 +1,4 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    fuzz::csv_rows::enrollment_csv(data);
+});
