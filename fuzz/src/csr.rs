@@ -66,16 +66,28 @@ pub fn enrollment_csr(data: &[u8]) -> Outcome {
     }
 }
 
-fn issued_key(cert_der: &[u8]) -> Vec<u8> {
+/// A public key as (algorithm, parameters, key bits): the same key compares equal
+/// whatever DER spelling the CSR used for it.
+type Key = (String, Option<Vec<u8>>, Vec<u8>);
+
+fn key_of(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Key {
+    (
+        spki.algorithm.algorithm.to_id_string(),
+        spki.algorithm.parameters.as_ref().map(|p| p.data.to_vec()),
+        spki.subject_public_key.data.to_vec(),
+    )
+}
+
+fn issued_key(cert_der: &[u8]) -> Key {
     let (_, cert) = X509Certificate::from_der(cert_der).expect("an issued certificate parses");
-    cert.tbs_certificate.subject_pki.raw.to_vec()
+    key_of(&cert.tbs_certificate.subject_pki)
 }
 
 /// The CSR's public key, found in the PEM as the CA finds it.
-fn requested_key(csr_pem: &str) -> Vec<u8> {
+fn requested_key(csr_pem: &str) -> Key {
     let der = CertificateSigningRequestDer::from_pem_slice(csr_pem.as_bytes())
         .expect("an accepted CSR is PEM");
     let (_, csr) =
         X509CertificationRequest::from_der(der.as_ref()).expect("an accepted CSR parses");
-    csr.certification_request_info.subject_pki.raw.to_vec()
+    key_of(&csr.certification_request_info.subject_pki)
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::PkiError;
+use crate::leaf::check_serial;
 
 /// The header line, in order.
 pub const ENROLLMENT_HEADER: [&str; 5] =
@@ -64,6 +65,9 @@ pub fn read_enrollment<R: Read>(input: R, what: &str) -> Result<Vec<EnrollmentRo
     for (n, row) in reader.deserialize::<EnrollmentRow>().enumerate() {
         let line = n + 2;
         let row = row.map_err(|e| bad(format!("line {line}: {e}")))?;
+        // The serial is the certificate's CN: a file may hold only what issuance
+        // accepts (the gateway's import refuses an empty one; found by fuzzing).
+        check_serial(&row.serial).map_err(|e| bad(format!("line {line}: {e}")))?;
         if !is_fingerprint(&row.fingerprint) {
             return Err(bad(format!(
                 "line {line}: fingerprint {:?} is not 64 lowercase hex digits",
@@ -140,6 +144,15 @@ mod tests {
             ),
             format!(
                 "{head}{good}dev-2,terminal,S,{},next year\n",
+                "0".repeat(64)
+            ),
+            // Regression (fuzzing): an empty or padded serial is no certificate's CN.
+            format!(
+                "{head}{good}dev-2,terminal,,{},2027-03-01T10:00:00Z\n",
+                "0".repeat(64)
+            ),
+            format!(
+                "{head}{good}dev-2,terminal, S2,{},2027-03-01T10:00:00Z\n",
                 "0".repeat(64)
             ),
         ];
