@@ -76,7 +76,10 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("certs-dev: error: {e:#}");
+            eprintln!(
+                "certs-dev: error: {}",
+                protocol::error_text::one_line(e.as_ref())
+            );
             let usage = e.downcast_ref::<PkiError>().is_some_and(PkiError::is_usage);
             ExitCode::from(if usage { EXIT_USAGE } else { 1 })
         }

@@ -28,6 +28,8 @@ pub const ENV_PREFIX: &str = "FIELDSYNC_";
 pub trait EnvSource {
     /// The value of `name`, if set.
     fn var(&self, name: &str) -> Option<String>;
+    /// The names of every variable set (to find misspelt overrides).
+    fn names(&self) -> Vec<String>;
 }
 
 /// The process environment.
@@ -38,12 +40,56 @@ impl EnvSource for ProcessEnv {
     fn var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
     }
+
+    fn names(&self) -> Vec<String> {
+        std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect()
+    }
 }
 
 impl EnvSource for HashMap<String, String> {
     fn var(&self, name: &str) -> Option<String> {
         self.get(name).cloned()
     }
+
+    fn names(&self) -> Vec<String> {
+        self.keys().cloned().collect()
+    }
+}
+
+/// `FIELDSYNC_*` variables that belong to the project's other programs (the CLIs,
+/// the agent, the test and benchmark harnesses) and may share the gateway's
+/// environment: never configuration, never refused. Names ending in `_` are prefixes.
+pub const OTHER_PROGRAMS_VARIABLES: [&str; 11] = [
+    "FIELDSYNC_CONFIG",
+    "FIELDSYNC_TOKEN",
+    "FIELDSYNC_TOKEN_FILE",
+    "FIELDSYNC_GATEWAY",
+    "FIELDSYNC_CA",
+    "FIELDSYNC_TEST_PG",
+    "FIELDSYNC_CHROMIUM",
+    "FIELDSYNC_IN_NETNS",
+    "FIELDSYNC_GATEWAY_CHILD",
+    "FIELDSYNC_AGENT_",
+    "FIELDSYNC_BENCH_",
+];
+
+/// The first `FIELDSYNC_*` variable set that is neither a configuration key's nor
+/// another program's (pure): a misspelt override is refused, not silently ignored.
+fn unknown_variable(names: &[String], keys: &[(String, String)]) -> Option<String> {
+    let mut unknown: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with(ENV_PREFIX))
+        .filter(|n| !keys.iter().any(|(_, var)| var == *n))
+        .filter(|n| {
+            !OTHER_PROGRAMS_VARIABLES
+                .iter()
+                .any(|o| *n == o || (o.ends_with('_') && n.starts_with(o)))
+        })
+        .collect();
+    unknown.sort();
+    unknown.first().map(|n| (*n).clone())
 }
 
 /// The whole gateway configuration.
@@ -291,6 +337,14 @@ pub enum ConfigError {
         path: PathBuf,
         /// The parser's message, with line and column.
         message: String,
+    },
+    /// A `FIELDSYNC_*` variable that names no configuration key.
+    #[error(
+        "environment variable {var} is not a configuration key (misspelt? `gateway --print-config` lists the keys; docs/configuration.md names their variables)"
+    )]
+    UnknownVariable {
+        /// The variable.
+        var: String,
     },
     /// An environment override cannot be parsed.
     #[error("environment variable {var}: {message}")]
@@ -572,25 +626,21 @@ fn collect_keys(value: &toml::Value, path: &mut Vec<String>, out: &mut Vec<Strin
 /// string key takes the value as it is; other keys parse it as a TOML value.
 fn apply_env(table: &mut toml::Table, env: &dyn EnvSource) -> Result<(), ConfigError> {
     let defaults = toml::Value::try_from(Config::default()).expect("defaults serialize");
-    for (path, var) in Config::keys() {
+    let keys = Config::keys();
+    if let Some(var) = unknown_variable(&env.names(), &keys) {
+        return Err(ConfigError::UnknownVariable { var });
+    }
+    for (path, var) in keys {
         let Some(raw) = env.var(&var) else { continue };
         let parts: Vec<&str> = path.split('.').collect();
         let default = parts
             .iter()
             .try_fold(&defaults, |v, p| v.get(p))
             .expect("known key");
-        let value = if default.is_str() {
-            toml::Value::String(raw)
-        } else {
-            format!("v = {raw}")
-                .parse::<toml::Table>()
-                .map_err(|e| ConfigError::Env {
-                    var: var.clone(),
-                    message: e.message().to_owned(),
-                })?
-                .remove("v")
-                .expect("parsed key")
-        };
+        let value = env_value(&raw, default).map_err(|message| ConfigError::Env {
+            var: var.clone(),
+            message,
+        })?;
         let (last, parents) = parts.split_last().expect("non-empty path");
         let mut node = &mut *table;
         for part in parents {
@@ -605,6 +655,33 @@ fn apply_env(table: &mut toml::Table, env: &dyn EnvSource) -> Result<(), ConfigE
         node.insert(last.to_string(), value);
     }
     Ok(())
+}
+
+/// An environment variable's text as the value of a key whose default is `default`:
+/// a string as it is, a number or a boolean parsed as one (the error says so in
+/// those words), anything else (lists, tables) as a TOML value.
+fn env_value(raw: &str, default: &toml::Value) -> Result<toml::Value, String> {
+    let text = raw.trim();
+    match default {
+        toml::Value::String(_) => Ok(toml::Value::String(raw.to_owned())),
+        toml::Value::Integer(_) => text
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("{raw:?} is not a whole number")),
+        toml::Value::Float(_) => text
+            .parse::<f64>()
+            .map(toml::Value::Float)
+            .map_err(|_| format!("{raw:?} is not a number")),
+        toml::Value::Boolean(_) => text
+            .parse::<bool>()
+            .map(toml::Value::Boolean)
+            .map_err(|_| format!("{raw:?} is not true or false")),
+        _ => format!("v = {raw}")
+            .parse::<toml::Table>()
+            .map_err(|e| format!("{raw:?} is not a TOML value: {}", e.message()))?
+            .remove("v")
+            .ok_or_else(|| format!("{raw:?} is not a TOML value")),
+    }
 }
 
 #[cfg(test)]
@@ -735,6 +812,42 @@ mod tests {
                 .contains("FIELDSYNC_DEVICE_IDLE_TIMEOUT_SECS"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_number_that_does_not_parse_says_so() {
+        let err = Config::load(
+            None,
+            &env(&[("FIELDSYNC_DEVICE_IDLE_TIMEOUT_SECS", "thirty")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable FIELDSYNC_DEVICE_IDLE_TIMEOUT_SECS: \"thirty\" is not a whole number"
+        );
+    }
+
+    #[test]
+    fn an_unknown_variable_is_named_and_other_programs_variables_pass() {
+        let err =
+            Config::load(None, &env(&[("FIELDSYNC_DEVICE_IDLE_TIMEOUT_SEC", "30")])).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::UnknownVariable { var } if var == "FIELDSYNC_DEVICE_IDLE_TIMEOUT_SEC"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("FIELDSYNC_DEVICE_IDLE_TIMEOUT_SEC "),
+            "{err}"
+        );
+        let others = env(&[
+            ("FIELDSYNC_TOKEN", "fst_x"),
+            ("FIELDSYNC_TEST_PG", "postgres://x"),
+            ("FIELDSYNC_AGENT_DATA", "/tmp/a"),
+            ("FIELDSYNC_BENCH_MIB", "4"),
+            ("OTHER_VARIABLE", "1"),
+        ]);
+        assert!(Config::load(None, &others).is_ok());
     }
 
     #[test]

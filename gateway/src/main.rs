@@ -73,7 +73,7 @@ fn main() -> ExitCode {
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gateway: {e:#}");
+            eprintln!("gateway: {}", protocol::error_text::one_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -133,7 +133,7 @@ fn verify_audit(config: Config, expect_head: Option<&str>) -> ExitCode {
             ExitCode::from(EXIT_AUDIT_BROKEN)
         }
         Err(e) => {
-            eprintln!("gateway: {e:#}");
+            eprintln!("gateway: {}", protocol::error_text::one_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -32,3 +32,6 @@ mod uploads;
 
 #[path = "api/slow_clients.rs"]
 mod slow_clients;
+
+#[path = "api/operators_data.rs"]
+mod operators_data;

@@ -32,6 +32,36 @@ fn a_bad_config_file_names_the_key_and_exits_64() {
 }
 
 #[test]
+fn an_unknown_variable_or_a_number_that_does_not_parse_exits_64_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |var: &str, value: &str| {
+        Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .env("FIELDSYNC_DATA_DIR", dir.path().join("data"))
+            .env(var, value)
+            .output()
+            .unwrap()
+    };
+    let out = run("FIELDSYNC_DEVICE_LISTN", "127.0.0.1:5999");
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("FIELDSYNC_DEVICE_LISTN is not a configuration key"),
+        "{stderr}"
+    );
+    let out = run("FIELDSYNC_DEVICE_KEEP_ALIVE_SECS", "ten");
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("FIELDSYNC_DEVICE_KEEP_ALIVE_SECS: \"ten\" is not a whole number"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "refused before anything was made"
+    );
+}
+
+#[test]
 fn print_config_shows_the_defaults_with_overrides() {
     let out = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .arg("--print-config")

@@ -124,7 +124,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("loadtest: {e:#}");
+            eprintln!("loadtest: {}", protocol::error_text::one_line(e.as_ref()));
             ExitCode::from(2)
         }
     }

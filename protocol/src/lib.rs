@@ -15,6 +15,7 @@ pub mod codes;
 pub mod deadline;
 pub mod device;
 pub mod domain;
+pub mod error_text;
 pub mod frame;
 pub mod hash;
 pub mod limits;

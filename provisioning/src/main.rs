@@ -13,8 +13,12 @@ fn main() -> ExitCode {
     match cli::run(&args) {
         Ok(cli::Outcome::Done) => ExitCode::SUCCESS,
         Ok(cli::Outcome::BadRows) => ExitCode::from(cli::EXIT_BAD_ROWS),
+        Ok(cli::Outcome::PartlyApplied) => ExitCode::from(cli::EXIT_PARTLY_APPLIED),
         Err(e) => {
-            eprintln!("provisioning: {e:#}");
+            eprintln!(
+                "provisioning: {}",
+                protocol::error_text::one_line(e.as_ref())
+            );
             let denied = e
                 .downcast_ref::<ClientError>()
                 .and_then(ClientError::status)

@@ -125,7 +125,17 @@ async fn a_bulk_device_import_with_bad_rows_applies_nothing_unless_partial() {
         .await;
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{}: {stderr}", backend.name());
+        // One pass reports every bad row: the line this side refused (a missing
+        // column) and the gateway's objections to the others.
         assert!(stderr.contains("devices.csv:2000:"), "{stderr}");
+        assert!(
+            stderr.contains("devices.csv:1501: serial SN-00010 is also on line 12"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("devices.csv:2502:") && stderr.contains("Atlantis"),
+            "{stderr}"
+        );
         let devices = json(&target, &["devices", "list"]).await;
         assert_eq!(devices.as_array().unwrap().len(), 1, "nothing applied");
 
@@ -174,7 +184,9 @@ async fn a_bulk_device_import_with_bad_rows_applies_nothing_unless_partial() {
             ],
         )
         .await;
-        let stdout = ok(&out);
+        // The good rows are applied; the exit code says some were rejected.
+        assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
         assert!(
             stdout.contains(&format!("applied {}", ROWS - 3)),
             "{stdout}"
@@ -269,7 +281,8 @@ async fn roster_and_agency_files_report_bad_rows_by_line() {
         ],
     )
     .await;
-    assert!(ok(&out).contains("applied 1"));
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("applied 1"));
     ok(&run(
         &target,
         None,

@@ -36,6 +36,16 @@ impl WriteTx {
         raw.map(AgencyRow::try_from).transpose()
     }
 
+    /// The name of the agency with this id, inside the transaction.
+    pub(crate) async fn agency_name(&mut self, id: i64) -> Result<Option<String>, StoreError> {
+        Ok(on_tx!(self, c => {
+            sqlx::query_scalar("SELECT name FROM agencies WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *c)
+                .await?
+        }))
+    }
+
     /// The id of the named agency, or `UnknownAgency`; `None` passes through.
     pub(crate) async fn agency_id(
         &mut self,

@@ -24,6 +24,17 @@ pub struct AgencyAllocationFacts {
     pub devices: Vec<DeviceStanding>,
 }
 
+/// What the allocation report reads, as of one snapshot: every agency with its
+/// officers and devices, and the devices assigned to no agency.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllocationFacts {
+    /// Every agency, by name.
+    pub agencies: Vec<AgencyAllocationFacts>,
+    /// Devices with no agency: they count for nobody's requirement, but finance sees
+    /// them (an unassigned device in service is one not to buy).
+    pub unassigned: Vec<DeviceStanding>,
+}
+
 /// One agency's row of a daily allocation snapshot, as stored.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AllocationSnapshotRow {
@@ -61,7 +72,7 @@ struct RawOfficerStanding {
 
 #[derive(sqlx::FromRow)]
 struct RawDeviceStanding {
-    agency_id: i64,
+    agency_id: Option<i64>,
     kind: String,
     status: String,
 }
@@ -110,12 +121,9 @@ impl TryFrom<RawSnapshot> for AllocationSnapshotRow {
 
 impl Store {
     /// Every agency with its officers' standing at `at` (an expired certificate does
-    /// not count) and its devices' status, read in one snapshot so that a report never
-    /// mixes before and after of one change.
-    pub async fn allocation_facts(
-        &self,
-        at: Millis,
-    ) -> Result<Vec<AgencyAllocationFacts>, StoreError> {
+    /// not count) and its devices' status, and the devices of no agency, read in one
+    /// snapshot so that a report never mixes before and after of one change.
+    pub async fn allocation_facts(&self, at: Millis) -> Result<AllocationFacts, StoreError> {
         let mut tx = ReadTx::begin(self.db()).await?;
         let (agencies, officers, devices): (
             Vec<RawAgency>,
@@ -133,9 +141,7 @@ impl Store {
             )
             .fetch_all(&mut *c)
             .await?;
-            let devices = sqlx::query_as(
-                "SELECT agency_id, kind, status FROM devices WHERE agency_id IS NOT NULL",
-            )
+            let devices = sqlx::query_as("SELECT agency_id, kind, status FROM devices")
             .fetch_all(&mut *c)
             .await?;
             (agencies, officers, devices)
@@ -167,6 +173,7 @@ impl Store {
                 facts[i].officers.push(standing);
             }
         }
+        let mut unassigned = Vec::new();
         for d in devices {
             let standing = DeviceStanding {
                 kind: d
@@ -178,11 +185,15 @@ impl Store {
                     .parse()
                     .map_err(|e| StoreError::corrupt("device status", e))?,
             };
-            if let Some(&i) = index.get(&d.agency_id) {
-                facts[i].devices.push(standing);
+            match d.agency_id.and_then(|id| index.get(&id)) {
+                Some(&i) => facts[i].devices.push(standing),
+                None => unassigned.push(standing),
             }
         }
-        Ok(facts)
+        Ok(AllocationFacts {
+            agencies: facts,
+            unassigned,
+        })
     }
 
     /// True when a snapshot exists for `day`.

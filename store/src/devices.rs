@@ -7,6 +7,8 @@
 //! is enrolled again with a new id and a new certificate; only its serial (the
 //! hardware) may repeat, and only one enrollment per serial may be live.
 
+use std::collections::HashSet;
+
 use protocol::domain::DeviceStatus;
 use protocol::{DeviceId, Millis};
 use serde_json::json;
@@ -51,6 +53,13 @@ impl WriteTx {
     /// The device with this id, inside the transaction.
     pub(crate) async fn device(&mut self, id: &DeviceId) -> Result<Option<DeviceRow>, StoreError> {
         self.device_where(BY_ID, id.as_str()).await
+    }
+
+    /// The device with this id inside the transaction, or `UnknownDevice`.
+    pub(crate) async fn known_device(&mut self, id: &DeviceId) -> Result<DeviceRow, StoreError> {
+        self.device(id)
+            .await?
+            .ok_or_else(|| StoreError::UnknownDevice(id.clone()))
     }
 
     /// Why this device cannot be enrolled, if it cannot: its id or certificate was
@@ -127,7 +136,24 @@ impl WriteTx {
             "agency": new.agency,
         });
         tx_audit(self, actor, actions::DEVICE_ENROLLED, &row.id, &detail, now).await?;
+        self.append_assignment(&row.id, agency_id, None, now)
+            .await?;
         Ok(row)
+    }
+}
+
+impl WriteTx {
+    /// The ids of the device's recordings announced and not stored, oldest first.
+    async fn unstored_recordings(&mut self, id: &DeviceId) -> Result<Vec<String>, StoreError> {
+        Ok(on_tx!(self, c => {
+            sqlx::query_scalar(
+                "SELECT id FROM recordings WHERE device_id = $1 AND stored_at IS NULL \
+                 ORDER BY started_at, id",
+            )
+            .bind(id.as_str())
+            .fetch_all(&mut *c)
+            .await?
+        }))
     }
 }
 
@@ -174,8 +200,9 @@ impl Store {
 
     /// Changes a device's status under `DeviceStatus::check_change` (revoked and
     /// retired are final; a lost device never returns to service on the same
-    /// certificate; the same status is refused). On commit, every gateway's endpoint
-    /// hears of it (see [`Store::device_status_events`]).
+    /// certificate). Setting the status it has is accepted and writes nothing, so a
+    /// retry is harmless. On commit, every gateway's endpoint hears of it (see
+    /// [`Store::device_status_events`]).
     pub async fn set_device_status(
         &self,
         id: &DeviceId,
@@ -185,9 +212,11 @@ impl Store {
         now: Millis,
     ) -> Result<DeviceRow, StoreError> {
         let mut tx = self.write().await?;
-        let Some(before) = tx.device(id).await? else {
-            return Err(StoreError::UnknownDevice(id.clone()));
-        };
+        let before = tx.known_device(id).await?;
+        if before.status == to {
+            tx.rollback().await?;
+            return Ok(before);
+        }
         before.status.check_change(to)?;
         on_tx!(tx, c => {
             sqlx::query("UPDATE devices SET status = $1, status_changed_at = $2 WHERE id = $3")
@@ -197,7 +226,13 @@ impl Store {
                 .execute(&mut *c)
                 .await?;
         });
-        let detail = json!({ "from": before.status.as_str(), "to": to.as_str(), "reason": reason });
+        let mut detail =
+            json!({ "from": before.status.as_str(), "to": to.as_str(), "reason": reason });
+        if to == DeviceStatus::Lost {
+            // The same step names what the loss puts at risk: its recordings announced
+            // and not stored.
+            detail["at_risk_recordings"] = json!(tx.unstored_recordings(id).await?);
+        }
         tx_audit(&mut tx, actor, actions::DEVICE_STATUS_SET, id, &detail, now).await?;
         tx.device_status_changed(DeviceStatusEvent::Changed {
             device_id: id.clone(),
@@ -209,50 +244,6 @@ impl Store {
         Ok(DeviceRow {
             status: to,
             status_changed_at: now,
-            ..before
-        })
-    }
-
-    /// Assigns a device to an agency and/or an officer (`None` clears). Assigning what
-    /// is already there changes nothing and writes no audit entry.
-    pub async fn assign_device(
-        &self,
-        id: &DeviceId,
-        agency: Option<&str>,
-        officer: Option<&str>,
-        actor: &str,
-        reason: &str,
-        now: Millis,
-    ) -> Result<DeviceRow, StoreError> {
-        let mut tx = self.write().await?;
-        let Some(before) = tx.device(id).await? else {
-            return Err(StoreError::UnknownDevice(id.clone()));
-        };
-        let agency_id = tx.agency_id(agency).await?;
-        if let Some(number) = officer
-            && tx.officer(number).await?.is_none()
-        {
-            return Err(StoreError::UnknownOfficer(number.to_owned()));
-        }
-        let officer = officer.map(str::to_owned);
-        if before.agency_id == agency_id && before.assigned_officer == officer {
-            tx.rollback().await?;
-            return Ok(before);
-        }
-        on_tx!(tx, c => {
-            sqlx::query("UPDATE devices SET agency_id = $1, assigned_officer = $2 WHERE id = $3")
-                .bind(agency_id)
-                .bind(officer.as_deref())
-                .bind(id.as_str())
-                .execute(&mut *c)
-                .await?;
-        });
-        let detail = json!({ "agency": agency, "officer": officer, "reason": reason });
-        tx_audit(&mut tx, actor, actions::DEVICE_ASSIGNED, id, &detail, now).await?;
-        self.commit(tx).await?;
-        Ok(DeviceRow {
-            agency_id,
-            assigned_officer: officer,
             ..before
         })
     }
@@ -278,6 +269,19 @@ impl Store {
             sqlx::query_as(sql).bind(key).fetch_optional(p).await?
         });
         raw.map(DeviceRow::try_from).transpose()
+    }
+
+    /// The devices marked lost: their announced recordings not stored yet are at risk
+    /// (their bytes may never arrive).
+    pub async fn lost_devices(&self) -> Result<HashSet<DeviceId>, StoreError> {
+        let ids: Vec<String> = on_pool!(self.db(), p => {
+            sqlx::query_scalar("SELECT id FROM devices WHERE status = 'lost'")
+                .fetch_all(p)
+                .await?
+        });
+        ids.into_iter()
+            .map(|id| DeviceId::new(id).map_err(|e| StoreError::corrupt("device id", e)))
+            .collect()
     }
 
     /// Every device, by id.

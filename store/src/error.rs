@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use sqlx::error::DatabaseError;
 
-use protocol::domain::{AgencyClass, CertificateStatus, StatusChangeError};
+use protocol::domain::{AgencyClass, CertificateStatus, Standing, StatusChangeError};
 use protocol::{DeviceId, Millis};
 
 /// Why a store operation failed.
@@ -50,6 +50,18 @@ pub enum StoreError {
         number: String,
         /// Its current (and requested) status.
         status: CertificateStatus,
+    },
+
+    /// The officer is not certified now (withdrawn, revoked, expired or auxiliary):
+    /// assigning a device to them needs `force` and a reason.
+    #[error(
+        "officer {number:?} is not certified ({standing}); assign anyway only with force and a reason"
+    )]
+    OfficerNotCertified {
+        /// The certificate number.
+        number: String,
+        /// What the certificate is worth now.
+        standing: Standing,
     },
 
     // --- the input is malformed ---

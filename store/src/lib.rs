@@ -46,6 +46,7 @@ macro_rules! on_tx {
 
 mod agencies;
 mod allocation;
+mod assignments;
 mod audit;
 mod bulk;
 pub mod chain;
@@ -75,7 +76,8 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::broadcast;
 
-pub use allocation::{AgencyAllocationFacts, AllocationSnapshotRow};
+pub use allocation::{AgencyAllocationFacts, AllocationFacts, AllocationSnapshotRow};
+pub use assignments::{AssignmentChange, FieldChange};
 pub use audit::{AuditEntry, AuditError, AuditReport, RefusedConnections, actions};
 pub use bulk::{DeviceImportOutcome, DeviceImportRow, ImportMode, RowError};
 pub use certificate_history::{CertificateState, status_at};

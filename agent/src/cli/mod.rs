@@ -70,7 +70,7 @@ impl Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#}", self.error)
+        f.write_str(&protocol::error_text::one_line(self.error.as_ref()))
     }
 }
 

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::auth::{Authorized, ManageAgencies, ReadRegistry};
 use super::error::{ApiError, ErrorBody, require_reason};
-use super::{Body, ImportReport, audit_import};
+use super::{Body, ImportReport, audit_import, checked_only};
 use crate::state::GatewayState;
 use crate::store::{AgencyRow, NewAgency, RowError};
 
@@ -90,6 +90,9 @@ pub struct AgencyImport {
     /// Apply the good rows even if some are bad.
     #[serde(default)]
     pub partial: bool,
+    /// Check every row and apply nothing.
+    #[serde(default)]
+    pub check_only: bool,
     /// Why (audited).
     pub reason: String,
 }
@@ -245,6 +248,9 @@ pub async fn import_agencies(
                 None => good.push(new),
             },
         }
+    }
+    if req.check_only {
+        return checked_only(rejected);
     }
     if !rejected.is_empty() && !req.partial {
         return Err(ApiError::bad_rows(rejected));

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use protocol::Millis;
 use protocol::deadline::{lateness, upload_state};
 use protocol::message::FieldRecord;
+use protocol::{DeviceId, Millis};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -138,6 +138,8 @@ pub struct RecordingEntry {
     /// The device's clock could not be trusted: its end and deadline count from its
     /// announcement (DOMAIN R2).
     pub clock_implausible: bool,
+    /// Not stored, and its device is marked lost: the bytes may never arrive.
+    pub at_risk: bool,
     /// Records that link to it (`<device>/<sequence>`).
     pub linked_from: Vec<String>,
 }
@@ -242,6 +244,8 @@ pub struct CaseSummary {
     pub archive_overdue: u64,
     /// Recordings overdue now.
     pub overdue_recordings: u64,
+    /// Recordings at risk: not stored, on a device marked lost.
+    pub at_risk_recordings: u64,
     /// Records and recordings whose device clock could not be trusted.
     pub clock_implausible: u64,
 }
@@ -320,6 +324,7 @@ fn recording_entry(
     r: &RecordingRow,
     now: Millis,
     state: &GatewayState,
+    lost: &HashSet<DeviceId>,
     linked_from: Vec<String>,
 ) -> RecordingEntry {
     let upload = upload_state(r.deadline, r.stored_at, now, &state.config.policy.deadline);
@@ -338,6 +343,7 @@ fn recording_entry(
         stored_at: r.stored_at,
         late_by_ms: lateness(r.deadline, r.stored_at.unwrap_or(now)),
         clock_implausible: r.clock_implausible,
+        at_risk: r.stored_at.is_none() && lost.contains(&r.device_id),
         linked_from,
     }
 }
@@ -440,9 +446,18 @@ async fn assemble(
         .iter()
         .map(|r| record_entry(r, state, &two_officer))
         .collect();
+    let lost = store.lost_devices().await?;
     let recordings: Vec<RecordingEntry> = recordings
         .iter()
-        .map(|r| recording_entry(r, now, state, links.remove(&r.id).unwrap_or_default()))
+        .map(|r| {
+            recording_entry(
+                r,
+                now,
+                state,
+                &lost,
+                links.remove(&r.id).unwrap_or_default(),
+            )
+        })
         .collect();
     if records.is_empty()
         && recordings.is_empty()
@@ -472,6 +487,7 @@ async fn assemble(
         missing_audio_video: open("missing_audio_video"),
         archive_overdue: open("archive_overdue"),
         overdue_recordings: recordings.iter().filter(|r| r.state == "overdue").count() as u64,
+        at_risk_recordings: recordings.iter().filter(|r| r.at_risk).count() as u64,
         clock_implausible: (records.iter().filter(|r| r.clock_implausible).count()
             + recordings.iter().filter(|r| r.clock_implausible).count())
             as u64,

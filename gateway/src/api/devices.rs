@@ -20,9 +20,11 @@ use utoipa::ToSchema;
 
 use super::auth::{Authorized, ManageDevices, ReadRegistry};
 use super::error::{ApiError, ErrorBody, require_reason};
-use super::{Body, ImportReport};
+use super::{Body, ImportReport, checked_only};
 use crate::state::GatewayState;
-use crate::store::{DeviceImportRow, DeviceRow, ImportMode, NewDevice, RowError};
+use crate::store::{
+    AssignmentChange, DeviceImportRow, DeviceRow, FieldChange, ImportMode, NewDevice, RowError,
+};
 
 /// Longest certificate life the API issues, in days.
 pub const MAX_DEVICE_DAYS: u32 = 3650;
@@ -207,21 +209,66 @@ pub struct DeviceImport {
     /// Enroll the good rows even if some are bad.
     #[serde(default)]
     pub partial: bool,
+    /// Check every row and enroll nothing.
+    #[serde(default)]
+    pub check_only: bool,
     /// Why (audited).
     pub reason: String,
 }
 
-/// An assignment (`null` clears).
+/// An assignment: only what it names changes. An absent or `null` field is kept;
+/// `clear_agency` / `clear_officer` clear one explicitly.
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 pub struct Assignment {
-    /// Owning agency's name.
+    /// Owning agency's name (absent: kept).
     #[serde(default)]
     pub agency: Option<String>,
-    /// Certificate number of the officer.
+    /// Certificate number of the officer (absent: kept).
     #[serde(default)]
     pub officer: Option<String>,
+    /// Clear the agency.
+    #[serde(default)]
+    pub clear_agency: bool,
+    /// Clear the officer.
+    #[serde(default)]
+    pub clear_officer: bool,
+    /// Assign an officer who is not certified now (withdrawn, revoked, expired or
+    /// auxiliary); the reason says why, and the audit entry says it was forced.
+    #[serde(default)]
+    pub force: bool,
     /// Why (audited).
     pub reason: String,
+}
+
+impl Assignment {
+    /// The change it asks for; naming a field and clearing it at once is refused.
+    fn change(&self) -> Result<AssignmentChange<'_>, ApiError> {
+        fn field<'a>(
+            name: &str,
+            value: Option<&'a str>,
+            clear: bool,
+        ) -> Result<FieldChange<&'a str>, ApiError> {
+            match (value.map(str::trim).filter(|v| !v.is_empty()), clear) {
+                (Some(_), true) => Err(ApiError::invalid(format!(
+                    "{name} is both given and cleared; say one"
+                ))),
+                (Some(v), false) => Ok(FieldChange::Set(v)),
+                (None, true) => Ok(FieldChange::Clear),
+                (None, false) => Ok(FieldChange::Keep),
+            }
+        }
+        let change = AssignmentChange {
+            agency: field("agency", self.agency.as_deref(), self.clear_agency)?,
+            officer: field("officer", self.officer.as_deref(), self.clear_officer)?,
+            force: self.force,
+        };
+        if change.agency == FieldChange::Keep && change.officer == FieldChange::Keep {
+            return Err(ApiError::invalid(
+                "the assignment names nothing: give an agency or an officer, or clear one",
+            ));
+        }
+        Ok(change)
+    }
 }
 
 /// A status change.
@@ -464,6 +511,7 @@ pub async fn import_devices(
         }
     }
     let mode = match (req.partial, rejected.is_empty()) {
+        _ if req.check_only => ImportMode::CheckOnly,
         (true, _) => ImportMode::Partial,
         (false, true) => ImportMode::AllOrNothing,
         (false, false) => ImportMode::CheckOnly,
@@ -474,6 +522,9 @@ pub async fn import_devices(
         .await?;
     rejected.extend(outcome.rejected);
     rejected.sort_by_key(|r| r.line);
+    if req.check_only {
+        return checked_only(rejected);
+    }
     if !rejected.is_empty() && !req.partial {
         return Err(ApiError::bad_rows(rejected));
     }
@@ -484,13 +535,15 @@ pub async fn import_devices(
     }))
 }
 
-/// Assigns a device to an agency and/or an officer.
+/// Assigns a device to an agency and/or an officer, changing only what is named. An
+/// officer who is not certified now is refused (409) unless `force`.
 #[utoipa::path(post, path = "/api/v1/devices/{id}/assign", tag = "devices",
     request_body = Assignment,
     params(("id" = String, Path, description = "the device id")),
     security(("bearer" = ["manage_devices"])),
     responses((status = 200, body = DeviceView), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn assign_device(
     auth: Authorized<ManageDevices>,
     State(state): State<Arc<GatewayState>>,
@@ -499,23 +552,17 @@ pub async fn assign_device(
 ) -> Result<Json<DeviceView>, ApiError> {
     let reason = require_reason(&req.reason)?;
     let id = device_id(&id)?;
-    let actor = auth.actor();
+    let change = req.change()?;
     let row = state
         .store
-        .assign_device(
-            &id,
-            req.agency.as_deref(),
-            req.officer.as_deref(),
-            &actor,
-            reason,
-            state.clock.now(),
-        )
+        .assign_device(&id, change, &auth.actor(), reason, state.clock.now())
         .await?;
     Ok(Json(ViewContext::load(&state).await?.view(row)))
 }
 
 /// Changes a device's status: `suspended`, `in_service`, `lost`, `revoked` or
 /// `retired`. Any status but `in_service` closes its live connection at once.
+/// Setting the status it has is accepted and changes nothing.
 #[utoipa::path(post, path = "/api/v1/devices/{id}/status", tag = "devices",
     request_body = StatusChange,
     params(("id" = String, Path, description = "the device id")),

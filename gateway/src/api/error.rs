@@ -142,6 +142,7 @@ impl From<StoreError> for ApiError {
             | DuplicateSerial(_)
             | DuplicateFingerprint(_)
             | StatusChange(_)
+            | OfficerNotCertified { .. }
             | CertificateUnchanged { .. } => ApiError::conflict(e.to_string()),
             ClassTarget { .. }
             | BadFingerprint(_)

@@ -184,6 +184,17 @@ pub struct ImportReport {
     pub rejected: Vec<RowError>,
 }
 
+/// The answer to a check-only import (`check_only`, which the CLI sends when its own
+/// shape checks found bad lines): every bad row the gateway finds (422), else an
+/// empty report. Nothing is applied either way.
+pub(crate) fn checked_only(rejected: Vec<RowError>) -> Result<Json<ImportReport>, ApiError> {
+    if rejected.is_empty() {
+        Ok(Json(ImportReport::default()))
+    } else {
+        Err(ApiError::bad_rows(rejected))
+    }
+}
+
 /// Records a bulk import's summary: who, how many, which lines were refused, and why.
 pub(crate) async fn audit_import(
     state: &GatewayState,

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::auth::{Authorized, ManageOfficers, ReadRegistry};
 use super::error::{ApiError, ErrorBody, require_reason};
-use super::{Body, ImportReport, audit_import};
+use super::{Body, ImportReport, audit_import, checked_only};
 use crate::state::GatewayState;
 use crate::store::{OfficerChange, OfficerRecord, OfficerRow, RowError};
 
@@ -101,6 +101,9 @@ pub struct OfficerImport {
     /// Apply the good rows even if some are bad.
     #[serde(default)]
     pub partial: bool,
+    /// Check every row and apply nothing.
+    #[serde(default)]
+    pub check_only: bool,
     /// Why (audited).
     pub reason: String,
 }
@@ -243,6 +246,9 @@ pub async fn import_officers(
                 reason,
             }),
         }
+    }
+    if req.check_only {
+        return checked_only(rejected);
     }
     if !rejected.is_empty() && !req.partial {
         return Err(ApiError::bad_rows(rejected));

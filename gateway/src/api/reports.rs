@@ -64,7 +64,8 @@ pub struct TrendQuery {
 /// The daily snapshots, oldest first.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct AllocationTrend {
-    /// One entry per day with a snapshot.
+    /// One entry per day with a snapshot, and today's live figures (`live`) until
+    /// today's snapshot is taken.
     pub days: Vec<TrendDay>,
 }
 
@@ -75,7 +76,8 @@ fn check_day(day: &str) -> Result<(), ApiError> {
         .map_err(|_| ApiError::invalid(format!("{day:?} is not a day (YYYY-MM-DD)")))
 }
 
-/// The trend: every daily snapshot in the range, with its totals.
+/// The trend: every daily snapshot in the range, with its totals, and today's live
+/// figures while today has no snapshot.
 #[utoipa::path(get, path = "/api/v1/reports/allocation/snapshots", tag = "reports",
     params(TrendQuery),
     security(("bearer" = ["read_reports"])),
@@ -90,10 +92,8 @@ pub async fn allocation_trend(
     let to = query.to.unwrap_or_else(|| "9999-12-31".into());
     check_day(&from)?;
     check_day(&to)?;
-    let days = state.store.allocation_snapshot_days(&from, &to).await?;
-    let rows = state.store.allocation_snapshots(&from, &to).await?;
     Ok(Json(AllocationTrend {
-        days: allocation::trend(days, rows),
+        days: allocation::trend_between(&state, &from, &to).await?,
     }))
 }
 

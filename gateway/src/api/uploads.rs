@@ -18,6 +18,7 @@ use utoipa::IntoParams;
 use super::Params;
 use super::auth::{Authorized, ReadReports};
 use super::error::{ApiError, ErrorBody};
+use crate::reports::sheet::Sheet;
 use crate::reports::uploads::{UploadCounts, UploadReport, upload_report};
 use crate::state::GatewayState;
 
@@ -93,8 +94,8 @@ pub const CSV_HEADER: [&str; 9] = [
     "clock_implausible_since",
 ];
 
-/// The report as CSV (pure). An unassigned agency or unknown officer has an empty
-/// name.
+/// The report as CSV (pure), safe to open in a spreadsheet (`reports::sheet`). An
+/// unassigned agency or unknown officer has an empty name.
 pub fn to_csv(report: &UploadReport) -> String {
     fn line(
         scope: &str,
@@ -116,19 +117,18 @@ pub fn to_csv(report: &UploadReport) -> String {
             when(clock),
         ]
     }
-    let mut out = csv::Writer::from_writer(Vec::new());
-    // Writing to a Vec cannot fail.
-    let _ = out.write_record(CSV_HEADER);
+    let mut out = Sheet::default();
+    out.row(CSV_HEADER);
     for a in &report.agencies {
         let name = a.agency.as_deref().unwrap_or_default();
-        let _ = out.write_record(line("agency", name, &a.counts, None, None));
+        out.row(line("agency", name, &a.counts, None, None));
     }
     for o in &report.officers {
         let name = o.officer.as_deref().unwrap_or_default();
-        let _ = out.write_record(line("officer", name, &o.counts, None, None));
+        out.row(line("officer", name, &o.counts, None, None));
     }
     for d in &report.devices {
-        let _ = out.write_record(line(
+        out.row(line(
             "device",
             &d.device_id,
             &d.counts,
@@ -136,8 +136,8 @@ pub fn to_csv(report: &UploadReport) -> String {
             d.clock_implausible_since,
         ));
     }
-    let _ = out.write_record(line("total", "", &report.total, None, None));
-    String::from_utf8(out.into_inner().unwrap_or_default()).unwrap_or_default()
+    out.row(line("total", "", &report.total, None, None));
+    out.finish()
 }
 
 #[cfg(test)]
@@ -170,6 +170,7 @@ mod tests {
                 clock_implausible_since: Some(7),
             }],
             overdue: vec![],
+            at_risk: vec![],
             clock_implausible: 0,
         };
         let csv = to_csv(&report);

@@ -120,6 +120,10 @@ fn recording_line(r: &RecordingEntry, offset: i32) -> Markup {
                     br; span.flag data-field="clock_implausible" { "clock implausible" }
                     " counted from its announcement"
                 }
+                @if r.at_risk {
+                    br; span.flag data-field="at_risk" { "at risk (有丢失风险)" }
+                    " its device is marked lost"
+                }
             }
         }
     }
@@ -222,6 +226,7 @@ fn view_body(view: &CaseView, offset: i32) -> Markup {
             div.card { "Missing audio-video" b data-field="missing_audio_video" { (s.missing_audio_video) } }
             div.card { "Archive overdue" b data-field="archive_overdue" { (s.archive_overdue) } }
             div.card { "Overdue recordings" b data-field="overdue_recordings" { (s.overdue_recordings) } }
+            div.card { "At risk" b data-field="at_risk_recordings" { (s.at_risk_recordings) } }
             div.card { "Clock implausible" b data-field="clock_implausible" { (s.clock_implausible) } }
         }
         h2 { "Full-process record" }

@@ -15,7 +15,7 @@ use super::layout::{Page, PageError, duration, maybe_time, page, time};
 use super::session::Signed;
 use crate::api::auth::ReadReports;
 use crate::reports::allocation::{self, AllocationReport, PAGE_TREND_DAYS, TrendDay};
-use crate::reports::uploads::{UploadCounts, UploadReport};
+use crate::reports::uploads::{OverdueRecording, UploadCounts, UploadReport};
 use crate::state::GatewayState;
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -73,6 +73,14 @@ fn allocation_body(report: &AllocationReport, trend: &[TrendDay], offset: i32) -
                         }
                     }
                 }
+                @let u = &report.unassigned;
+                tr data-agency="UNASSIGNED" {
+                    td { (allocation::UNASSIGNED_LABEL) } td {} td.n {}
+                    td.n data-field="recorders" { (u.recorders) }
+                    td.n data-field="terminals" { (u.terminals) }
+                    td.n data-field="in_service" { (u.in_service) }
+                    td.n {} td.n {} td {}
+                }
                 tr data-agency="TOTAL" {
                     td { strong { "total" } } td {}
                     td.n data-field="certified_officers" { (t.certified_officers) }
@@ -86,6 +94,27 @@ fn allocation_body(report: &AllocationReport, trend: &[TrendDay], offset: i32) -
             }
         }
         (trend_table(trend))
+    }
+}
+
+/// The heading cells of a table of unstored recordings (overdue, at risk).
+fn unstored_head() -> Markup {
+    html! {
+        th { "recording" } th { "device" } th { "agency" } th { "officer" }
+        th { "case" } th { "ended" } th { "deadline" }
+    }
+}
+
+/// The cells every table of unstored recordings shows for one.
+fn unstored_cells(o: &OverdueRecording, offset: i32) -> Markup {
+    html! {
+        td { code { (o.recording_id) } }
+        td { (o.device_id) }
+        td { (opt(o.agency.as_deref())) }
+        td { (opt(o.officer.as_deref())) }
+        td { (opt(o.case_number.as_deref())) }
+        td { (time(o.ended_at, offset)) }
+        td { (time(o.deadline, offset)) }
     }
 }
 
@@ -104,7 +133,7 @@ fn trend_table(trend: &[TrendDay]) -> Markup {
                 tbody {
                     @for d in trend.iter().rev() {
                         tr data-day=(d.day) {
-                            td { (d.day) }
+                            td { (d.day) @if d.live { " (live, 实时)" } }
                             td.n data-field="certified_officers" { (d.total.certified_officers) }
                             td.n data-field="in_service" { (d.total.in_service) }
                             td.n data-field="required" { (d.total.required) }
@@ -186,24 +215,31 @@ fn uploads_body(report: &UploadReport, offset: i32) -> Markup {
         } @else {
             table #overdue-table {
                 thead { tr {
-                    th { "recording" } th { "device" } th { "agency" } th { "officer" }
-                    th { "case" } th { "ended" } th { "deadline" } th.n { "late by" }
-                    th { "device clock" }
+                    (unstored_head()) th.n { "late by" } th { "device clock" }
                 } }
                 tbody {
                     @for o in &report.overdue {
                         tr.bad data-recording=(o.recording_id) {
-                            td { code { (o.recording_id) } }
-                            td { (o.device_id) }
-                            td { (opt(o.agency.as_deref())) }
-                            td { (opt(o.officer.as_deref())) }
-                            td { (opt(o.case_number.as_deref())) }
-                            td { (time(o.ended_at, offset)) }
-                            td { (time(o.deadline, offset)) }
+                            (unstored_cells(o, offset))
                             td.n data-late-ms=(o.late_by_ms) { (duration(o.late_by_ms)) }
                             td data-clock-implausible=(o.clock_implausible) {
                                 @if o.clock_implausible { "implausible: counted from its announcement" }
                             }
+                        }
+                    }
+                }
+            }
+        }
+        @if !report.at_risk.is_empty() {
+            h2 { "At risk: announced by a lost device, not stored (丢失设备上未上传的录像)" }
+            table #at-risk-table {
+                thead { tr {
+                    (unstored_head())
+                } }
+                tbody {
+                    @for o in &report.at_risk {
+                        tr.bad data-recording=(o.recording_id) {
+                            (unstored_cells(o, offset))
                         }
                     }
                 }

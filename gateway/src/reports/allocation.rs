@@ -18,9 +18,10 @@ use protocol::domain::AgencyClass;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::sheet::Sheet;
 use crate::clock::DAY;
 use crate::state::GatewayState;
-use crate::store::{AgencyAllocationFacts, AllocationSnapshotRow, StoreError};
+use crate::store::{AgencyAllocationFacts, AllocationFacts, AllocationSnapshotRow, StoreError};
 
 /// When the daily snapshot is taken (configuration `[allocation_report]`). Days of the
 /// trend are days of the agencies' time zone (the top-level `time_zone`).
@@ -75,16 +76,28 @@ pub struct AllocationRow {
     pub problem: Option<String>,
 }
 
+/// In-service devices assigned to no agency: their own row, so that the total counts
+/// every device in service and finance sees devices that could fill a gap.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UnassignedRow {
+    /// Recorders in service with no agency.
+    pub recorders: u32,
+    /// Terminals in service with no agency.
+    pub terminals: u32,
+    /// Both.
+    pub in_service: u32,
+}
+
 /// The "in total" row.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AllocationTotal {
     /// Certified officers, all agencies.
     pub certified_officers: u32,
-    /// Recorders in service.
+    /// Recorders in service (unassigned ones included).
     pub recorders: u32,
-    /// Terminals in service.
+    /// Terminals in service (unassigned ones included).
     pub terminals: u32,
-    /// Devices in service.
+    /// Devices in service (unassigned ones included).
     pub in_service: u32,
     /// Devices required by the agencies that could be assessed.
     pub required: u32,
@@ -115,24 +128,37 @@ pub struct AllocationReport {
     pub ratios: RatiosUsed,
     /// One row per agency, by name.
     pub agencies: Vec<AllocationRow>,
-    /// All agencies together.
+    /// In-service devices assigned to no agency.
+    pub unassigned: UnassignedRow,
+    /// All agencies together, with the unassigned devices in the device counts.
     pub total: AllocationTotal,
 }
 
 /// Builds the report from the registry's facts (pure).
-pub fn build(
-    facts: &[AgencyAllocationFacts],
-    policy: &AllocationPolicy,
-    now: Millis,
-) -> AllocationReport {
-    let agencies: Vec<AllocationRow> = facts.iter().map(|f| assess_agency(f, policy)).collect();
+pub fn build(facts: &AllocationFacts, policy: &AllocationPolicy, now: Millis) -> AllocationReport {
+    let agencies: Vec<AllocationRow> = facts
+        .agencies
+        .iter()
+        .map(|f| assess_agency(f, policy))
+        .collect();
+    let counts = allocation::count_in_service(&facts.unassigned);
+    let unassigned = UnassignedRow {
+        recorders: counts.recorders,
+        terminals: counts.terminals,
+        in_service: counts.total,
+    };
+    let mut total = total_of(&agencies);
+    total.recorders = total.recorders.saturating_add(unassigned.recorders);
+    total.terminals = total.terminals.saturating_add(unassigned.terminals);
+    total.in_service = total.in_service.saturating_add(unassigned.in_service);
     AllocationReport {
         generated_at: now,
         ratios: RatiosUsed {
             ratio_a: policy.ratio_a,
             ratio_b: policy.ratio_b,
         },
-        total: total_of(&agencies),
+        total,
+        unassigned,
         agencies,
     }
 }
@@ -217,16 +243,19 @@ pub const CSV_HEADER: [&str; 11] = [
     "problem",
 ];
 
-/// The report as CSV: one line per agency, then a `TOTAL` line.
+/// The agency column of the unassigned row (in CSV and on the page).
+pub const UNASSIGNED_LABEL: &str = "未分配 (unassigned)";
+
+/// The report as CSV, safe to open in a spreadsheet (`reports::sheet`): one line per
+/// agency, the unassigned devices, then a `TOTAL` line.
 pub fn to_csv(report: &AllocationReport) -> String {
     fn opt<T: ToString>(v: Option<T>) -> String {
         v.map(|v| v.to_string()).unwrap_or_default()
     }
-    let mut out = csv::Writer::from_writer(Vec::new());
-    // Writing to a Vec cannot fail.
-    let _ = out.write_record(CSV_HEADER);
+    let mut out = Sheet::default();
+    out.row(CSV_HEADER);
     for r in &report.agencies {
-        let _ = out.write_record([
+        out.row([
             r.agency.clone(),
             r.class.to_string(),
             opt(r.class_c_target),
@@ -240,8 +269,22 @@ pub fn to_csv(report: &AllocationReport) -> String {
             r.problem.clone().unwrap_or_default(),
         ]);
     }
+    let u = &report.unassigned;
+    out.row([
+        UNASSIGNED_LABEL.to_owned(),
+        String::new(),
+        String::new(),
+        String::new(),
+        u.recorders.to_string(),
+        u.terminals.to_string(),
+        u.in_service.to_string(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+    ]);
     let t = &report.total;
-    let _ = out.write_record([
+    out.row([
         "TOTAL".to_owned(),
         String::new(),
         String::new(),
@@ -258,7 +301,7 @@ pub fn to_csv(report: &AllocationReport) -> String {
             String::new()
         },
     ]);
-    String::from_utf8(out.into_inner().unwrap_or_default()).unwrap_or_default()
+    out.finish()
 }
 
 /// The local day (`YYYY-MM-DD`) and hour of `now`.
@@ -285,13 +328,13 @@ pub fn snapshot_due(
 /// A report's agency rows as snapshot rows of `day`.
 pub fn snapshot_rows(
     report: &AllocationReport,
-    facts: &[AgencyAllocationFacts],
+    facts: &AllocationFacts,
     day: &str,
 ) -> Vec<AllocationSnapshotRow> {
     report
         .agencies
         .iter()
-        .zip(facts)
+        .zip(&facts.agencies)
         .map(|(r, f)| AllocationSnapshotRow {
             day: day.to_owned(),
             agency_id: f.agency.id,
@@ -313,6 +356,10 @@ pub fn snapshot_rows(
 pub struct TrendDay {
     /// The local day.
     pub day: String,
+    /// True for today before its snapshot is taken: the live figures, which the
+    /// snapshot will replace.
+    #[serde(default)]
+    pub live: bool,
     /// The agencies as they were.
     pub agencies: Vec<AllocationRow>,
     /// All agencies together; `total.shortfall` is the number of devices to buy.
@@ -326,6 +373,7 @@ pub fn trend(days: Vec<String>, rows: Vec<AllocationSnapshotRow>) -> Vec<TrendDa
         .into_iter()
         .map(|day| TrendDay {
             day,
+            live: false,
             agencies: Vec::new(),
             total: AllocationTotal::default(),
         })
@@ -369,6 +417,46 @@ pub async fn current(state: &GatewayState) -> Result<AllocationReport, StoreErro
     Ok(build(&facts, &state.config.policy.allocation, now))
 }
 
+/// Adds today's live figures to `days` when today lies in `from..=to` and has no
+/// snapshot yet (pure): finance sees today's shortfall before the snapshot hour, not
+/// a missing day. The live day counts agencies only, as snapshots do.
+pub fn with_live_today(
+    mut days: Vec<TrendDay>,
+    today: &str,
+    (from, to): (&str, &str),
+    live: &AllocationReport,
+) -> Vec<TrendDay> {
+    let in_range = from <= today && today <= to;
+    if in_range && !days.iter().any(|d| d.day == today) {
+        days.push(TrendDay {
+            day: today.to_owned(),
+            live: true,
+            total: total_of(&live.agencies),
+            agencies: live.agencies.clone(),
+        });
+        days.sort_by(|a, b| a.day.cmp(&b.day));
+    }
+    days
+}
+
+/// The trend of `from..=to` (`YYYY-MM-DD`): every snapshot day, and today's live
+/// figures when today has no snapshot yet.
+pub async fn trend_between(
+    state: &GatewayState,
+    from: &str,
+    to: &str,
+) -> Result<Vec<TrendDay>, StoreError> {
+    let (today, _) = local_day(state.clock.now(), &state.config.zone());
+    let day_list = state.store.allocation_snapshot_days(from, to).await?;
+    let rows = state.store.allocation_snapshots(from, to).await?;
+    let days = trend(day_list, rows);
+    if days.iter().any(|d| d.day == today) || !(from <= today.as_str() && today.as_str() <= to) {
+        return Ok(days);
+    }
+    let live = current(state).await?;
+    Ok(with_live_today(days, &today, (from, to), &live))
+}
+
 /// Days of trend the allocation page shows.
 pub const PAGE_TREND_DAYS: i64 = 30;
 
@@ -379,15 +467,18 @@ pub async fn recent_trend(state: &GatewayState, days: i64) -> Result<Vec<TrendDa
     let zone = state.config.zone();
     let (to, _) = local_day(now, &zone);
     let (from, _) = local_day(now.saturating_sub((days - 1).max(0) * DAY), &zone);
-    let day_list = state.store.allocation_snapshot_days(&from, &to).await?;
-    let rows = state.store.allocation_snapshots(&from, &to).await?;
-    Ok(trend(day_list, rows))
+    trend_between(state, &from, &to).await
 }
 
-/// Takes `day`'s snapshot now unless one exists; returns whether it was taken.
+/// Takes `day`'s snapshot now unless one exists; returns whether it was taken. A
+/// registry with no agency yet (a first start) is not a day's figures: nothing is
+/// kept, so the day's snapshot is taken once there is something to count.
 pub async fn take_snapshot(state: &GatewayState, day: &str) -> Result<bool, StoreError> {
     let now = state.clock.now();
     let facts = state.store.allocation_facts(now).await?;
+    if facts.agencies.is_empty() {
+        return Ok(false);
+    }
     let report = build(&facts, &state.config.policy.allocation, now);
     state
         .store
@@ -456,6 +547,76 @@ mod tests {
         }
     }
 
+    fn only(agencies: Vec<AgencyAllocationFacts>) -> AllocationFacts {
+        AllocationFacts {
+            agencies,
+            unassigned: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn unassigned_devices_in_service_are_their_own_row_and_in_the_total() {
+        let mut f = only(vec![facts(
+            "A1",
+            AgencyClass::A,
+            None,
+            officers(4, 0, 0),
+            devices(DeviceKind::Recorder, DeviceStatus::InService, 1),
+        )]);
+        f.unassigned = devices(DeviceKind::Recorder, DeviceStatus::InService, 2);
+        f.unassigned
+            .extend(devices(DeviceKind::Terminal, DeviceStatus::Lost, 3));
+        let r = build(&f, &AllocationPolicy::default(), 0);
+        assert_eq!(
+            r.unassigned,
+            UnassignedRow {
+                recorders: 2,
+                terminals: 0,
+                in_service: 2
+            }
+        );
+        assert_eq!((r.total.in_service, r.total.recorders), (3, 3));
+        // Unassigned devices fill no agency's gap.
+        assert_eq!((r.total.required, r.total.shortfall), (2, 1));
+        let csv = to_csv(&r);
+        assert!(
+            csv.contains(&format!("{UNASSIGNED_LABEL},,,,2,0,2,,,,")),
+            "{csv}"
+        );
+        assert!(
+            csv.lines()
+                .last()
+                .unwrap()
+                .starts_with("TOTAL,,,4,3,0,3,2,1,false"),
+            "{csv}"
+        );
+    }
+
+    #[test]
+    fn today_shows_live_figures_until_its_snapshot() {
+        let f = only(vec![facts(
+            "A1",
+            AgencyClass::A,
+            None,
+            officers(10, 0, 0),
+            vec![],
+        )]);
+        let live = build(&f, &AllocationPolicy::default(), 0);
+        let range = ("2026-11-01", "2026-11-30");
+        let days = with_live_today(Vec::new(), "2026-11-26", range, &live);
+        assert_eq!(days.len(), 1);
+        assert!(days[0].live);
+        assert_eq!(days[0].total.shortfall, 5);
+        // Outside the range asked for, nothing is added.
+        let days = with_live_today(Vec::new(), "2026-12-01", range, &live);
+        assert!(days.is_empty());
+        // Once the day has its snapshot, the snapshot stands.
+        let snap = trend(vec!["2026-11-26".into()], Vec::new());
+        let days = with_live_today(snap, "2026-11-26", range, &live);
+        assert_eq!(days.len(), 1);
+        assert!(!days[0].live);
+    }
+
     fn officers(valid: usize, auxiliary: usize, withdrawn: usize) -> Vec<OfficerStanding> {
         let o = |status, auxiliary| OfficerStanding {
             standing: protocol::domain::Standing::at(status, auxiliary, None, 0),
@@ -481,7 +642,13 @@ mod tests {
         let mut d = devices(DeviceKind::Recorder, DeviceStatus::InService, 10);
         d.extend(devices(DeviceKind::Terminal, DeviceStatus::InService, 5));
         d.extend(devices(DeviceKind::Recorder, DeviceStatus::Lost, 4));
-        let f = [facts("A1", AgencyClass::A, None, officers(41, 3, 2), d)];
+        let f = only(vec![facts(
+            "A1",
+            AgencyClass::A,
+            None,
+            officers(41, 3, 2),
+            d,
+        )]);
         let r = build(&f, &AllocationPolicy::default(), 7);
         let row = &r.agencies[0];
         assert_eq!(row.certified_officers, 41);
@@ -493,7 +660,7 @@ mod tests {
 
     #[test]
     fn a_class_c_agency_without_a_target_is_shown_not_counted_as_compliant() {
-        let f = [
+        let f = only(vec![
             facts("C1", AgencyClass::C, None, officers(3, 0, 0), vec![]),
             facts(
                 "B1",
@@ -502,7 +669,7 @@ mod tests {
                 officers(3, 0, 0),
                 devices(DeviceKind::Terminal, DeviceStatus::InService, 1),
             ),
-        ];
+        ]);
         let r = build(&f, &AllocationPolicy::default(), 0);
         assert!(r.agencies[0].problem.is_some());
         assert_eq!(r.agencies[0].required, None);

@@ -2,4 +2,5 @@
 //! store's facts, served by the admin API (and later the pages).
 
 pub mod allocation;
+pub mod sheet;
 pub mod uploads;

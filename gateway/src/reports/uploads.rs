@@ -1,18 +1,19 @@
 //! The upload report (DOMAIN R2): per agency, officer and device, how many recordings
 //! are pending, due soon, overdue, uploaded on time and uploaded late; every overdue
 //! recording with how late it is; the devices silent long enough to be holding
-//! recordings; and the devices, and recordings, whose clocks could not be trusted
-//! (their deadlines count from when the gateway heard of them).
+//! recordings; the devices, and recordings, whose clocks could not be trusted
+//! (their deadlines count from when the gateway heard of them); and the recordings at
+//! risk: announced by a device since marked lost, and not stored.
 //!
 //! States are computed at the report's time from each recording's deadline and
 //! storage time (`protocol::deadline::upload_state`), not read from the last watcher
 //! pass, so the report is exact at `now`. Building it is pure ([`build`]); [`upload_report`]
 //! gathers the facts from the store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
-use protocol::Millis;
 use protocol::deadline::{DeadlinePolicy, UploadState, lateness, upload_state};
+use protocol::{DeviceId, Millis};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -84,7 +85,8 @@ pub struct DeviceUploads {
     pub clock_implausible_since: Option<Millis>,
 }
 
-/// A recording past its deadline and not stored.
+/// A recording not stored: past its deadline (the overdue list), or on a device
+/// marked lost (the at-risk list).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OverdueRecording {
     /// The recording.
@@ -101,7 +103,7 @@ pub struct OverdueRecording {
     pub ended_at: Millis,
     /// The deadline (gateway time).
     pub deadline: Millis,
-    /// How late it is at the report's time, in milliseconds.
+    /// How late it is at the report's time, in milliseconds (0 before its deadline).
     pub late_by_ms: Millis,
     /// The device's clock could not be trusted: its end and deadline count from when
     /// the gateway heard of it.
@@ -123,6 +125,9 @@ pub struct UploadReport {
     pub devices: Vec<DeviceUploads>,
     /// Overdue recordings, the latest first.
     pub overdue: Vec<OverdueRecording>,
+    /// Recordings announced by a device marked lost and not stored: their bytes may
+    /// never arrive. By deadline.
+    pub at_risk: Vec<OverdueRecording>,
     /// Recordings whose device clock could not be trusted (counted in `total` too).
     pub clock_implausible: u64,
 }
@@ -143,11 +148,12 @@ fn device_row<'a>(
         })
 }
 
-/// Builds the report at gateway time `now` from the recordings and the open device
-/// flags (silent, clock implausible).
+/// Builds the report at gateway time `now` from the recordings, the open device
+/// flags (silent, clock implausible) and the devices marked lost.
 pub fn build(
     recordings: &[ReportRecording],
     device_flags: &[DeviceFlag],
+    lost: &HashSet<DeviceId>,
     now: Millis,
     policy: &DeadlinePolicy,
 ) -> UploadReport {
@@ -156,6 +162,7 @@ pub fn build(
     let mut officers: BTreeMap<Option<String>, UploadCounts> = BTreeMap::new();
     let mut devices: BTreeMap<String, DeviceUploads> = BTreeMap::new();
     let mut overdue = Vec::new();
+    let mut at_risk = Vec::new();
     let mut clock_implausible = 0;
     for r in recordings {
         let state = upload_state(r.deadline, r.stored_at, now, policy);
@@ -166,18 +173,22 @@ pub fn build(
             .counts
             .add(state);
         clock_implausible += u64::from(r.clock_implausible);
+        let line = || OverdueRecording {
+            recording_id: r.id.to_string(),
+            device_id: r.device_id.as_str().to_owned(),
+            agency: r.agency.clone(),
+            officer: r.officer.clone(),
+            case_number: r.case_number.clone(),
+            ended_at: r.ended_at,
+            deadline: r.deadline,
+            late_by_ms: lateness(r.deadline, now),
+            clock_implausible: r.clock_implausible,
+        };
         if state == UploadState::Overdue {
-            overdue.push(OverdueRecording {
-                recording_id: r.id.to_string(),
-                device_id: r.device_id.as_str().to_owned(),
-                agency: r.agency.clone(),
-                officer: r.officer.clone(),
-                case_number: r.case_number.clone(),
-                ended_at: r.ended_at,
-                deadline: r.deadline,
-                late_by_ms: lateness(r.deadline, now),
-                clock_implausible: r.clock_implausible,
-            });
+            overdue.push(line());
+        }
+        if r.stored_at.is_none() && lost.contains(&r.device_id) {
+            at_risk.push(line());
         }
     }
     for flag in device_flags.iter().filter(|f| f.cleared_at.is_none()) {
@@ -206,6 +217,7 @@ pub fn build(
             .collect(),
         devices: devices.into_values().collect(),
         overdue,
+        at_risk,
         clock_implausible,
     }
 }
@@ -221,13 +233,13 @@ pub async fn upload_report(
     let recordings = store.recordings_for_report(from).await?;
     let mut flags = store.open_device_flags(SILENT).await?;
     flags.extend(store.open_device_flags(CLOCK_IMPLAUSIBLE).await?);
-    Ok(build(&recordings, &flags, now, policy))
+    let lost = store.lost_devices().await?;
+    Ok(build(&recordings, &flags, &lost, now, policy))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::DeviceId;
     use uuid::Uuid;
 
     const H: Millis = 3_600_000;
@@ -271,7 +283,7 @@ mod tests {
             raised_at: T0 - 16 * H,
             cleared_at: None,
         }];
-        let report = build(&rows, &silent, T0, &p);
+        let report = build(&rows, &silent, &HashSet::new(), T0, &p);
         assert_eq!(
             report.total,
             UploadCounts {
@@ -312,12 +324,39 @@ mod tests {
             flag("dev-00001", CLOCK_IMPLAUSIBLE, None),
             flag("dev-00002", CLOCK_IMPLAUSIBLE, Some(T0 - H)),
         ];
-        let report = build(&rows, &flags, T0, &p);
+        let report = build(&rows, &flags, &HashSet::new(), T0, &p);
         assert_eq!(report.clock_implausible, 1);
         assert_eq!(report.devices[0].clock_implausible_since, Some(T0 - 31 * H));
         assert_eq!(report.devices[0].silent_since, None);
         assert_eq!(report.devices[1].clock_implausible_since, None, "cleared");
         let marked: Vec<bool> = report.overdue.iter().map(|o| o.clock_implausible).collect();
         assert_eq!(marked, vec![true, false]);
+    }
+
+    #[test]
+    fn unstored_recordings_of_a_lost_device_are_at_risk() {
+        let p = DeadlinePolicy::default();
+        let rows = [
+            recording(1, "dev-00001", "east", T0 - 2 * H, None), // pending, at risk
+            recording(2, "dev-00001", "east", T0 - 30 * H, None), // overdue, at risk
+            recording(3, "dev-00001", "east", T0 - 3 * H, Some(T0 - H)), // stored: safe
+            recording(4, "dev-00002", "east", T0 - 2 * H, None), // not lost
+        ];
+        let lost = HashSet::from([DeviceId::new("dev-00001").unwrap()]);
+        let report = build(&rows, &[], &lost, T0, &p);
+        let ids: Vec<String> = report
+            .at_risk
+            .iter()
+            .map(|r| r.recording_id.clone())
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                Uuid::from_u128(1).to_string(),
+                Uuid::from_u128(2).to_string()
+            ]
+        );
+        assert_eq!(report.overdue.len(), 1, "still counted as overdue too");
+        assert_eq!(report.total.total(), 4);
     }
 }

@@ -2,11 +2,10 @@
 //! ratios from configuration, and the daily snapshots finance reads as a trend.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use clock::ManualClock;
 use serde_json::{Value, json};
-use test_support::{Backend, TestGateway, backends, eventually, test_config};
+use test_support::{Backend, TestGateway, backends, test_config};
 
 use crate::support::Api;
 
@@ -140,7 +139,10 @@ async fn the_worked_examples_through_the_api_as_json_and_csv() {
             (Some(5), Some(2))
         );
         assert_eq!(report["total"]["shortfall"], 8);
-        assert_eq!(report["total"]["in_service"], 32);
+        // The test gateway's own device is in service with no agency: its own row, and
+        // in the total's devices (not in any agency's requirement).
+        assert_eq!(report["unassigned"]["in_service"], 1, "{report}");
+        assert_eq!(report["total"]["in_service"], 33);
         assert_eq!(report["total"]["compliant"], false);
         assert_eq!(report["ratios"], json!({"ratio_a": 2, "ratio_b": 3}));
 
@@ -158,7 +160,8 @@ async fn the_worked_examples_through_the_api_as_json_and_csv() {
         assert!(lines[0].starts_with("agency,class,class_c_target,certified_officers"));
         assert!(lines.contains(&"A1,a,,41,10,5,15,21,6,false,"), "{csv}");
         assert!(lines.contains(&"C1,c,5,0,3,0,3,5,2,false,"), "{csv}");
-        assert_eq!(lines.last().unwrap(), &"TOTAL,,,82,27,5,32,40,8,false,");
+        assert!(lines.contains(&"未分配 (unassigned),,,,1,0,1,,,,"), "{csv}");
+        assert_eq!(lines.last().unwrap(), &"TOTAL,,,82,28,5,33,40,8,false,");
         api.stop().await;
     }
 }
@@ -185,23 +188,36 @@ async fn a_daily_snapshot_is_kept_and_read_as_a_trend() {
         let clock = ManualClock::new(T0);
         let gw = TestGateway::start_with_clock(&backend, 1, clock.clone()).await;
         let api = Api::from_gateway(gw);
-        // The gateway started past the snapshot hour with no snapshot for the day: its
-        // snapshot task takes one at once (of an empty registry).
+        // The gateway started past the snapshot hour with no snapshot for the day, but
+        // with no agency yet: an empty registry is not kept as the day's figures.
         let state = api.gw.gateway.state().clone();
+        let taken = api
+            .post("/api/v1/reports/allocation/snapshots", json!({}))
+            .await;
+        assert_eq!(taken, json!({"day": "2026-11-21", "taken": false}));
         assert!(
-            eventually(Duration::from_secs(10), || async {
-                state
-                    .store
-                    .has_allocation_snapshot("2026-11-21")
-                    .await
-                    .unwrap()
-            })
-            .await,
-            "{}: no snapshot on start",
-            backend.name()
+            !state
+                .store
+                .has_allocation_snapshot("2026-11-21")
+                .await
+                .unwrap()
         );
         set_up_examples(&api).await;
-        // A second request the same day keeps the first snapshot.
+        // Until the day's snapshot, its trend is the live report.
+        let trend = api.get("/api/v1/reports/allocation/snapshots").await;
+        let days = trend["days"].as_array().unwrap();
+        assert_eq!(days.len(), 1, "{}: {trend}", backend.name());
+        assert_eq!(
+            (days[0]["day"].as_str(), days[0]["live"].as_bool()),
+            (Some("2026-11-21"), Some(true))
+        );
+        assert_eq!(days[0]["total"]["shortfall"], 8, "devices to buy, live");
+        // The snapshot task takes it within a minute; asked for now, it is taken...
+        let taken = api
+            .post("/api/v1/reports/allocation/snapshots", json!({}))
+            .await;
+        assert_eq!(taken, json!({"day": "2026-11-21", "taken": true}));
+        // ...and a second request the same day keeps the first snapshot.
         let taken = api
             .post("/api/v1/reports/allocation/snapshots", json!({}))
             .await;
@@ -223,7 +239,8 @@ async fn a_daily_snapshot_is_kept_and_read_as_a_trend() {
         let days = trend["days"].as_array().unwrap();
         assert_eq!(days.len(), 2, "{trend}");
         assert_eq!(days[0]["day"], "2026-11-21");
-        assert_eq!(days[0]["agencies"].as_array().unwrap().len(), 0);
+        assert_eq!(days[0]["live"], false);
+        assert_eq!(days[0]["total"]["shortfall"], 8);
         assert_eq!(days[1]["day"], "2026-11-22");
         assert_eq!(days[1]["total"]["shortfall"], 8, "devices to buy");
         let only = api

@@ -40,6 +40,8 @@ pub(crate) const TARGET: &str = "Shop 7, Market Street";
 /// The running gateway, the connected device and the recordings made.
 pub(crate) struct Scenario {
     pub(crate) api: Api,
+    /// The gateway's clock.
+    pub(crate) clock: ManualClock,
     /// Device 1, still connected (a live connection in the fleet view).
     pub(crate) conn: GatewayConnection,
     /// Ended 30 h ago, never uploaded: overdue by 6 h.
@@ -175,6 +177,7 @@ pub(crate) async fn set_up(backend: &Backend) -> Scenario {
         .expect("deadline pass");
     Scenario {
         api,
+        clock,
         conn,
         overdue: overdue.recording_id,
         pending: pending.recording_id,

@@ -299,7 +299,16 @@ async fn the_upload_report_counts_every_state_per_agency_officer_and_device() {
             .unwrap();
         let (dev1, _) = fx.gw.device(1);
         store
-            .assign_device(&dev1, Some("East District"), None, "test", "test", T0)
+            .assign_device(
+                &dev1,
+                gateway::store::AssignmentChange {
+                    agency: gateway::store::FieldChange::Set("East District"),
+                    ..Default::default()
+                },
+                "test",
+                "test",
+                T0,
+            )
             .await
             .unwrap();
         let one = fx.device(1, 0).await;

@@ -13,7 +13,8 @@ use clap::{Args, Parser, Subcommand};
     about,
     after_help = "The token comes from FIELDSYNC_TOKEN or --token-file (never from the command \
                   line). Exit codes: 0 done, 1 failed, 2 usage, 3 bad rows (nothing applied), \
-                  4 token refused or role not allowed."
+                  4 token refused or role not allowed, 5 some rows rejected (--partial applied \
+                  the others)."
 )]
 pub(crate) struct Cli {
     /// The gateway's operator listener.
@@ -236,16 +237,26 @@ pub(crate) enum DevicesCommand {
         #[arg(long)]
         agency: Option<String>,
     },
-    /// Assign a device to an agency and/or an officer.
+    /// Assign a device to an agency and/or an officer; what is not named is kept.
     Assign {
         /// The device id.
         id: String,
         /// The agency.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "clear_agency")]
         agency: Option<String>,
         /// The officer's certificate number.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "clear_officer")]
         officer: Option<String>,
+        /// Clear the device's agency.
+        #[arg(long)]
+        clear_agency: bool,
+        /// Clear the device's officer.
+        #[arg(long)]
+        clear_officer: bool,
+        /// Assign an officer who is not certified now (withdrawn, revoked, expired,
+        /// auxiliary); the reason says why.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         why: Why,
     },

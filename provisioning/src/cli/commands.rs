@@ -181,10 +181,16 @@ pub(super) fn devices(
             id,
             agency,
             officer,
+            clear_agency,
+            clear_officer,
+            force,
             why,
         } => {
             let path = format!("/api/v1/devices/{}/assign", segment(id));
-            let body = json!({ "agency": agency, "officer": officer, "reason": why.reason });
+            let body = json!({
+                "agency": agency, "officer": officer, "clear_agency": clear_agency,
+                "clear_officer": clear_officer, "force": force, "reason": why.reason,
+            });
             show.record(&api.post(&path, &body)?, DEVICE_COLUMNS);
         }
         DevicesCommand::Suspend(c) => status(c, "suspended")?,

@@ -35,10 +35,10 @@ pub(super) fn import(
     let parsed = csvfile::read(bytes.as_slice(), kind, || bar.inc(1))
         .with_context(|| format!("{}", args.file.display()))?;
     bar.finish_and_clear();
-    if !parsed.problems.is_empty() && !args.partial {
-        report_bad_rows(show, &args.file, &parsed.problems);
-        return Ok(Outcome::BadRows);
-    }
+    // Lines this side refused still leave the others to the gateway's value checks,
+    // so every bad row is reported in one pass; without `--partial` the gateway then
+    // only checks (nothing can be applied while any line is bad).
+    let check_only = !parsed.problems.is_empty() && !args.partial;
     let mut rows = parsed.rows;
     rows.iter_mut().for_each(&fill);
     let spinner = ProgressBar::new_spinner();
@@ -47,10 +47,17 @@ pub(super) fn import(
         rows.len()
     ));
     spinner.enable_steady_tick(Duration::from_millis(120));
-    let body = json!({ "rows": rows, "partial": args.partial, "reason": args.why.reason });
+    let body = json!({
+        "rows": rows, "partial": args.partial, "check_only": check_only,
+        "reason": args.why.reason,
+    });
     let sent = api.post(endpoint, &body);
     spinner.finish_and_clear();
     match sent {
+        Ok(_) if check_only => {
+            report_bad_rows(show, &args.file, &parsed.problems);
+            Ok(Outcome::BadRows)
+        }
         Ok(mut report) => {
             let mut rejected: Vec<RowProblem> =
                 serde_json::from_value(report["rejected"].take()).unwrap_or_default();
@@ -70,7 +77,11 @@ pub(super) fn import(
                     eprintln!("{}:{}: {}", args.file.display(), r.line, r.reason);
                 }
             }
-            Ok(Outcome::Done)
+            if rejected.is_empty() {
+                Ok(Outcome::Done)
+            } else {
+                Ok(Outcome::PartlyApplied)
+            }
         }
         Err(ClientError::Refused { status: 422, body }) if body.error == "bad_rows" => {
             let mut rows = body.rows;

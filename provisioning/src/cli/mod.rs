@@ -22,6 +22,8 @@ use args::Command;
 pub(crate) const EXIT_BAD_ROWS: u8 = 3;
 /// Exit code: the token is missing, unknown, revoked, or its role may not do this.
 pub(crate) const EXIT_DENIED: u8 = 4;
+/// Exit code: a `--partial` import applied the good rows and rejected others.
+pub(crate) const EXIT_PARTLY_APPLIED: u8 = 5;
 
 /// How a command ended, for the exit code.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,6 +32,8 @@ pub(crate) enum Outcome {
     Done,
     /// An import had bad rows and applied nothing.
     BadRows,
+    /// A `--partial` import applied the good rows and rejected others.
+    PartlyApplied,
 }
 
 fn read_token(cli: &Cli) -> anyhow::Result<String> {

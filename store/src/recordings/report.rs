@@ -1,5 +1,9 @@
 //! What the upload report reads: every recording with the agency, officer and device
-//! it is counted under. The counting itself is pure (the gateway's `reports::uploads`).
+//! it is counted under: those of its recording time (the device's assignment history
+//! at its start), so reassigning a device does not move its history. A recording that
+//! starts before the device's first assignment entry (made before enrollment, or a
+//! device clock that ran behind) counts under the assignment when it was announced.
+//! The counting itself is pure (the gateway's `reports::uploads`).
 
 use protocol::{DeviceId, Millis};
 use uuid::Uuid;
@@ -13,9 +17,10 @@ pub struct ReportRecording {
     pub id: Uuid,
     /// The device that announced it.
     pub device_id: DeviceId,
-    /// The device's agency, if it is assigned to one.
+    /// The agency the device was assigned to when the recording started, if any.
     pub agency: Option<String>,
-    /// The officer it is counted under: as announced, else the device's officer.
+    /// The officer it is counted under: as announced, else the device's officer when
+    /// the recording started.
     pub officer: Option<String>,
     /// The case, as announced.
     pub case_number: Option<String>,
@@ -51,12 +56,18 @@ impl Store {
     ) -> Result<Vec<ReportRecording>, StoreError> {
         let rows: Vec<Raw> = on_pool!(self.db(), p => {
             sqlx::query_as(
-                "SELECT r.id, r.device_id, a.name, COALESCE(r.officer, d.assigned_officer), \
+                "SELECT r.id, r.device_id, a.name, COALESCE(r.officer, h.officer), \
                         r.case_number, r.ended_at, r.deadline, r.stored_at, \
                         r.clock_implausible \
                  FROM recordings r \
-                 JOIN devices d ON d.id = r.device_id \
-                 LEFT JOIN agencies a ON a.id = d.agency_id \
+                 LEFT JOIN device_assignments h ON h.id = COALESCE( \
+                     (SELECT x.id FROM device_assignments x \
+                      WHERE x.device_id = r.device_id AND x.since <= r.started_at \
+                      ORDER BY x.since DESC, x.id DESC LIMIT 1), \
+                     (SELECT x.id FROM device_assignments x \
+                      WHERE x.device_id = r.device_id AND x.since <= r.announced_at \
+                      ORDER BY x.since DESC, x.id DESC LIMIT 1)) \
+                 LEFT JOIN agencies a ON a.id = h.agency_id \
                  WHERE r.ended_at >= $1 \
                  ORDER BY r.deadline, r.id",
             )

@@ -4,7 +4,7 @@
 
 use protocol::domain::{CertificateStatus, DeviceStatus};
 use store::chain::{ChainBreak, EntryContent, entry_hash, parse_hash};
-use store::{AuditError, RefusedConnections, actions};
+use store::{AssignmentChange, AuditError, FieldChange, RefusedConnections, actions};
 
 use crate::support::*;
 
@@ -35,8 +35,11 @@ async fn ten_changes(store: &store::Store) {
     store
         .assign_device(
             &id("dev-1"),
-            Some("Xicheng UMB"),
-            Some("C-001"),
+            AssignmentChange {
+                agency: FieldChange::Set("Xicheng UMB"),
+                officer: FieldChange::Set("C-001"),
+                force: false,
+            },
             "admin",
             "test",
             T0 + 4,

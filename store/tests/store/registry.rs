@@ -2,7 +2,7 @@
 //! and their status rules, duplicates, and the handshake lookup.
 
 use protocol::domain::{AgencyClass, CertificateStatus, DeviceKind, DeviceStatus};
-use store::{OfficerChange, StoreError};
+use store::{AssignmentChange, FieldChange, OfficerChange, StoreError};
 
 use crate::support::*;
 
@@ -400,26 +400,31 @@ async fn device_round_trip_assignment_and_hello() {
         );
         assert!(store.device_by_fingerprint(&fp(2)).await.unwrap().is_none());
 
+        // Naming only the officer keeps the agency.
         let assigned = store
-            .assign_device(&row.id, None, Some("C-001"), "admin", "test", T0 + 1)
+            .assign_device(&row.id, officer_only("C-001"), "admin", "test", T0 + 1)
             .await
             .unwrap();
         assert_eq!(
             (assigned.agency_id, assigned.assigned_officer.as_deref()),
-            (None, Some("C-001"))
+            (Some(agency_row.id), Some("C-001"))
         );
+        let agency_only = |name| AssignmentChange {
+            agency: FieldChange::Set(name),
+            ..AssignmentChange::default()
+        };
         let err = store
-            .assign_device(&row.id, Some("Nowhere"), None, "admin", "test", T0)
+            .assign_device(&row.id, agency_only("Nowhere"), "admin", "test", T0)
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::UnknownAgency(_)), "{err:?}");
         let err = store
-            .assign_device(&row.id, None, Some("C-404"), "admin", "test", T0)
+            .assign_device(&row.id, officer_only("C-404"), "admin", "test", T0)
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::UnknownOfficer(_)), "{err:?}");
         let err = store
-            .assign_device(&id("dev-404"), None, None, "admin", "test", T0)
+            .assign_device(&id("dev-404"), officer_only("C-001"), "admin", "test", T0)
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::UnknownDevice(_)), "{err:?}");
@@ -466,35 +471,204 @@ impl WithFp for store::NewDevice {
     }
 }
 
+/// An assignment that names only the officer.
+fn officer_only(number: &str) -> AssignmentChange<'_> {
+    AssignmentChange {
+        officer: FieldChange::Set(number),
+        ..AssignmentChange::default()
+    }
+}
+
+#[tokio::test]
+async fn an_assignment_changes_only_what_it_names_and_refuses_uncertified_officers() {
+    each_backend(|b| async move {
+        let store = b.open().await;
+        let east = store
+            .create_agency(&agency("East"), "admin", "t", T0)
+            .await
+            .unwrap();
+        for (number, status, auxiliary) in [
+            ("C-1", CertificateStatus::Valid, false),
+            ("C-2", CertificateStatus::Withdrawn, false),
+            ("C-3", CertificateStatus::Revoked, false),
+            ("C-4", CertificateStatus::Withdrawn, true),
+        ] {
+            let mut o = officer(number, "x");
+            o.certificate_status = status;
+            o.auxiliary = auxiliary;
+            store.upsert_officer(&o, "admin", T0).await.unwrap();
+        }
+        let mut new = device("dev-1", "SN1", 1);
+        new.agency = Some("East".into());
+        let d = store.enroll_device(&new, "admin", T0).await.unwrap();
+
+        let row = store
+            .assign_device(&d.id, officer_only("C-1"), "admin", "issue", T0 + 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            (row.agency_id, row.assigned_officer.as_deref()),
+            (Some(east.id), Some("C-1"))
+        );
+
+        // Withdrawn, revoked and auxiliary officers are refused and nothing is written.
+        let before = audit_len(&store).await;
+        for (number, standing) in [
+            ("C-2", "withdrawn"),
+            ("C-3", "revoked"),
+            ("C-4", "auxiliary"),
+        ] {
+            let err = store
+                .assign_device(&d.id, officer_only(number), "admin", "x", T0 + 2)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, StoreError::OfficerNotCertified { .. }),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains(standing), "{err}");
+        }
+        assert_eq!(audit_len(&store).await, before);
+        assert_eq!(
+            store
+                .device(&d.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .assigned_officer
+                .as_deref(),
+            Some("C-1")
+        );
+
+        // Forced, it is assigned and the audit entry says so.
+        let forced = AssignmentChange {
+            force: true,
+            ..officer_only("C-2")
+        };
+        let row = store
+            .assign_device(&d.id, forced, "admin", "handover week", T0 + 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            (row.agency_id, row.assigned_officer.as_deref()),
+            (Some(east.id), Some("C-2"))
+        );
+        let entries = store.audit_entries(0, 1000).await.unwrap();
+        let last = entries.last().unwrap();
+        let detail: serde_json::Value = serde_json::from_str(&last.detail).unwrap();
+        assert_eq!(
+            (
+                detail["forced"].as_bool(),
+                detail["officer_standing"].as_str()
+            ),
+            (Some(true), Some("withdrawn"))
+        );
+        assert_eq!(detail["agency"].as_str(), Some("East"), "{detail}");
+
+        // Clearing is explicit and clears only what it names.
+        let clear = AssignmentChange {
+            officer: FieldChange::Clear,
+            ..AssignmentChange::default()
+        };
+        let row = store
+            .assign_device(&d.id, clear, "admin", "returned", T0 + 4)
+            .await
+            .unwrap();
+        assert_eq!((row.agency_id, row.assigned_officer), (Some(east.id), None));
+        let clear = AssignmentChange {
+            agency: FieldChange::Clear,
+            ..AssignmentChange::default()
+        };
+        let row = store
+            .assign_device(&d.id, clear, "admin", "pool", T0 + 5)
+            .await
+            .unwrap();
+        assert_eq!((row.agency_id, row.assigned_officer), (None, None));
+        store.close().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn status_rules_are_enforced_with_typed_errors() {
     use DeviceStatus::*;
     each_backend(|b| async move {
         let store = b.open().await;
-        let d = store.enroll_device(&device("dev-1", "SN1", 1), "admin", T0).await.unwrap();
-        let s = store.set_device_status(&d.id, Suspended, "admin", "repair", T0 + 1).await.unwrap();
+        let d = store
+            .enroll_device(&device("dev-1", "SN1", 1), "admin", T0)
+            .await
+            .unwrap();
+        let s = store
+            .set_device_status(&d.id, Suspended, "admin", "repair", T0 + 1)
+            .await
+            .unwrap();
         assert_eq!((s.status, s.status_changed_at), (Suspended, T0 + 1));
-        store.set_device_status(&d.id, InService, "admin", "repaired", T0 + 2).await.unwrap();
+        store
+            .set_device_status(&d.id, InService, "admin", "repaired", T0 + 2)
+            .await
+            .unwrap();
 
         let before = audit_len(&store).await;
-        let err = store.set_device_status(&d.id, InService, "admin", "again", T0 + 3).await.unwrap_err();
-        assert!(matches!(err, StoreError::StatusChange(ref e) if e.from == InService && e.to == InService), "{err:?}");
+        // The status it has already: accepted, nothing written (a retry is harmless).
+        let same = store
+            .set_device_status(&d.id, InService, "admin", "again", T0 + 3)
+            .await
+            .unwrap();
+        assert_eq!((same.status, same.status_changed_at), (InService, T0 + 2));
 
-        store.set_device_status(&d.id, Lost, "admin", "reported lost", T0 + 4).await.unwrap();
+        store
+            .set_device_status(&d.id, Lost, "admin", "reported lost", T0 + 4)
+            .await
+            .unwrap();
         for to in [InService, Suspended] {
-            let err = store.set_device_status(&d.id, to, "admin", "found", T0 + 5).await.unwrap_err();
-            assert!(matches!(err, StoreError::StatusChange(ref e) if e.from == Lost && e.to == to), "{err:?}");
+            let err = store
+                .set_device_status(&d.id, to, "admin", "found", T0 + 5)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, StoreError::StatusChange(ref e) if e.from == Lost && e.to == to),
+                "{err:?}"
+            );
         }
-        store.set_device_status(&d.id, Revoked, "admin", "key may be copied", T0 + 6).await.unwrap();
-        for to in DeviceStatus::ALL {
-            let err = store.set_device_status(&d.id, *to, "admin", "undo", T0 + 7).await.unwrap_err();
-            assert!(matches!(err, StoreError::StatusChange(ref e) if e.from == Revoked), "{err:?}");
+        store
+            .set_device_status(&d.id, Revoked, "admin", "key may be copied", T0 + 6)
+            .await
+            .unwrap();
+        let again = store
+            .set_device_status(&d.id, Revoked, "admin", "again", T0 + 7)
+            .await
+            .unwrap();
+        assert_eq!((again.status, again.status_changed_at), (Revoked, T0 + 6));
+        for to in DeviceStatus::ALL.iter().filter(|to| **to != Revoked) {
+            let err = store
+                .set_device_status(&d.id, *to, "admin", "undo", T0 + 7)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, StoreError::StatusChange(ref e) if e.from == Revoked),
+                "{err:?}"
+            );
         }
-        let e2 = store.enroll_device(&device("dev-2", "SN2", 2), "admin", T0).await.unwrap();
-        store.set_device_status(&e2.id, Retired, "admin", "end of life", T0 + 8).await.unwrap();
-        let err = store.set_device_status(&e2.id, InService, "admin", "undo", T0 + 9).await.unwrap_err();
-        assert!(matches!(err, StoreError::StatusChange(ref e) if e.from == Retired), "{err:?}");
-        let err = store.set_device_status(&id("dev-404"), Lost, "admin", "x", T0).await.unwrap_err();
+        let e2 = store
+            .enroll_device(&device("dev-2", "SN2", 2), "admin", T0)
+            .await
+            .unwrap();
+        store
+            .set_device_status(&e2.id, Retired, "admin", "end of life", T0 + 8)
+            .await
+            .unwrap();
+        let err = store
+            .set_device_status(&e2.id, InService, "admin", "undo", T0 + 9)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::StatusChange(ref e) if e.from == Retired),
+            "{err:?}"
+        );
+        let err = store
+            .set_device_status(&id("dev-404"), Lost, "admin", "x", T0)
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::UnknownDevice(_)), "{err:?}");
 
         // Refusals wrote nothing: only the accepted changes (lost, revoked, and the
