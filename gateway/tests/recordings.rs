@@ -5,8 +5,6 @@
 //! report, and the S3 media backend against a real S3-compatible server (moto) on
 //! loopback.
 
-#[path = "recordings/bench.rs"]
-mod bench;
 #[path = "recordings/clocks.rs"]
 mod clocks;
 #[path = "recordings/deadlines.rs"]

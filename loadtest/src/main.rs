@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use loadtest::options::{RunOptions, Scenario, SimOptions};
 use loadtest::report::Report;
-use loadtest::scenario::{RunOptions, Scenario, SimOptions};
+use loadtest::scenario::upload::UploadPlan;
 
 /// Load-test a fieldsync gateway with simulated devices.
 #[derive(Parser, Debug)]
@@ -53,7 +54,7 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     recordings: u32,
     /// Bytes per recording (suffixes K, M, G, KiB, MiB, GiB).
-    #[arg(long, default_value = "256KiB", value_parser = loadtest::scenario::parse_size)]
+    #[arg(long, default_value = "256KiB", value_parser = loadtest::options::parse_size)]
     recording_size: u64,
     /// An online identity check every this many records per device (0: none).
     #[arg(long, default_value_t = 10)]
@@ -80,6 +81,23 @@ enum Command {
         /// Rows for the SQLite insert.
         #[arg(long, default_value_t = 100_000)]
         sqlite_rows: usize,
+    },
+    /// The gateway's own upload path: one upload and several at once against a bare
+    /// quinn transfer of the same bytes, and the disk alone, in interleaved rounds.
+    Upload {
+        /// Bytes per phase: one upload of this size, or --uploads sharing it
+        /// (suffixes K, M, G, KiB, MiB, GiB).
+        #[arg(long, default_value = "256MiB", value_parser = loadtest::options::parse_size)]
+        size: u64,
+        /// Uploads at once in the concurrent phases, one device each.
+        #[arg(long, default_value_t = 16)]
+        uploads: u32,
+        /// Rounds of the four network phases.
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+        /// First chunk of every upload (default: the agent's upload_chunk_bytes).
+        #[arg(long, value_parser = loadtest::options::parse_size)]
+        chunk: Option<u64>,
     },
     /// (internal) Run the gateway under test until stdin closes.
     #[command(hide = true)]
@@ -159,7 +177,24 @@ async fn dispatch(args: Args) -> anyhow::Result<bool> {
         }) => {
             let options = options(&args, "baseline")?;
             let report =
-                loadtest::baseline::run_all(&options, *bulk_mib << 20, *sqlite_rows).await?;
+                loadtest::scenario::baselines::run(&options, *bulk_mib << 20, *sqlite_rows).await?;
+            finish(&report, &options.out_dir)
+        }
+        Some(Command::Upload {
+            size,
+            uploads,
+            rounds,
+            chunk,
+        }) => {
+            let options = options(&args, "upload")?;
+            let defaults = UploadPlan::default();
+            let plan = UploadPlan {
+                bytes: *size,
+                concurrent: *uploads,
+                rounds: *rounds,
+                chunk: chunk.unwrap_or(defaults.chunk),
+            };
+            let report = loadtest::scenario::upload::run(&options, &plan).await?;
             finish(&report, &options.out_dir)
         }
         None => {

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::stats::OpSummary;
+use crate::stats::{OpSummary, Stats};
 
 /// One headline figure.
 #[derive(Clone, Debug, Serialize)]
@@ -103,6 +103,31 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of a run of `scenario`: its figures, and the latencies, errors and
+    /// throughput `stats` gathered, on this machine's cores.
+    pub fn of_run(
+        scenario: &str,
+        devices: usize,
+        duration_secs: f64,
+        stats: &Stats,
+        figures: Vec<Figure>,
+        gateway: Vec<ResourcePoint>,
+        failures: Vec<String>,
+    ) -> Self {
+        Self {
+            scenario: scenario.to_owned(),
+            devices,
+            duration_secs,
+            cores: crate::machine::cores(),
+            figures,
+            operations: stats.summaries(),
+            errors: stats.errors(),
+            throughput: stats.throughput(),
+            gateway,
+            failures,
+        }
+    }
+
     /// True when nothing failed the run.
     pub fn passed(&self) -> bool {
         self.failures.is_empty()
@@ -118,13 +143,13 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "\n{:<38} {:>14} {:>10} {:>14} {:>8}  {:<16} met",
+            "\n{:<52} {:>14} {:>12} {:>14} {:>8}  {:<16} met",
             "figure", "value", "unit", "baseline", "ratio", "target"
         );
         for f in &self.figures {
             let _ = writeln!(
                 out,
-                "{:<38} {:>14} {:>10} {:>14} {:>8}  {:<16} {}",
+                "{:<52} {:>14} {:>12} {:>14} {:>8}  {:<16} {}",
                 f.name,
                 num(f.value),
                 f.unit,

@@ -40,7 +40,7 @@ pub enum StoreAloneError {
 
 /// How the drain's pushes reach the store: at most this many records per push, as in
 /// the `ingest` scenario's drain.
-const PUSH_RECORDS: usize = crate::scenario::ingest::DRAIN_BATCH as usize;
+const PUSH_RECORDS: usize = crate::sim::pushes::DRAIN_BATCH as usize;
 
 /// The fastest of [`SQLITE_TRIES`] runs of [`measure_store`] (the baseline's rule) on
 /// `rows` baseline records, grouped once for every run.

@@ -5,12 +5,11 @@
 
 mod common;
 
-use common::{figure, loadtest, operation_count};
+use common::{figure, operation_count, passing_run};
 
 #[test]
 fn two_hundred_devices_for_ten_seconds_lose_and_duplicate_nothing() {
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = loadtest(&[
+    let (out_dir, report) = passing_run(&[
         "--scenario",
         "field-day",
         "--devices",
@@ -27,17 +26,7 @@ fn two_hundred_devices_for_ten_seconds_lose_and_duplicate_nothing() {
         "16KiB",
         "--check-every",
         "3",
-        "--out",
-        out_dir.path().to_str().unwrap(),
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("result: PASSED"), "{stdout}");
-    let report = common::report(out_dir.path());
     assert_eq!(figure(&report, "devices run"), 200.0);
     let made = figure(&report, "records made");
     // 5 offline + about 10 in the steady phase, per device.

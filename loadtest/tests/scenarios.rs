@@ -4,21 +4,10 @@
 
 mod common;
 
-use common::{figure, loadtest, operation_count};
+use common::{figure, operation_count, passing_run, ratio};
 
 fn run(args: &[&str]) -> (tempfile::TempDir, serde_json::Value) {
-    let out_dir = tempfile::tempdir().unwrap();
-    let mut all = args.to_vec();
-    all.extend(["--out", out_dir.path().to_str().unwrap()]);
-    let out = loadtest(&all);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("result: PASSED"), "{stdout}");
-    let report = common::report(out_dir.path());
+    let (out_dir, report) = passing_run(args);
     assert_eq!(figure(&report, "verify: acknowledged records lost"), 0.0);
     assert_eq!(figure(&report, "verify: records stored twice"), 0.0);
     assert_eq!(figure(&report, "verify: chains not verifying"), 0.0);
@@ -44,13 +33,7 @@ fn shift_end_uploads_every_recording_once_and_reports_goodput_against_the_bulk_b
     ]);
     assert_eq!(figure(&report, "recordings stored / made"), 40.0);
     assert_eq!(figure(&report, "recording bytes stored"), 40.0 * 0.25);
-    let goodput = report["figures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "upload goodput (every device at once)")
-        .unwrap();
-    assert!(goodput["ratio"].as_f64().unwrap() > 0.0, "{goodput}");
+    assert!(ratio(&report, "upload goodput (every device at once)") > 0.0);
 }
 
 #[test]
@@ -120,11 +103,5 @@ fn ingest_drains_every_backlog_then_paces_pushes_and_loses_nothing() {
     assert_eq!(operation_count(&report, "push, drain (sent→ack)"), 40);
     assert_eq!(operation_count(&report, "push, paced (planned→ack)"), 60);
     assert_eq!(operation_count(&report, "push, paced (planned→start)"), 60);
-    let ingest = report["figures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "durable record ingest (drain)")
-        .unwrap();
-    assert!(ingest["ratio"].as_f64().unwrap() > 0.0, "{ingest}");
+    assert!(ratio(&report, "durable record ingest (drain)") > 0.0);
 }

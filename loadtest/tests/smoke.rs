@@ -1,30 +1,13 @@
 //! Short runs of the real harness binary (gateway and bare server as child processes,
 //! devices over loopback). They assert what the run found, never its speed.
 
-use std::process::Command;
+mod common;
 
-fn loadtest(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args(args)
-        .output()
-        .expect("run loadtest")
-}
-
-fn figure(report: &serde_json::Value, name: &str) -> f64 {
-    report["figures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == name)
-        .unwrap_or_else(|| panic!("no figure {name} in {report}"))["value"]
-        .as_f64()
-        .unwrap()
-}
+use common::{figure, loadtest, operation_count, passing_run, ratio};
 
 #[test]
 fn connect_storm_connects_every_device_and_writes_its_report() {
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = loadtest(&[
+    let (out_dir, report) = passing_run(&[
         "--scenario",
         "connect-storm",
         "--devices",
@@ -33,35 +16,14 @@ fn connect_storm_connects_every_device_and_writes_its_report() {
         "2s",
         "--concurrency",
         "8",
-        "--out",
-        out_dir.path().to_str().unwrap(),
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("result: PASSED"), "{stdout}");
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.path().join("report.json")).unwrap())
-            .unwrap();
     assert_eq!(figure(&report, "devices connected"), 40.0);
     assert!(figure(&report, "handshakes per second") > 0.0);
     // The baseline ran in the same run, so the figure carries a ratio.
-    let handshakes = report["figures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "handshakes per second")
-        .unwrap();
-    assert!(handshakes["ratio"].as_f64().unwrap() > 0.0, "{handshakes}");
+    assert!(ratio(&report, "handshakes per second") > 0.0);
     assert!(figure(&report, "gateway memory per idle connection") >= 0.0);
-    let ops = report["operations"].as_array().unwrap();
-    let hello = ops.iter().find(|o| o["op"] == "hello").unwrap();
-    assert_eq!(hello["count"], 40);
-    let reconnect = ops.iter().find(|o| o["op"] == "reconnect").unwrap();
-    assert_eq!(reconnect["count"], 40);
+    assert_eq!(operation_count(&report, "hello"), 40);
+    assert_eq!(operation_count(&report, "reconnect"), 40);
     assert!(report["failures"].as_array().unwrap().is_empty());
     let page = std::fs::read_to_string(out_dir.path().join("report.html")).unwrap();
     assert!(page.contains("<svg"));
@@ -77,8 +39,7 @@ fn an_external_gateway_needs_its_pki() {
 
 #[test]
 fn the_baseline_command_reports_all_four_baselines() {
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = loadtest(&[
+    let (_dir, report) = passing_run(&[
         "baseline",
         "--devices",
         "10",
@@ -86,17 +47,7 @@ fn the_baseline_command_reports_all_four_baselines() {
         "4",
         "--sqlite-rows",
         "2000",
-        "--out",
-        out_dir.path().to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.path().join("report.json")).unwrap())
-            .unwrap();
     for name in [
         "bare handshakes per second",
         "bare memory per idle connection",
@@ -106,4 +57,25 @@ fn the_baseline_command_reports_all_four_baselines() {
         assert!(figure(&report, name) >= 0.0, "{name}");
     }
     assert!(figure(&report, "bare handshakes per second") > 0.0);
+}
+
+#[test]
+fn the_upload_benchmark_uploads_against_plain_quinn_in_rounds() {
+    let (_dir, report) = passing_run(&[
+        "upload",
+        "--size",
+        "2MiB",
+        "--uploads",
+        "4",
+        "--rounds",
+        "2",
+        "--chunk",
+        "256KiB",
+    ]);
+    // Both kinds of phase ran against the bare server in the same run.
+    assert!(ratio(&report, "1 upload: goodput") > 0.0);
+    assert!(ratio(&report, "4 uploads at once: goodput") > 0.0);
+    // Every upload was stored: 1 + 4 per round.
+    assert_eq!(operation_count(&report, "upload (alone)"), 2);
+    assert_eq!(operation_count(&report, "upload (one of several)"), 8);
 }

@@ -111,21 +111,6 @@ pub(crate) async fn upload_from(
     upload_sized(conn, id, bytes, from, chunk, |_, _| chunk).await
 }
 
-/// Sends `bytes[from..]` as an agent does: the first chunk of `first` bytes, each later
-/// one sized by the agent's own rule from the previous chunk's rate.
-pub(crate) async fn upload_like_agent(
-    conn: &GatewayConnection,
-    id: Uuid,
-    bytes: &[u8],
-    first: usize,
-) -> Result<UploadReply, agent::ClientError> {
-    upload_sized(conn, id, bytes, 0, first, |sent, took| {
-        let next = agent::uploader::chunk::next_chunk_bytes(first as u64, sent as u64, took);
-        usize::try_from(next).unwrap_or(usize::MAX)
-    })
-    .await
-}
-
 /// Sends `bytes[from..]`, the first chunk of `first` bytes and each later one of
 /// `next(bytes sent, time taken)` of the chunk before.
 async fn upload_sized(

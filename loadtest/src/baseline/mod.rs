@@ -24,28 +24,13 @@ use crate::connect::{Connector, connect_all};
 use crate::fleet::SimDevice;
 use crate::stats::Stats;
 
+mod error;
 mod sqlite;
+pub use error::BaselineError;
 pub use sqlite::{
     RowOrder, SQLITE_DEVICES, SQLITE_ROWS_PER_STATEMENT, SQLITE_ROWS_PER_TX, SQLITE_TRIES,
     baseline_devices, baseline_records, fastest_sqlite, fresh_database, measure_sqlite,
 };
-
-/// Why a baseline could not be measured.
-#[derive(Debug, thiserror::Error)]
-pub enum BaselineError {
-    /// TLS set-up failed.
-    #[error("TLS: {0}")]
-    Tls(String),
-    /// QUIC failed.
-    #[error("QUIC: {0}")]
-    Quic(String),
-    /// SQLite failed.
-    #[error("SQLite: {0}")]
-    Sqlite(#[from] sqlx::Error),
-    /// File system.
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-}
 
 /// Runs the bare server until stdin closes (the hidden `bare-server` subcommand).
 pub async fn serve_bare(pki_dir: &Path, listen: SocketAddr) -> Result<(), BaselineError> {
@@ -127,7 +112,7 @@ async fn sink(mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
 pub fn hello_frame_sizes() -> (usize, usize) {
     use protocol::message::{Hello, Welcome};
     use protocol::{Request, RequestBody, Response, ResponseBody};
-    let now = crate::scenario::device_now();
+    let now = crate::machine::device_now();
     let limit = u32::MAX;
     let request = Request::new(RequestBody::Hello(Hello {
         device_time: now,
@@ -254,106 +239,37 @@ pub async fn measure_bare_bulk(
     let connector = Connector::new(server.device_addr, 1).map_err(|e| quic(&e))?;
     let conn = connector.connect(0, device).await.map_err(|e| quic(&e))?;
     let chunk = vec![0x5au8; 64 * 1024];
+    let whole = usize::try_from(bytes / chunk.len() as u64).unwrap_or(usize::MAX);
+    let tail = usize::try_from(bytes % chunk.len() as u64).unwrap_or(0);
+    let parts = std::iter::repeat_n(chunk.as_slice(), whole).chain([&chunk[..tail]]);
     let started = Instant::now();
+    let sent = bulk_stream(&conn, parts).await;
+    let took = started.elapsed();
+    conn.close();
+    sent?;
+    Ok(bytes as f64 / took.as_secs_f64().max(1e-9))
+}
+
+/// Streams `parts` to the bare server on one stream of `conn` and checks that it read
+/// every byte (it answers the count when the stream ends).
+pub async fn bulk_stream<'a>(
+    conn: &agent::GatewayConnection,
+    parts: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<(), BaselineError> {
+    let quic = |e: &dyn std::fmt::Display| BaselineError::Quic(e.to_string());
     let (mut send, mut recv) = conn.quic().open_bi().await.map_err(|e| quic(&e))?;
-    let mut left = bytes;
-    while left > 0 {
-        let n = left.min(chunk.len() as u64) as usize;
-        send.write_all(&chunk[..n]).await.map_err(|e| quic(&e))?;
-        left -= n as u64;
+    let mut sent = 0u64;
+    for part in parts {
+        send.write_all(part).await.map_err(|e| quic(&e))?;
+        sent += part.len() as u64;
     }
     send.shutdown().await.map_err(|e| quic(&e))?;
     let mut count = [0u8; 8];
     recv.read_exact(&mut count).await.map_err(|e| quic(&e))?;
-    let took = started.elapsed();
-    conn.close();
-    if u64::from_be_bytes(count) != bytes {
+    if u64::from_be_bytes(count) != sent {
         return Err(quic(&"bare server received a different byte count"));
     }
-    Ok(bytes as f64 / took.as_secs_f64().max(1e-9))
-}
-
-/// `loadtest baseline`: every baseline on a fresh PKI, as a report.
-pub async fn run_all(
-    options: &crate::scenario::RunOptions,
-    bulk_bytes: u64,
-    sqlite_rows: usize,
-) -> Result<crate::report::Report, crate::scenario::RunError> {
-    use crate::report::{Figure, Report, Target};
-    let progress = crate::progress::Progress::start("baseline");
-    std::fs::create_dir_all(&options.out_dir)?;
-    let pki = options.out_dir.join("pki");
-    let devices = u32::try_from(options.devices)
-        .map_err(|_| crate::scenario::RunError::Options("--devices is too large".into()))?;
-    crate::fleet::make_pki(&pki, devices)?;
-    let fleet = crate::fleet::load(&pki, options.devices)?;
-    progress.set("bare server: handshakes and idle memory");
-    let server = crate::scenario::start_bare_server(options, &pki).await?;
-    let stats = Stats::new();
-    let bare = measure_bare_connections(&server, &fleet, options.concurrency, &stats).await?;
-    progress.set("bare server: bulk transfer");
-    let bulk = measure_bare_bulk(&server, &fleet[0], bulk_bytes).await?;
-    let _ = server.stop().await;
-    progress.set("SQLite: durable multi-row inserts");
-    let rows = fastest_sqlite(&options.out_dir, sqlite_rows).await?;
-    progress.set("the gateway's store alone: the same rows");
-    let store_alone = crate::store_alone::fastest_store(&options.out_dir, sqlite_rows).await?;
-    progress.finish();
-    Ok(Report {
-        scenario: "baseline".into(),
-        devices: fleet.len(),
-        duration_secs: 0.0,
-        cores: crate::scenario::cores(),
-        figures: vec![
-            Figure::new(
-                "bare handshakes per second",
-                bare.handshakes_per_sec,
-                "/s",
-                None,
-                Target::None,
-            ),
-            Figure::new(
-                "bare memory per idle connection",
-                bare.bytes_after_exchange,
-                "bytes",
-                None,
-                Target::None,
-            ),
-            Figure::new(
-                "  of which before the first exchange",
-                bare.bytes_after_handshake,
-                "bytes",
-                None,
-                Target::None,
-            ),
-            Figure::new(
-                "bare bulk goodput",
-                bulk / 1_048_576.0,
-                "MiB/s",
-                None,
-                Target::None,
-            ),
-            Figure::new(
-                "SQLite durable inserts (1,000/tx)",
-                rows,
-                "rows/s",
-                None,
-                Target::None,
-            ),
-            Figure::new(
-                "the gateway's store alone, same rows (no network)",
-                store_alone,
-                "records/s",
-                Some(rows),
-                Target::None,
-            ),
-        ],
-        operations: stats.summaries(),
-        errors: stats.errors(),
-        throughput: stats.throughput(),
-        gateway: vec![],
-        failures: vec![],
-    })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use protocol::message::FieldRecord;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
-use super::BaselineError;
+use super::error::BaselineError;
 
 /// Rows per transaction of the SQLite baseline (the "fastest plain insert").
 pub const SQLITE_ROWS_PER_TX: usize = 1_000;

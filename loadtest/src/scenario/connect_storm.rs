@@ -7,13 +7,15 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-use super::{RunError, RunOptions, cores, device_now, setup, start_bare_server};
 use crate::baseline::{self, SETTLE};
 use crate::connect::{Connector, connect_all};
+use crate::machine::device_now;
+use crate::options::{RunError, RunOptions};
 use crate::progress::Progress;
 use crate::report::{Figure, Report, Target};
+use crate::runner::{setup, start_bare_server, start_gateway};
 use crate::stats::Stats;
-use crate::target::{OwnGateway, Sampler};
+use crate::target::Sampler;
 
 /// The goal for memory per idle connection (issue: at most 32 KiB).
 const IDLE_BYTES_TARGET: f64 = 32.0 * 1024.0;
@@ -56,15 +58,7 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
         _ => (None, None),
     };
 
-    let own = match &setup.data_dir {
-        Some(data) => Some(OwnGateway::start(&options.program, data, &setup.pki_dir).await?),
-        None => None,
-    };
-    let addr = match (&own, options.gateway) {
-        (Some(g), _) => g.device_addr(),
-        (None, Some(addr)) => addr,
-        (None, None) => unreachable!("run() checked the options"),
-    };
+    let (own, addr) = start_gateway(options, &setup).await?;
     let sampler = own
         .as_ref()
         .map(|g| Sampler::start(g.process().pid(), Instant::now()));
@@ -222,16 +216,13 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
             Target::None,
         ));
     }
-    Ok(Report {
-        scenario: options.scenario.name().into(),
-        devices: n,
-        duration_secs: options.duration.as_secs_f64(),
-        cores: cores(),
+    Ok(Report::of_run(
+        options.scenario.name(),
+        n,
+        options.duration.as_secs_f64(),
+        &stats,
         figures,
-        operations: stats.summaries(),
-        errors: stats.errors(),
-        throughput: stats.throughput(),
-        gateway: gateway_points,
+        gateway_points,
         failures,
-    })
+    ))
 }

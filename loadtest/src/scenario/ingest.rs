@@ -15,17 +15,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Barrier, watch};
 
-use super::field_day::report;
-use super::fleet_run::{Baselines, Director, run_fleet_with};
-use super::{RunError, RunOptions};
+use crate::options::{RunError, RunOptions};
 use crate::report::{Figure, Report, Target};
+use crate::runner::fleet_run::{Baselines, Director, run_fleet_with};
 use crate::sim::Plan;
-use crate::sim::pushes::{self, Pace, Phases, PushPlan};
+use crate::sim::pushes::{self, DRAIN_BATCH, Pace, Phases, PushPlan};
 
 /// The goal for durable record ingest against the SQLite baseline.
 pub const INGEST_RATIO_TARGET: f64 = 0.75;
-/// Records per push in the drain (the agent's default batch).
-pub const DRAIN_BATCH: u32 = 256;
 /// Measured pushes per device in the paced phase (3,000 latencies at 1,000 devices).
 const PACED_PUSHES: u32 = 3;
 /// Unmeasured pushes before them (see [`PushPlan::paced_warmup`]).
@@ -145,7 +142,7 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
             Target::AtMost(ACK_P99_TARGET_MS),
         ));
     }
-    Ok(report(options, &run, figures, failures))
+    Ok(run.report(options, figures, failures))
 }
 
 /// Records per second the paced phase offers with `devices` devices pushing `batch`

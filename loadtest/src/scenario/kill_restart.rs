@@ -6,10 +6,9 @@
 
 use std::collections::HashMap;
 
-use super::field_day::{ingest_figures, plan, report};
-use super::fleet_run::{Baselines, Director, run_fleet};
-use super::{RunError, RunOptions};
+use crate::options::{RunError, RunOptions};
 use crate::report::{Figure, Report, Target};
+use crate::runner::fleet_run::{Baselines, Director, field_day_plan, run_fleet};
 
 /// Runs the scenario.
 pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
@@ -18,7 +17,7 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
             "kill-restart kills the gateway it started; it cannot target --gateway".into(),
         ));
     }
-    let mut plan = plan(options);
+    let mut plan = field_day_plan(options);
     // Notice the killed gateway within seconds rather than the default minute.
     plan.keep_alive_secs = 1;
     plan.idle_timeout_secs = 3;
@@ -33,7 +32,7 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
     )
     .await?;
     let (mut figures, mut failures) = run.common_figures(options.devices);
-    figures.extend(ingest_figures(&run, options));
+    figures.extend(run.ingest_figures(options));
     figures.push(Figure::new(
         "gateway SIGKILLs",
         run.restarts.len() as f64,
@@ -52,5 +51,5 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
     } else {
         failures.push("kill-restart: the gateway was never killed (run too short?)".into());
     }
-    Ok(report(options, &run, figures, failures))
+    Ok(run.report(options, figures, failures))
 }

@@ -14,10 +14,9 @@ use std::time::Duration;
 
 use protocol::DeviceId;
 
-use super::field_day::{ingest_figures, plan, report};
-use super::fleet_run::{Baselines, Director, run_fleet};
-use super::{RunError, RunOptions};
+use crate::options::{RunError, RunOptions};
 use crate::report::{Figure, Report, Target};
+use crate::runner::fleet_run::{Baselines, Director, field_day_plan, run_fleet};
 use crate::sim::{Revoker, ops};
 
 /// The goal: a revoked device's connection is closed within this, at p99.
@@ -122,7 +121,7 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
     };
     let run = run_fleet(
         options,
-        plan(options),
+        field_day_plan(options),
         baselines,
         Director::None,
         make_revoker,
@@ -130,7 +129,7 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
     )
     .await?;
     let (mut figures, mut failures) = run.common_figures(options.devices);
-    figures.extend(ingest_figures(&run, options));
+    figures.extend(run.ingest_figures(options));
     let seen: Vec<_> = run
         .outcomes
         .iter()
@@ -189,7 +188,7 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
             ));
         }
     }
-    Ok(report(options, &run, figures, failures))
+    Ok(run.report(options, figures, failures))
 }
 
 #[cfg(test)]

@@ -7,10 +7,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::field_day::report;
-use super::fleet_run::{Baselines, Director, run_fleet};
-use super::{RunError, RunOptions};
+use crate::options::{RunError, RunOptions};
 use crate::report::{Figure, Report, Target};
+use crate::runner::fleet_run::{Baselines, Director, run_fleet};
 use crate::sim::{Plan, ops};
 
 /// The goal for upload goodput against the bare bulk transfer.
@@ -74,5 +73,5 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
             Target::None,
         ));
     }
-    Ok(report(options, &run, figures, failures))
+    Ok(run.report(options, figures, failures))
 }

@@ -14,7 +14,11 @@ use protocol::Limits;
 use rand::Rng;
 use tokio::sync::{Barrier, watch};
 
-use super::{Fleet, Live, Outcome, Prepared, ensure_connected, finish, kind, settle};
+use super::device::{Fleet, Live, Outcome, Prepared, ensure_connected, finish, kind, settle};
+
+/// Records per push in the `ingest` drain (the agent's default batch), and the push
+/// size the store-alone figure groups its rows by.
+pub const DRAIN_BATCH: u32 = 256;
 
 /// Operation names in the report.
 pub mod ops {

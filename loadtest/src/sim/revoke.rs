@@ -3,37 +3,15 @@
 //! request to seeing the close) and then checks that a reconnect is refused.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use agent::outbox::recordings::LocalRecording;
-use protocol::DeviceId;
 use uuid::Uuid;
 
-use super::{AckedRecord, Fleet, Live, Prepared, ensure_connected, ops, settle};
+use super::device::{
+    AckedRecord, Fleet, Live, Prepared, RevocationSeen, ensure_connected, ops, settle,
+};
 use crate::connect::SERVER_NAME;
-
-/// Revokes a device through the gateway's admin API (`revoke-under-load`).
-pub trait Revoker: Send + Sync {
-    /// Revokes `device`; returns when the gateway answered (the change committed).
-    fn revoke<'a>(
-        &'a self,
-        device: &'a DeviceId,
-    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
-}
-
-/// What one revoked device observed.
-#[derive(Clone, Debug)]
-pub struct RevocationSeen {
-    /// From sending the revocation to the device's connection closing (`None`: it
-    /// did not close within the wait).
-    pub close_after: Option<Duration>,
-    /// True when the device's reconnect was refused as it must be.
-    pub reconnect_refused: bool,
-    /// What happened to the reconnect, in words.
-    pub reconnect: String,
-}
 
 /// How long the harness waits for a revoked device's connection to close.
 const REVOCATION_WAIT: Duration = Duration::from_secs(10);

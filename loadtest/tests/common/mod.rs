@@ -19,16 +19,45 @@ pub(crate) fn report(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
 }
 
-/// A figure's value.
-pub(crate) fn figure(report: &serde_json::Value, name: &str) -> f64 {
+/// Runs `loadtest` with `args` and `--out` a new folder, asserts that the run passed,
+/// and returns the folder and its report.
+pub(crate) fn passing_run(args: &[&str]) -> (tempfile::TempDir, serde_json::Value) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut all = args.to_vec();
+    all.extend(["--out", out_dir.path().to_str().unwrap()]);
+    let out = loadtest(&all);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("result: PASSED"), "{stdout}");
+    let report = report(out_dir.path());
+    (out_dir, report)
+}
+
+/// A figure (name, value, baseline, ratio, target).
+pub(crate) fn figure_entry<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     report["figures"]
         .as_array()
         .unwrap()
         .iter()
         .find(|f| f["name"] == name)
-        .unwrap_or_else(|| panic!("no figure {name} in {report}"))["value"]
+        .unwrap_or_else(|| panic!("no figure {name} in {report}"))
+}
+
+/// A figure's value.
+pub(crate) fn figure(report: &serde_json::Value, name: &str) -> f64 {
+    figure_entry(report, name)["value"].as_f64().unwrap()
+}
+
+/// A figure's ratio to its baseline measured in the same run.
+pub(crate) fn ratio(report: &serde_json::Value, name: &str) -> f64 {
+    let f = figure_entry(report, name);
+    f["ratio"]
         .as_f64()
-        .unwrap()
+        .unwrap_or_else(|| panic!("figure without a ratio: {f}"))
 }
 
 /// How many of an operation completed (0 when none did).

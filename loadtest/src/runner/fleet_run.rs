@@ -1,7 +1,8 @@
-//! What the data-moving scenarios (`field-day`, `shift-end`, `revoke-under-load`,
-//! `kill-restart`) share: the fleet set up, the baselines they divide by, the gateway
-//! started and sampled, every device prepared and run as a simulated agent, an
-//! optional director acting on the gateway mid-run, and the end-of-run verification.
+//! What the data-moving scenarios (`field-day`, `ingest`, `shift-end`,
+//! `revoke-under-load`, `kill-restart`) share: the fleet set up, the baselines they
+//! divide by, the gateway started and sampled, every device prepared and run as a
+//! simulated agent, an optional director acting on the gateway mid-run, the
+//! end-of-run verification, and the figures and report every one of them shows.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,11 +11,12 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tokio::sync::{Semaphore, watch};
 
-use super::{RunError, RunOptions, setup, start_bare_server};
+use super::{setup, start_bare_server, start_gateway};
 use crate::baseline;
+use crate::options::{RunError, RunOptions};
 use crate::progress::Progress;
-use crate::report::{Figure, ResourcePoint, Target};
-use crate::sim::{self, Fleet, Outcome, Plan, Revoker};
+use crate::report::{Figure, Report, ResourcePoint, Target};
+use crate::sim::{self, Fleet, Outcome, Plan, Revoker, ops};
 use crate::stats::Stats;
 use crate::target::{OwnGateway, Sampler};
 use crate::verify::{self, Verification};
@@ -140,15 +142,7 @@ where
         bulk_bytes_per_sec = Some(rate);
     }
 
-    let mut own = match &setup.data_dir {
-        Some(data) => Some(OwnGateway::start(&options.program, data, &setup.pki_dir).await?),
-        None => None,
-    };
-    let addr = match (&own, options.gateway) {
-        (Some(g), _) => g.device_addr(),
-        (None, Some(addr)) => addr,
-        (None, None) => unreachable!("run() checked the options"),
-    };
+    let (mut own, addr) = start_gateway(options, &setup).await?;
     let revoker = own.as_ref().and_then(make_revoker);
 
     progress.set(format!("preparing {n} agents"));
@@ -294,6 +288,21 @@ where
     })
 }
 
+/// The plan of a field day from the run's options (also the plan of the scenarios
+/// that disturb one: revocations, a killed gateway).
+pub fn field_day_plan(options: &RunOptions) -> Plan {
+    Plan {
+        backlog: options.sim.backlog,
+        offline_recordings: 0,
+        record_interval: options.sim.record_interval(),
+        check_every: options.sim.check_every,
+        steady_recordings: options.sim.recordings,
+        recording_size: options.sim.recording_size,
+        steady: options.duration,
+        ..Plan::default()
+    }
+}
+
 /// The instant `stats` counts from (so gateway samples and throughput share an axis).
 fn stats_start(stats: &Stats) -> Instant {
     Instant::now() - stats.elapsed()
@@ -431,5 +440,66 @@ impl FleetRun {
             ));
         }
         (figures, failures)
+    }
+
+    /// The backlog drain (connection ramp included) and the steady record rate.
+    pub fn ingest_figures(&self, options: &RunOptions) -> Vec<Figure> {
+        let mut figures = Vec::new();
+        let backlog = options.sim.backlog as f64 * self.outcomes.len() as f64;
+        if backlog > 0.0
+            && let Some(wall) = self.backlog_wall()
+        {
+            figures.push(Figure::new(
+                "backlog drain, connection ramp included",
+                backlog / wall.as_secs_f64().max(1e-9),
+                "records/s",
+                None,
+                Target::None,
+            ));
+        }
+        if let Some(interval) = options.sim.record_interval() {
+            figures.push(Figure::new(
+                "offered record rate (steady)",
+                self.outcomes.len() as f64 / interval.as_secs_f64(),
+                "records/s",
+                None,
+                Target::None,
+            ));
+            figures.push(Figure::new(
+                "records acknowledged per second",
+                self.records_acked() as f64 / (self.end - self.t0).as_secs_f64().max(1e-9),
+                "records/s",
+                None,
+                Target::None,
+            ));
+        }
+        if let Some(p99) = self.stats.quantile_ms(ops::RECORD, 0.99) {
+            figures.push(Figure::new(
+                "record p99, planned→ack",
+                p99,
+                "ms",
+                None,
+                Target::None,
+            ));
+        }
+        figures
+    }
+
+    /// The report of a fleet self.
+    pub fn report(
+        &self,
+        options: &RunOptions,
+        figures: Vec<Figure>,
+        failures: Vec<String>,
+    ) -> Report {
+        Report::of_run(
+            options.scenario.name(),
+            options.devices,
+            options.duration.as_secs_f64(),
+            &self.stats,
+            figures,
+            self.gateway.clone(),
+            failures,
+        )
     }
 }
