@@ -78,4 +78,7 @@ fn the_upload_benchmark_uploads_against_plain_quinn_in_rounds() {
     // Every upload was stored: 1 + 4 per round.
     assert_eq!(operation_count(&report, "upload (alone)"), 2);
     assert_eq!(operation_count(&report, "upload (one of several)"), 8);
+    // The gateway timed its read-back of every staged file, and it took some time.
+    let share = figure(&report, "1 upload: read-back, share of upload time");
+    assert!(share > 0.0 && share < 100.0, "{share}");
 }

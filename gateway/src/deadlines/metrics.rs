@@ -2,7 +2,7 @@
 //! with implausible clocks (set by the deadline watcher), bytes received, recordings
 //! stored and recordings with implausible times (by the recording handlers).
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 
 use crate::metrics::Metrics;
 
@@ -36,6 +36,10 @@ pub struct RecordingMetrics {
     /// Staged files dropped before publishing because the disk did not hold what was
     /// received (read back and checked before every publish).
     pub staged_damaged: IntCounter,
+    /// Seconds spent reading each staged file back and checking its size and SHA-256
+    /// before it is published: what that check costs, for the upload benchmark and
+    /// for an operator whose disk is slow.
+    pub read_back_seconds: Histogram,
     /// Recordings announced with times the gateway could not trust (DOMAIN R2).
     pub clock_implausible: IntCounter,
     /// Held for the whole of a watcher pass, so two passes (the watcher's and one
@@ -112,6 +116,16 @@ impl RecordingMetrics {
             "Staged recordings dropped before publishing because the copy on disk differed from what was received",
         )
         .expect("valid metric");
+        let read_back_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "fieldsync_recording_read_back_seconds",
+                "Time to read a staged recording back and check its size and SHA-256 before publishing it",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+        )
+        .expect("valid metric");
         let clock_implausible = IntCounter::new(
             "fieldsync_recordings_clock_implausible_total",
             "Recordings announced with implausible device times (deadline from the announcement)",
@@ -120,6 +134,7 @@ impl RecordingMetrics {
         for c in [
             Box::new(overdue.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(staged_damaged.clone()),
+            Box::new(read_back_seconds.clone()),
             Box::new(upload_refusals.clone()),
             Box::new(staging_removed.clone()),
             Box::new(silent_devices.clone()),
@@ -145,6 +160,7 @@ impl RecordingMetrics {
             upload_refusals,
             staging_removed,
             staged_damaged,
+            read_back_seconds,
             clock_implausible,
             pass: std::sync::Arc::default(),
             first_pass: std::sync::Arc::new(tokio::sync::watch::channel(false).0),

@@ -546,9 +546,13 @@ async fn complete(
     row: &RecordingRow,
 ) -> Result<RecordingRow, HandlerError> {
     match state.media.publish(slot, row.sha256, row.size).await {
-        Ok(key) => {
+        Ok(published) => {
+            state
+                .recording_metrics
+                .read_back_seconds
+                .observe(published.read_back.as_secs_f64());
             durable::failpoint::crash_point("publish.folder_synced");
-            let stored = commit(state, row, &key).await?;
+            let stored = commit(state, row, &published.key).await?;
             durable::failpoint::crash_point("publish.row_committed");
             Ok(stored)
         }

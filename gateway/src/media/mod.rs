@@ -33,6 +33,16 @@ pub use pool::WriterPool;
 pub use settings::MediaSettings;
 pub use staging::{ChunkSource, Received, Staging, Stop, UploadSlot};
 
+/// A recording made durable in the media store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// Its storage key.
+    pub key: String,
+    /// How long reading the staged file back and checking it took (a cost every
+    /// upload pays for "what is published is checked on disk"; on `/metrics`).
+    pub read_back: std::time::Duration,
+}
+
 /// Why the media store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
@@ -181,15 +191,16 @@ impl MediaStore {
 
     /// Checks a complete staging file against the announced hash, then reads it back
     /// and checks its size and hash on disk, and makes it durable in the
-    /// content-addressed store; returns its storage key. A wrong hash drops the staging
-    /// file and is [`MediaError::HashMismatch`]; a staged file that differs on disk is
-    /// dropped too and is [`MediaError::StagedDiffers`].
+    /// content-addressed store; returns its storage key and how long the read-back
+    /// took. A wrong hash drops the staging file and is [`MediaError::HashMismatch`]; a
+    /// staged file that differs on disk is dropped too and is
+    /// [`MediaError::StagedDiffers`].
     pub async fn publish(
         &self,
         slot: &mut UploadSlot,
         expected: Sha256Hash,
         size: u64,
-    ) -> Result<String, MediaError> {
+    ) -> Result<Published, MediaError> {
         let actual = slot
             .digest()
             .ok_or_else(|| MediaError::Task("no partial upload to publish".into()))?;
@@ -197,12 +208,14 @@ impl MediaStore {
             slot.discard().await?;
             return Err(MediaError::HashMismatch { expected, actual });
         }
+        let reading = std::time::Instant::now();
         if let Err(e) = slot.verify_on_disk(expected, size).await {
             if matches!(e, MediaError::StagedDiffers { .. }) {
                 slot.discard().await?;
             }
             return Err(e);
         }
+        let read_back = reading.elapsed();
         let staged = slot.path().to_owned();
         match &self.blobs {
             Blobs::Fs(fs) => {
@@ -217,7 +230,10 @@ impl MediaStore {
                 slot.discard().await?;
             }
         }
-        Ok(storage_key(&expected))
+        Ok(Published {
+            key: storage_key(&expected),
+            read_back,
+        })
     }
 
     /// The storage key of this content if the store holds it with this size: a

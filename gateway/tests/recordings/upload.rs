@@ -52,6 +52,14 @@ async fn an_upload_is_verified_made_durable_and_then_reported_stored() {
             !media.staging_path(ann.recording_id).exists(),
             "staging is emptied"
         );
+        // The read-back before publishing was timed, once, on /metrics.
+        let read_back = &fx.state().recording_metrics.read_back_seconds;
+        assert_eq!(read_back.get_sample_count(), 1, "{}", backend.name());
+        let page = fx.state().metrics.render();
+        assert!(
+            page.contains("fieldsync_recording_read_back_seconds_count 1"),
+            "{page}"
+        );
 
         // Asking again (a retry after a lost reply) says stored.
         let again = conn.announce_recording(ann.clone()).await.unwrap();

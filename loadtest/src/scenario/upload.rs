@@ -6,6 +6,12 @@
 //! the same run. A second reference, the disk: the same bytes written in the same
 //! chunks to files in the gateway's data folder, each chunk fsync'd, with no network.
 //!
+//! The gateway reads every staged file back and checks its size and SHA-256 before it
+//! publishes it (issue 20); it times that read-back on `/metrics`
+//! (`fieldsync_recording_read_back_seconds`), which the harness reads before and after
+//! each upload phase, so the read-back's share of the uploads' own time is reported
+//! from the same run.
+//!
 //! The four network phases run in rounds, interleaved and in flipped order every
 //! round (the machine is shared and its speed drifts within a run by more than the
 //! margins measured), and each ratio is taken over all rounds; the median of the
@@ -34,8 +40,12 @@ use crate::procstat;
 use crate::progress::Progress;
 use crate::report::{Figure, Report, Target};
 use crate::runner::{setup, start_bare_server};
+use crate::scrape::scrape;
 use crate::stats::Stats;
 use crate::target::{OwnGateway, Sampler};
+
+/// The gateway's read-back time on `/metrics`, summed over every publish.
+const READ_BACK_SECONDS_SUM: &str = "fieldsync_recording_read_back_seconds_sum";
 
 /// The goal for upload goodput against the bare transfer (issue 6).
 pub const GOODPUT_RATIO_TARGET: f64 = 0.7;
@@ -67,17 +77,22 @@ impl Default for UploadPlan {
     }
 }
 
-/// Wall time and CPU of one timed phase, summed over the rounds.
+/// Wall time and CPU of one timed phase, summed over the rounds; for upload phases
+/// also each upload's own time, summed, and the gateway's read-back time within it.
 #[derive(Clone, Copy, Debug, Default)]
 struct Spent {
     wall: f64,
     cpu: f64,
+    uploads: f64,
+    read_back: f64,
 }
 
 impl std::ops::AddAssign for Spent {
     fn add_assign(&mut self, other: Self) {
         self.wall += other.wall;
         self.cpu += other.cpu;
+        self.uploads += other.uploads;
+        self.read_back += other.read_back;
     }
 }
 
@@ -101,6 +116,7 @@ impl Stopwatch {
         Spent {
             wall: self.wall.elapsed().as_secs_f64(),
             cpu: cpu_now(self.child) - self.cpu,
+            ..Spent::default()
         }
     }
 }
@@ -232,6 +248,20 @@ pub async fn run(options: &RunOptions, plan: &UploadPlan) -> Result<Report, RunE
             Target::None,
         ));
         figures.push(Figure::new(
+            &format!("{name}: read-back, share of upload time"),
+            100.0 * phase.upload.read_back / phase.upload.uploads.max(1e-9),
+            "%",
+            None,
+            Target::None,
+        ));
+        figures.push(Figure::new(
+            &format!("{name}: read-back rate"),
+            mib(bytes, phase.upload.read_back / done),
+            "MiB/s",
+            None,
+            Target::None,
+        ));
+        figures.push(Figure::new(
             &format!("{name}: disk alone, fsync per chunk"),
             mib(bytes, disk),
             "MiB/s",
@@ -306,6 +336,7 @@ impl Bench<'_> {
         } else {
             "upload (one of several)"
         };
+        let read_back_before = self.read_back_seconds().await?;
         let watch = Stopwatch::start(self.gateway.process());
         let uploads = jobs.iter().map(|(conn, id, bytes)| async move {
             let started = Instant::now();
@@ -313,11 +344,13 @@ impl Bench<'_> {
             (started.elapsed(), result)
         });
         let results = futures::future::join_all(uploads).await;
-        let spent = watch.stop();
+        let mut spent = watch.stop();
         for (conn, _, _) in &jobs {
             conn.close();
         }
+        spent.read_back = self.read_back_seconds().await? - read_back_before;
         for (took, result) in results {
+            spent.uploads += took.as_secs_f64();
             match result {
                 Ok(UploadReply::Stored(_)) => self.stats.record(op, took),
                 Ok(UploadReply::Offset(o)) => {
@@ -330,6 +363,17 @@ impl Bench<'_> {
             }
         }
         Ok(spent)
+    }
+
+    /// The gateway's read-back seconds so far, summed over every upload it published.
+    async fn read_back_seconds(&self) -> Result<f64, RunError> {
+        let http = self.gateway.process().http_addr.ok_or_else(|| {
+            RunError::Options("the gateway under test has no operator listener".into())
+        })?;
+        let metrics = scrape(http)
+            .await
+            .map_err(|e| RunError::Options(e.to_string()))?;
+        Ok(metrics.total(READ_BACK_SECONDS_SUM))
     }
 
     /// The same number of bytes over plain quinn streams to the bare server (which
