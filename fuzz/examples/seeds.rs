@@ -1,4 +1,6 @@
-//! Writes the seed corpus: `cargo run -p fuzz --example seeds` (into `fuzz/corpus/`).
+//! Writes the seed corpus: `cargo run -p fuzz --example seeds` (into `fuzz/corpus/`);
+//! `-- --generated DIR` writes the seeds that are made afresh instead (CSRs: key
+//! material is never committed) into `DIR/<target>/`.
 //!
 //! Seeds are small, real inputs: messages the agent and gateway send, files an
 //! operator writes. Each is named `valid-*` or `invalid-*` after what its target must
@@ -8,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pki::{EnrollmentRow, make_device_csr};
+use pki::EnrollmentRow;
 use protocol::chain::ChainHead;
 use protocol::codes::{ErrorCode, ErrorReply};
 use protocol::domain::DeviceKind;
@@ -16,8 +18,6 @@ use protocol::frame::encode_frame;
 use protocol::message::*;
 use protocol::test_util::{numbered_content, seal_chain};
 use protocol::{DeviceId, Limits, Sha256Hash, message::encode_body};
-use rustls_pki_types::CertificateSigningRequestDer;
-use rustls_pki_types::pem::PemObject;
 use time::macros::datetime;
 use uuid::Uuid;
 
@@ -363,28 +363,12 @@ fn text_map(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String
         .collect()
 }
 
-fn csr_der(pem: &str) -> Vec<u8> {
-    CertificateSigningRequestDer::from_pem_slice(pem.as_bytes())
-        .expect("a CSR")
-        .as_ref()
-        .to_vec()
-}
-
+/// The committed CSR seed is only text that is not a CSR; the CSRs themselves are made
+/// afresh by `fuzz::csr::generated_seeds` (key material is never committed).
 fn csrs(c: &Corpus) {
-    let t = "enrollment_csr";
-    let csr = make_device_csr(&device("dev-00001"), "SN-REC-00001").expect("a CSR");
-    c.put(t, "valid-csr.pem", &csr.csr_pem);
-    let der = csr_der(&csr.csr_pem);
-    c.put(t, "valid-csr.der", &der);
-    let other = make_device_csr(&device("dev-00002"), "SN-REC-00002").expect("a CSR");
-    c.put(t, "invalid-names-another-device.pem", &other.csr_pem);
-    let mut tampered = der;
-    let last = tampered.len() - 1;
-    tampered[last] ^= 1;
-    c.put(t, "invalid-bad-signature.der", tampered);
     c.put(
-        t,
-        "invalid-not-pem.pem",
+        "enrollment_csr",
+        "invalid-not-pem.txt",
         "-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n",
     );
 }
@@ -489,8 +473,20 @@ fn configs(c: &Corpus) {
 }
 
 fn main() {
-    let root = std::env::args()
-        .nth(1)
+    let mut args = std::env::args().skip(1);
+    let first = args.next();
+    if first.as_deref() == Some("--generated") {
+        // What `fuzz/run` puts in its untracked work corpus before a run.
+        let corpus = Corpus {
+            root: PathBuf::from(args.next().expect("--generated DIR")),
+        };
+        for (name, bytes) in fuzz::csr::generated_seeds() {
+            corpus.put("enrollment_csr", name, bytes);
+        }
+        println!("generated seeds written to {}", corpus.root.display());
+        return;
+    }
+    let root = first
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"));
     let corpus = Corpus { root };

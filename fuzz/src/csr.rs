@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use pki::{FleetCa, Validity};
+use pki::{FleetCa, Validity, make_device_csr};
 use protocol::DeviceId;
 use rustls_pki_types::CertificateSigningRequestDer;
 use rustls_pki_types::pem::PemObject;
@@ -49,8 +49,7 @@ pub fn enrollment_csr(data: &[u8]) -> Outcome {
     } else {
         pem::encode(&pem::Pem::new(CSR_LABEL, data.to_vec()))
     };
-    let device = DeviceId::new(CSR_DEVICE).expect("a valid device id");
-    match fleet_ca().sign_device_csr(&pem_text, &device, "SN-FUZZ-00001", validity()) {
+    match fleet_ca().sign_device_csr(&pem_text, &device(CSR_DEVICE), "SN-FUZZ-00001", validity()) {
         Ok(signed) => {
             assert_eq!(
                 issued_key(signed.cert_der.as_ref()),
@@ -64,6 +63,35 @@ pub fn enrollment_csr(data: &[u8]) -> Outcome {
             Outcome::Refused
         }
     }
+}
+
+/// Seeds made fresh for every run (`fuzz/run` writes them to its untracked work
+/// corpus; the replay test passes them through [`enrollment_csr`]): CSRs are key
+/// material the PKI generates, so none is committed. Each is named as a committed seed
+/// is, `valid-*` or `invalid-*` after what the target must make of it.
+pub fn generated_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let ours = make_device_csr(&device(CSR_DEVICE), "SN-REC-00001").expect("a CSR");
+    let der = CertificateSigningRequestDer::from_pem_slice(ours.csr_pem.as_bytes())
+        .expect("a CSR")
+        .as_ref()
+        .to_vec();
+    let other = make_device_csr(&device("dev-00002"), "SN-REC-00002").expect("a CSR");
+    let mut tampered = der.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    vec![
+        ("valid-csr.pem", ours.csr_pem.into_bytes()),
+        ("valid-csr.der", der),
+        (
+            "invalid-names-another-device.pem",
+            other.csr_pem.into_bytes(),
+        ),
+        ("invalid-bad-signature.der", tampered),
+    ]
+}
+
+fn device(id: &str) -> DeviceId {
+    DeviceId::new(id).expect("a valid device id")
 }
 
 /// A public key as (algorithm, parameters, key bits): the same key compares equal

@@ -20,6 +20,17 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// What a seed's name says its target must make of it.
+fn expected_of(name: &str) -> Outcome {
+    if name.starts_with("valid-") {
+        Outcome::Accepted
+    } else if name.starts_with("invalid-") {
+        Outcome::Refused
+    } else {
+        panic!("{name}: a seed is named valid-* or invalid-*");
+    }
+}
+
 #[test]
 fn every_corpus_file_replays_as_its_name_says() {
     for target in TARGETS {
@@ -28,13 +39,7 @@ fn every_corpus_file_replays_as_its_name_says() {
         assert!(!seeds.is_empty(), "{} has no seed", dir.display());
         for path in seeds {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let expected = if name.starts_with("valid-") {
-                Outcome::Accepted
-            } else if name.starts_with("invalid-") {
-                Outcome::Refused
-            } else {
-                panic!("{}: a seed is named valid-* or invalid-*", path.display());
-            };
+            let expected = expected_of(&name);
             let data = std::fs::read(&path).unwrap();
             assert_eq!(
                 (target.body)(&data),
@@ -44,6 +49,17 @@ fn every_corpus_file_replays_as_its_name_says() {
                 target.body_path
             );
         }
+    }
+}
+
+#[test]
+fn every_generated_seed_replays_as_its_name_says() {
+    for (name, data) in fuzz::csr::generated_seeds() {
+        assert_eq!(
+            fuzz::csr::enrollment_csr(&data),
+            expected_of(name),
+            "{name}"
+        );
     }
 }
 
