@@ -15,7 +15,7 @@ use rustls::pki_types::CertificateDer;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::metrics::HandshakeOutcome;
-use crate::store::DeviceRow;
+use store::DeviceRow;
 
 /// The admission decision.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use protocol::two_officer::TwoOfficerPolicy;
 use serde::{Deserialize, Serialize};
 
 pub use crate::http::settings::{HttpConfig, HttpTls};
-use crate::store::StoreConfig;
+use store::StoreConfig;
 
 /// Prefix of every environment override.
 pub const ENV_PREFIX: &str = "FIELDSYNC_";

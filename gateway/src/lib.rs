@@ -28,8 +28,8 @@ pub mod state;
 pub mod storage;
 pub mod tls;
 
-/// The gateway's view of its store: `crate::store::…` inside the gateway and
-/// `gateway::store::…` outside name the `store` crate (see docs/decisions.md).
+/// The gateway's view of its store: `store::…` inside the gateway and
+/// `store::…` outside name the `store` crate (see docs/decisions.md).
 pub use ::store;
 pub use config::Config;
 pub use server::{GatewayError, RunningGateway, run, start, start_with_clock};

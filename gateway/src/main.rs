@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gateway::config::{Config, ProcessEnv};
-use gateway::store::Store;
+use store::Store;
 
 /// The fieldsync gateway.
 #[derive(Parser, Debug)]

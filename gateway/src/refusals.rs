@@ -19,7 +19,7 @@ use protocol::Millis;
 
 use crate::metrics::HandshakeOutcome;
 use crate::state::GatewayState;
-use crate::store::Store;
+use store::Store;
 
 /// What the audit log says about one refusal reason over one interval.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,7 +129,7 @@ impl RefusalLog {
         let summaries = self.tally.lock().expect("refusal tally lock").take();
         let mut written = 0;
         for summary in summaries {
-            let row = crate::store::RefusedConnections {
+            let row = store::RefusedConnections {
                 reason: summary.reason,
                 count: summary.count,
                 first: summary.first,

@@ -21,8 +21,8 @@ use crate::mdns::{self, MdnsError};
 use crate::metrics::Metrics;
 use crate::pki::{self, PkiSetupError};
 use crate::state::GatewayState;
-use crate::store::{DeviceStatusEvent, Store, StoreError};
 use crate::tls::{self, TlsError};
+use store::{DeviceStatusEvent, Store, StoreError};
 
 /// Why the gateway cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +55,7 @@ pub enum GatewayError {
     Mdns(#[from] MdnsError),
     /// The bootstrap admin token cannot be stored.
     #[error("admin token: {0}")]
-    AdminToken(#[from] crate::store::OperatorTokenError),
+    AdminToken(#[from] store::OperatorTokenError),
     /// The media store cannot be opened.
     #[error("media store: {0}")]
     Media(#[from] crate::media::MediaError),
@@ -214,7 +214,7 @@ pub async fn start_with_clock(
     let first_crossings = storage.check();
     let ingest = crate::ingest::Committer::start(
         store.clone(),
-        crate::store::IngestRules {
+        store::IngestRules {
             two_officer: config.policy.two_officer.clone(),
             action_kinds: config.policy.action_kinds.clone(),
             clock: config.policy.clock,
@@ -309,7 +309,7 @@ pub async fn start_with_clock(
 fn watched_folders(config: &Config) -> Vec<(crate::storage::Folder, std::path::PathBuf)> {
     use crate::storage::Folder;
     let mut folders = vec![(Folder::Media, config.media.dir(&config.data_dir))];
-    if let crate::store::StoreConfig::Sqlite { path } = config.store_config() {
+    if let store::StoreConfig::Sqlite { path } = config.store_config() {
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())

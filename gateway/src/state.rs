@@ -9,7 +9,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::live::LiveConnections;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use store::Store;
 
 /// The shared state of one gateway process.
 pub struct GatewayState {

@@ -335,9 +335,9 @@ pub async fn watch(state: Arc<GatewayState>, first: Vec<Crossing>) {
         let mut left = Vec::new();
         for crossing in unaudited {
             let (action, verb) = if crossing.raised {
-                (crate::store::actions::STORAGE_ALARM_RAISED, "raised")
+                (store::actions::STORAGE_ALARM_RAISED, "raised")
             } else {
-                (crate::store::actions::STORAGE_ALARM_CLEARED, "cleared")
+                (store::actions::STORAGE_ALARM_CLEARED, "cleared")
             };
             tracing::warn!(folder = crossing.folder.as_str(), detail = %crossing.detail, "storage alarm {verb}");
             let written = state

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use clock::ManualClock;
 use gateway::metrics::HandshakeOutcome;
-use gateway::store::actions;
 use pki::DeviceEku;
 use protocol::domain::DeviceStatus;
 use protocol::message::RosterSince;
 use protocol::{CloseCode, ErrorCode, RequestBody};
+use store::actions;
 use test_support::{
     Backend, RawClient, TestGateway, backends, eventually, issue_identity, validity,
 };

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use agent::GatewayConnection;
 use clock::ManualClock;
-use gateway::store::OfficerRecord;
 use protocol::domain::CertificateStatus;
 use protocol::message::{
     CheckOutcome, IdentityCheck, IdentityResult, IdentityVerdict, OfflineAnswer,
     PushIdentityChecks, RosterDelta, RosterSince,
 };
 use protocol::{DeviceId, RequestBody, ResponseBody};
+use store::OfficerRecord;
 use test_support::{Backend, TestGateway, backends, test_config};
 use uuid::Uuid;
 

@@ -15,7 +15,7 @@ use super::auth::{Authorized, ManageAgencies, ReadRegistry};
 use super::error::{ApiError, ErrorBody, require_reason};
 use super::{Body, ImportReport, audit_import, checked_only};
 use crate::state::GatewayState;
-use crate::store::{AgencyRow, NewAgency, RowError};
+use store::{AgencyRow, NewAgency, RowError};
 
 /// An agency as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -11,7 +11,7 @@ use super::Params;
 use super::auth::{Authorized, ReadAudit};
 use super::error::{ApiError, ErrorBody};
 use crate::state::GatewayState;
-use crate::store::AuditEntry;
+use store::AuditEntry;
 
 /// Largest page.
 pub const MAX_PAGE: u32 = 1000;

@@ -20,7 +20,7 @@ use axum::http::request::Parts;
 
 use super::error::ApiError;
 use crate::state::GatewayState;
-use crate::store::{OperatorRole, OperatorToken};
+use store::{OperatorRole, OperatorToken};
 
 /// What an endpoint lets its caller do. Every route requires exactly one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use protocol::Millis;
 
-use crate::store::{OperatorTokenError, Store};
+use store::{OperatorTokenError, Store};
 
 /// The name the bootstrap admin token gets.
 pub const BOOTSTRAP_TOKEN_NAME: &str = "admin";

@@ -21,8 +21,8 @@ use uuid::Uuid;
 use super::auth::{Authorized, Guard, Permission};
 use super::error::{ApiError, ErrorBody};
 use crate::state::GatewayState;
-use crate::store::recordings::{CaseFlag, media_word};
-use crate::store::{RecordView, RecordingRow, StoredRecord, TamperFlag, TwoOfficerFlag};
+use store::recordings::{CaseFlag, media_word};
+use store::{RecordView, RecordingRow, StoredRecord, TamperFlag, TwoOfficerFlag};
 
 /// Requires [`Permission::ReadCaseContent`]: supervisors and admins.
 #[derive(Debug)]

@@ -22,7 +22,7 @@ use super::auth::{Authorized, ManageDevices, ReadRegistry};
 use super::error::{ApiError, ErrorBody, require_reason};
 use super::{Body, ImportReport, checked_only};
 use crate::state::GatewayState;
-use crate::store::{
+use store::{
     AssignmentChange, DeviceImportRow, DeviceRow, FieldChange, ImportMode, NewDevice, RowError,
 };
 

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::store::{OperatorTokenError, RowError, StoreError};
+use store::{OperatorTokenError, RowError, StoreError};
 
 /// The JSON body of every error reply.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

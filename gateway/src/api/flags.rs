@@ -18,8 +18,8 @@ use super::auth::Authorized;
 use super::cases::{CaseFlagEntry, ReadCaseContent, TamperEntry};
 use super::error::{ApiError, ErrorBody};
 use crate::state::GatewayState;
-use crate::store::TwoOfficerFlag;
-use crate::store::recordings::CaseFlagKind;
+use store::TwoOfficerFlag;
+use store::recordings::CaseFlagKind;
 
 /// Which tamper flags to read.
 #[derive(Clone, Debug, Default, Deserialize, IntoParams)]

@@ -17,8 +17,8 @@ use utoipa::ToSchema;
 use super::auth::{Authorized, ReadRegistry};
 use super::error::{ApiError, ErrorBody};
 use crate::state::GatewayState;
-use crate::store::DeviceRow;
-use crate::store::recordings::SILENT;
+use store::DeviceRow;
+use store::recordings::SILENT;
 
 /// How many devices have one status.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -15,7 +15,7 @@ use super::auth::{Authorized, ManageOfficers, ReadRegistry};
 use super::error::{ApiError, ErrorBody, require_reason};
 use super::{Body, ImportReport, audit_import, checked_only};
 use crate::state::GatewayState;
-use crate::store::{OfficerChange, OfficerRecord, OfficerRow, RowError};
+use store::{OfficerChange, OfficerRecord, OfficerRow, RowError};
 
 /// An officer as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -14,7 +14,7 @@ use super::auth::{Authorized, Identify, ManageTokens, Permission};
 use super::error::{ApiError, ErrorBody, require_reason};
 use super::{Body, Reason};
 use crate::state::GatewayState;
-use crate::store::{OperatorRole, OperatorToken};
+use store::{OperatorRole, OperatorToken};
 
 /// A token as the API shows it (never the secret, never its hash).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -119,7 +119,7 @@ pub async fn create_token(
     let role: OperatorRole = new
         .role
         .parse()
-        .map_err(|e: crate::store::UnknownRole| ApiError::invalid(e.to_string()))?;
+        .map_err(|e: store::UnknownRole| ApiError::invalid(e.to_string()))?;
     if new.name.trim().is_empty() {
         return Err(ApiError::invalid("the token name must not be empty"));
     }

@@ -11,8 +11,8 @@ use protocol::deadline::MILLIS_PER_HOUR;
 
 use super::full_process::{LinkedRecording, covered};
 use crate::state::GatewayState;
-use crate::store::StoreError;
-use crate::store::recordings::{CaseFlagKind, NewCaseFlag};
+use store::StoreError;
+use store::recordings::{CaseFlagKind, NewCaseFlag};
 
 /// Raises and clears case flags at gateway time `now`; returns how many were raised.
 pub(super) async fn evaluate(state: &GatewayState, now: Millis) -> Result<usize, StoreError> {

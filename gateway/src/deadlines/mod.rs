@@ -21,9 +21,9 @@ pub use full_process::FullProcessPolicy;
 pub use metrics::RecordingMetrics;
 
 use crate::state::GatewayState;
-use crate::store::StateChange;
-use crate::store::StoreError;
-use crate::store::recordings::{CLOCK_IMPLAUSIBLE, SILENT};
+use store::StateChange;
+use store::StoreError;
+use store::recordings::{CLOCK_IMPLAUSIBLE, SILENT};
 
 /// What one pass of the watcher did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

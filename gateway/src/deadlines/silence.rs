@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use protocol::deadline::{DeadlinePolicy, is_silent};
 use protocol::{DeviceId, Millis};
 
-use crate::store::recordings::{DeviceFlag, SilentDevice};
+use store::recordings::{DeviceFlag, SilentDevice};
 
 /// What to change in the silent-device flags.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

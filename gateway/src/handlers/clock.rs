@@ -6,8 +6,8 @@
 use protocol::{DeviceId, Millis};
 
 use crate::state::GatewayState;
-use crate::store::StoreError;
-use crate::store::recordings::CLOCK_IMPLAUSIBLE;
+use store::StoreError;
+use store::recordings::CLOCK_IMPLAUSIBLE;
 
 /// Raises the device's flag (once) and logs why.
 pub(super) async fn raise(

@@ -16,7 +16,7 @@ use protocol::deadline::ClockSkew;
 use protocol::{ErrorCode, ErrorReply, InvalidField, RequestBody, ResponseBody};
 
 use crate::state::GatewayState;
-use crate::store::StoreError;
+use store::StoreError;
 
 /// What the gateway keeps about one admitted connection, for as long as it lives: only
 /// what handlers need, because thousands of idle devices each hold one.

@@ -24,8 +24,8 @@ use crate::faults::{Component, Halted};
 use crate::media::{MediaError, Received, Stop, UploadCap, UploadSlot};
 use crate::state::GatewayState;
 use crate::storage::Folder;
-use crate::store::recordings::Announced;
-use crate::store::{RecordingRow, StoreError};
+use store::recordings::Announced;
+use store::{RecordingRow, StoreError};
 
 /// Why a recording request was refused.
 #[derive(Debug, thiserror::Error)]

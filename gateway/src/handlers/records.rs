@@ -9,7 +9,7 @@ use protocol::{InvalidField, Limits, ResponseBody};
 
 use super::{ConnectionContext, HandlerError};
 use crate::state::GatewayState;
-use crate::store::RecordBatch;
+use store::RecordBatch;
 
 /// Serves a push of field records.
 pub(super) async fn handle(

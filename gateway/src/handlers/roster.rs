@@ -7,7 +7,7 @@ use protocol::message::{RosterDelta, RosterSince};
 
 use super::{ConnectionContext, HandlerError};
 use crate::state::GatewayState;
-use crate::store::roster_entry;
+use store::roster_entry;
 
 /// Serves a roster request.
 pub(super) async fn handle(

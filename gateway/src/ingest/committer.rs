@@ -12,7 +12,7 @@ use super::RecordMetrics;
 use crate::clock::SharedClock;
 use crate::faults::{Component, Halted, StorageFaults};
 use crate::storage::{Folder, StorageWatch};
-use crate::store::{IngestRules, RecordBatch, Store};
+use store::{IngestRules, RecordBatch, Store};
 
 /// How the committer groups pushes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -214,8 +214,8 @@ impl Worker {
                 self.metrics
                     .failed_commits
                     .with_label_values(&[match self.store.backend() {
-                        crate::store::Backend::Sqlite => "sqlite",
-                        crate::store::Backend::Postgres => "postgres",
+                        store::Backend::Sqlite => "sqlite",
+                        store::Backend::Postgres => "postgres",
                     }])
                     .inc();
                 let error = if e.is_storage_full() {

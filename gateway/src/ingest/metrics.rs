@@ -4,7 +4,7 @@
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts};
 
 use crate::metrics::Metrics;
-use crate::store::IngestSummary;
+use store::IngestSummary;
 
 /// Counters and histograms of ingest.
 #[derive(Clone)]

@@ -14,7 +14,7 @@ use time::{OffsetDateTime, UtcOffset};
 
 use crate::api::auth::Permission;
 use crate::api::error::ApiError;
-use crate::store::{OperatorToken, StoreError};
+use store::{OperatorToken, StoreError};
 
 /// Why a page cannot be shown.
 #[derive(Debug, thiserror::Error)]

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use super::layout::{self, PageError};
 use crate::api::auth::Guard;
 use crate::state::GatewayState;
-use crate::store::OperatorToken;
+use store::OperatorToken;
 
 /// The cookie's name.
 pub const COOKIE_NAME: &str = "fieldsync_session";

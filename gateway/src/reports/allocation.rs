@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 use super::sheet::Sheet;
 use crate::clock::DAY;
 use crate::state::GatewayState;
-use crate::store::{AgencyAllocationFacts, AllocationFacts, AllocationSnapshotRow, StoreError};
+use store::{AgencyAllocationFacts, AllocationFacts, AllocationSnapshotRow, StoreError};
 
 /// When the daily snapshot is taken (configuration `[allocation_report]`). Days of the
 /// trend are days of the agencies' time zone (the top-level `time_zone`).
@@ -523,9 +523,9 @@ pub async fn run_daily_snapshots(state: Arc<GatewayState>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::AgencyRow;
     use protocol::allocation::{DeviceStanding, OfficerStanding};
     use protocol::domain::{CertificateStatus, DeviceKind, DeviceStatus};
+    use store::AgencyRow;
 
     fn facts(
         name: &str,

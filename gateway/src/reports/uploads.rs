@@ -17,8 +17,8 @@ use protocol::{DeviceId, Millis};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::store::recordings::{CLOCK_IMPLAUSIBLE, DeviceFlag, ReportRecording, SILENT};
-use crate::store::{Store, StoreError};
+use store::recordings::{CLOCK_IMPLAUSIBLE, DeviceFlag, ReportRecording, SILENT};
+use store::{Store, StoreError};
 
 /// How many recordings are in each state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

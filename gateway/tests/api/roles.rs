@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use gateway::api::auth::Permission;
-use gateway::store::OperatorRole;
 use serde_json::{Value, json};
+use store::OperatorRole;
 use test_support::{Backend, backends};
 
 use crate::support::{Api, ROLES};

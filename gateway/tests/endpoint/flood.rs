@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use gateway::metrics::HandshakeOutcome;
-use gateway::store::actions;
 use pki::DeviceEku;
 use protocol::message::{PushRecords, RecordOutcome};
 use protocol::test_util::{record_content, seal_chain};
 use protocol::{RequestBody, ResponseBody};
+use store::actions;
 use test_support::{RawClient, TestGateway, backends, eventually, issue_identity, validity};
 use time::Duration as Span;
 use tokio::sync::Semaphore;

@@ -4,10 +4,10 @@
 
 use clock::{Clock, ManualClock, SystemClock};
 use gateway::metrics::HandshakeOutcome;
-use gateway::store::NewDevice;
 use pki::DeviceEku;
 use protocol::CloseCode;
 use protocol::domain::DeviceKind;
+use store::NewDevice;
 use test_support::{
     Backend, RawClient, TestGateway, backends, eventually, hello_on, issue_identity, validity,
 };

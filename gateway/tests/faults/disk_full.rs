@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent::GatewayConnection;
-use gateway::store::actions;
 use protocol::chain::ChainHead;
 use protocol::domain::DeviceStatus;
 use protocol::message::{FieldRecord, PushRecords, UploadHeader};
 use protocol::{DeviceId, ErrorCode, RequestBody, ResponseBody};
+use store::actions;
 use test_support::{Backend, TestGateway, Tmpfs, eventually, http_get, test_config};
 
 use crate::support::{clip, content, now, published};

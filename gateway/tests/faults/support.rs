@@ -12,10 +12,10 @@ use agent::outbox::recordings::RecordingState;
 use agent::recordings::NewRecording;
 use agent::{Agent, AgentConfig, DeviceIdentity};
 use clock::SystemClock;
-use gateway::store::{Store, StoreConfig};
 use protocol::message::{MediaKind, RecordContent};
 use protocol::{DeviceId, Sha256Hash};
 use sha2::Digest;
+use store::{Store, StoreConfig};
 use test_support::{Backend, GatewayProcess, test_config};
 
 /// How long a stopped process may take to be seen gone.

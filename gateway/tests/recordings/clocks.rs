@@ -8,11 +8,11 @@
 
 use gateway::api::cases::case_view;
 use gateway::reports::uploads::upload_report;
-use gateway::store::recordings::CLOCK_IMPLAUSIBLE;
 use protocol::Millis;
 use protocol::chain::ChainHead;
 use protocol::deadline::UploadState;
 use protocol::domain::Stage;
+use store::recordings::CLOCK_IMPLAUSIBLE;
 use test_support::backends;
 
 use crate::support::{Fixture, H, T0, announcement, content, push_records, record, row};

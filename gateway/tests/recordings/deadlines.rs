@@ -10,7 +10,7 @@ use test_support::{Backend, backends, eventually};
 
 use crate::support::{Fixture, H, T0, announcement, content, row, upload_from};
 
-fn states(changes: &[gateway::store::StateChange]) -> Vec<(Option<UploadState>, UploadState)> {
+fn states(changes: &[store::StateChange]) -> Vec<(Option<UploadState>, UploadState)> {
     changes.iter().map(|c| (c.from, c.to)).collect()
 }
 
@@ -286,7 +286,7 @@ async fn the_upload_report_counts_every_state_per_agency_officer_and_device() {
         let store = &fx.state().store;
         store
             .create_agency(
-                &gateway::store::NewAgency {
+                &store::NewAgency {
                     name: "East District".into(),
                     class: protocol::domain::AgencyClass::A,
                     class_c_target: None,
@@ -301,8 +301,8 @@ async fn the_upload_report_counts_every_state_per_agency_officer_and_device() {
         store
             .assign_device(
                 &dev1,
-                gateway::store::AssignmentChange {
-                    agency: gateway::store::FieldChange::Set("East District"),
+                store::AssignmentChange {
+                    agency: store::FieldChange::Set("East District"),
                     ..Default::default()
                 },
                 "test",

@@ -6,9 +6,9 @@
 //! Flags are stored, shown with the case, cleared (not deleted) when resolved, and kept
 //! across a restart.
 
-use gateway::store::recordings::CaseFlagKind;
 use protocol::chain::ChainHead;
 use protocol::domain::Stage;
+use store::recordings::CaseFlagKind;
 use test_support::backends;
 use uuid::Uuid;
 
@@ -16,7 +16,7 @@ use crate::support::{Fixture, H, T0, announcement, content, push_records, record
 
 const DAY: i64 = 24 * H;
 
-fn open(flags: &[gateway::store::recordings::CaseFlag]) -> Vec<(CaseFlagKind, String)> {
+fn open(flags: &[store::recordings::CaseFlag]) -> Vec<(CaseFlagKind, String)> {
     flags
         .iter()
         .filter(|f| f.cleared_at.is_none())

@@ -152,7 +152,7 @@ pub(crate) fn refusal(err: agent::ClientError) -> ErrorReply {
 }
 
 /// The stored recording's row.
-pub(crate) async fn row(fx: &Fixture, id: Uuid) -> gateway::store::RecordingRow {
+pub(crate) async fn row(fx: &Fixture, id: Uuid) -> store::RecordingRow {
     fx.state()
         .store
         .recording(id)

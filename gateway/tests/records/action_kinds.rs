@@ -3,8 +3,8 @@
 //! any spelling of one code ("Seizure ", "SEIZURE") gets every rule of that code, the
 //! two-officer rule and the whole-process audio-video rule alike.
 
-use gateway::store::recordings::CaseFlagKind;
 use protocol::message::{RecordOutcome, RejectReason};
+use store::recordings::CaseFlagKind;
 use test_support::backends;
 
 use crate::support::{Chain, T0, content, device, gateway, officer, outcomes, push};

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use agent::transport::TransportSettings;
 use agent::{DeviceIdentity, GatewayConnection, GatewayEndpoint};
-use gateway::store::{Store, StoreConfig};
 use protocol::DeviceId;
 use protocol::message::FieldRecord;
+use store::{Store, StoreConfig};
 use test_support::{Backend, backends, eventually};
 use tokio::sync::Mutex;
 

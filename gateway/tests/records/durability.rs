@@ -1,8 +1,8 @@
 //! Ack after commit: every record the gateway acknowledged is in the database, seen
 //! through a second, independent store handle at once and after the gateway stopped.
 
-use gateway::store::Store;
 use protocol::message::RecordOutcome;
+use store::Store;
 use test_support::backends;
 
 use crate::support::{Chain, T0, device, gateway, outcomes, push};

@@ -8,11 +8,11 @@ use std::time::Duration;
 use clock::ManualClock;
 use gateway::ingest::{Committer, IngestError, IngestSettings, RecordMetrics};
 use gateway::metrics::Metrics;
-use gateway::store::IngestRules;
-use gateway::store::RecordBatch;
 use protocol::DeviceId;
 use protocol::chain::ChainBreak;
 use protocol::deadline::ClockSkew;
+use store::IngestRules;
+use store::RecordBatch;
 use test_support::backends;
 
 use crate::support::{Chain, Raw, T0, gateway};

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use agent::GatewayConnection;
 use clock::ManualClock;
-use gateway::store::OfficerRecord;
 use protocol::chain::{ChainHead, seal};
 use protocol::domain::CertificateStatus;
 use protocol::message::{FieldRecord, PushRecords, RecordAck, RecordContent, RecordOutcome};
 use protocol::{DeviceId, RequestBody, ResponseBody};
+use store::OfficerRecord;
 use test_support::{Backend, TestGateway, test_config};
 
 /// Gateway time at the start of every test (2026-09-21).
@@ -119,12 +119,12 @@ pub(crate) enum Raw {
 impl Raw {
     pub(crate) async fn open(gw: &TestGateway) -> Raw {
         match gw.config.store_config() {
-            gateway::store::StoreConfig::Sqlite { path } => Raw::Sqlite(
+            store::StoreConfig::Sqlite { path } => Raw::Sqlite(
                 sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
                     .await
                     .expect("raw sqlite"),
             ),
-            gateway::store::StoreConfig::Postgres { url, schema } => {
+            store::StoreConfig::Postgres { url, schema } => {
                 let schema = schema.expect("test schema");
                 let options: sqlx::postgres::PgConnectOptions = url.parse().expect("url");
                 let options = options.options([("search_path", schema.as_str())]);
