@@ -10,7 +10,7 @@ targets are not product. Run from the repository root: python3 docs/product-line
 import os
 import sys
 
-PRODUCT = ["protocol", "durable", "clock", "pki", "store", "gateway", "agent",
+PRODUCT = ["protocol", "durable", "clock", "pki", "store", "media", "gateway", "agent",
            "provisioning", "certs-dev", "loadtest"]
 
 

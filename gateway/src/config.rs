@@ -117,7 +117,7 @@ pub struct Config {
     /// Group commit of field records.
     pub ingest: crate::ingest::IngestConfig,
     /// Where recordings' bytes are kept.
-    pub media: crate::media::MediaSettings,
+    pub media: media::MediaSettings,
     /// How often the deadline watcher re-evaluates recordings and flags, in seconds.
     pub deadline_check_secs: u64,
     /// When the daily allocation snapshot is taken.
@@ -142,7 +142,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             shutdown_grace_secs: 10,
             ingest: crate::ingest::IngestConfig::default(),
-            media: crate::media::MediaSettings::default(),
+            media: media::MediaSettings::default(),
             deadline_check_secs: 60,
             allocation_report: crate::reports::allocation::AllocationReportConfig::default(),
             storage: crate::storage::StorageSettings::default(),

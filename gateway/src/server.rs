@@ -58,7 +58,7 @@ pub enum GatewayError {
     AdminToken(#[from] store::OperatorTokenError),
     /// The media store cannot be opened.
     #[error("media store: {0}")]
-    Media(#[from] crate::media::MediaError),
+    Media(#[from] media::MediaError),
 }
 
 /// A started gateway.
@@ -202,7 +202,7 @@ pub async fn start_with_clock(
         None
     };
 
-    let media = crate::media::MediaStore::open(&config.media, &config.data_dir)?;
+    let media = Arc::new(media::MediaStore::open(&config.media, &config.data_dir)?);
     let recording_metrics = crate::deadlines::RecordingMetrics::register(&metrics);
     let faults = Arc::new(crate::faults::StorageFaults::register(&metrics));
     let storage = Arc::new(crate::storage::StorageWatch::new(
@@ -254,7 +254,14 @@ pub async fn start_with_clock(
         tokio::spawn(crate::refusals::run(state.clone())),
         tokio::spawn(crate::deadlines::watch(state.clone())),
         tokio::spawn(crate::storage::watch(state.clone(), first_crossings)),
-        tokio::spawn(crate::media::sweep::run(state.clone())),
+        tokio::spawn(crate::jobs::staging_sweep::run(
+            state.media.clone(),
+            state.store.clone(),
+            state.clock.clone(),
+            state.config.media.clone(),
+            state.recording_metrics.staging_removed.clone(),
+            state.shutdown.clone(),
+        )),
         tokio::spawn(crate::reports::allocation::run_daily_snapshots(
             state.clone(),
         )),

@@ -35,7 +35,7 @@ pub struct GatewayState {
     /// The group committer of field records.
     pub ingest: crate::ingest::Committer,
     /// Where recordings' bytes go (staging, then the content-addressed store).
-    pub media: crate::media::MediaStore,
+    pub media: Arc<media::MediaStore>,
     /// Recording metrics (overdue, silent devices, bytes, stored).
     pub recording_metrics: crate::deadlines::RecordingMetrics,
     /// Components stopped by a storage failure (shared with the committer).

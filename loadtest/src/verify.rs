@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use gateway::media::MediaStore;
+use media::MediaStore;
 use protocol::DeviceId;
 use serde::Serialize;
 use store::Store;
@@ -96,7 +96,7 @@ pub enum VerifyError {
     Store(#[from] store::StoreError),
     /// The media store could not be opened.
     #[error("reading the gateway's media store: {0}")]
-    Media(#[from] gateway::media::MediaError),
+    Media(#[from] media::MediaError),
 }
 
 /// One device's records compared with its stored chain (pure).

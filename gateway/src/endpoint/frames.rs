@@ -11,7 +11,7 @@ use protocol::frame::{FrameDecoder, FrameError, encode_frame};
 use protocol::message::Versioned;
 use serde::Serialize;
 
-use crate::media::ChunkSource;
+use media::ChunkSource;
 
 /// Why a request frame could not be read.
 #[derive(Debug, thiserror::Error)]

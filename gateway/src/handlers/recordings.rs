@@ -21,9 +21,9 @@ use uuid::Uuid;
 
 use super::{ConnectionContext, HandlerError};
 use crate::faults::{Component, Halted};
-use crate::media::{MediaError, Received, Stop, UploadCap, UploadSlot};
 use crate::state::GatewayState;
 use crate::storage::Folder;
+use media::{MediaError, Received, Stop, UploadCap, UploadSlot};
 use store::recordings::Announced;
 use store::{RecordingRow, StoreError};
 

@@ -208,10 +208,7 @@ async fn a_gateway_killed_between_the_media_store_and_the_commit_collapses_the_r
                 )
                 .await
                 .unwrap();
-            assert_eq!(
-                received,
-                gateway::media::Received::Complete { offset: 500_000 }
-            );
+            assert_eq!(received, media::Received::Complete { offset: 500_000 });
             media
                 .publish(&mut slot, ann.sha256, ann.size)
                 .await

@@ -86,7 +86,7 @@ async fn a_gateway_killed_mid_chunk_keeps_every_acknowledged_byte_and_the_upload
         // before the kill, and the restart must cut them away.
         send.write_all(&bytes[500_000..2_200_000]).await.unwrap();
         // Staged under the gateway's own id (its data folder's gateway.id).
-        let gateway_id = gateway::media::owner::gateway_id(data.path()).unwrap();
+        let gateway_id = media::owner::gateway_id(data.path()).unwrap();
         let staged = data
             .path()
             .join(format!("media/staging/{gateway_id}/{id}.part"));

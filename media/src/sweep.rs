@@ -1,21 +1,18 @@
 //! Removing abandoned staging files. A device that announced a recording, sent part of
 //! it and never came back (lost, wiped, or an attacker with a stolen certificate)
-//! leaves its partial upload on this gateway's disk for ever; every
-//! `media.staging_sweep_secs` the files nobody has written for
-//! `media.staging_max_age_hours` are removed and counted, and their recordings' progress
-//! set back to zero (a device that does come back uploads from the start). A file
-//! whose upload is in progress is never touched: the sweep takes the recording's slot
-//! only if nobody holds or wants it.
+//! leaves its partial upload on this gateway's disk for ever; the gateway's sweep job
+//! (`gateway::jobs::staging_sweep`) calls [`MediaStore::remove_abandoned`] every
+//! `media.staging_sweep_secs` for the files nobody has written for
+//! `media.staging_max_age_hours`. A file whose upload is in progress is never touched:
+//! the sweep takes the recording's slot only if nobody holds or wants it.
 
-use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use protocol::Millis;
 use uuid::Uuid;
 
 use super::fsutil::{fsync_dir, io_error};
 use super::{MediaError, MediaStore};
-use crate::state::GatewayState;
 
 impl MediaStore {
     /// Staging files not written since `before` (ms since the epoch).
@@ -99,36 +96,4 @@ impl MediaStore {
 fn written_at(meta: &std::fs::Metadata) -> Option<Millis> {
     let since = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
     Millis::try_from(since.as_millis()).ok()
-}
-
-/// The sweep job: every `media.staging_sweep_secs`, removes the staging files untouched
-/// for `media.staging_max_age_hours` (by the gateway's clock) and sets their
-/// recordings' progress back to zero.
-pub async fn run(state: Arc<GatewayState>) {
-    let media = &state.config.media;
-    let every = Duration::from_secs(media.staging_sweep_secs);
-    let max_age = Millis::from(media.staging_max_age_hours) * 3_600_000;
-    loop {
-        tokio::select! {
-            () = state.shutdown.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
-        let before = state.clock.now().saturating_sub(max_age);
-        let forget = |id: Uuid| {
-            let state = &state;
-            async move {
-                if let Err(e) = state.store.set_recording_progress(id, 0).await {
-                    tracing::warn!(recording = %id, error = %e, "cannot reset a swept recording's progress");
-                }
-            }
-        };
-        match state.media.remove_abandoned(before, forget).await {
-            Ok(0) => {}
-            Ok(n) => {
-                state.recording_metrics.staging_removed.inc_by(n);
-                tracing::info!(removed = n, "abandoned staging files removed");
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot sweep the staging folder"),
-        }
-    }
 }

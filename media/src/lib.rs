@@ -8,6 +8,10 @@
 //! rename + fsync of the folder) or an S3-compatible bucket ([`s3`]), chosen in
 //! configuration. Only after that does the caller commit the store row and tell the
 //! device "stored".
+//!
+//! A crate of its own below the gateway: it knows files, buckets and hashes, never the
+//! gateway's state, store or clock (its one periodic task, removing abandoned staging
+//! files, is driven by the gateway's `jobs::staging_sweep`).
 
 mod caps;
 mod chunk;
@@ -20,7 +24,7 @@ mod pool;
 pub mod s3;
 mod settings;
 pub mod staging;
-pub mod sweep;
+mod sweep;
 
 use std::path::{Path, PathBuf};
 
@@ -64,8 +68,8 @@ pub enum MediaError {
         actual: Sha256Hash,
     },
     /// A write, fsync or rename failed: what it wrote may not be on disk whatever a
-    /// later call says, so the media store stops acknowledging (see
-    /// [`crate::faults`]).
+    /// later call says, so the media store stops acknowledging (the gateway's
+    /// `faults` module).
     #[error("cannot {what} ({path}): {source}")]
     Durability {
         /// What was being done.
