@@ -221,7 +221,7 @@ pub async fn start_with_clock(
         },
         clock.clone(),
         crate::ingest::RecordMetrics::register(&metrics),
-        config.ingest.settings(),
+        crate::ingest::IngestSettings::from(&config.ingest),
         faults.clone(),
         storage.clone(),
     );

@@ -46,7 +46,7 @@ const PUSH_RECORDS: usize = crate::sim::pushes::DRAIN_BATCH as usize;
 /// `rows` baseline records, grouped once for every run.
 pub async fn fastest_store(dir: &Path, rows: usize) -> Result<f64, StoreAloneError> {
     let devices = baseline_devices(rows.min(SQLITE_DEVICES));
-    let max_group = gateway::ingest::IngestConfig::default().max_batch_records as usize;
+    let max_group = gateway::config::IngestConfig::default().max_batch_records as usize;
     let groups = groups(
         pushes(baseline_records(rows, RowOrder::ByDevice)),
         max_group,

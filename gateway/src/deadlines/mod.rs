@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use protocol::Millis;
 
-pub use full_process::FullProcessPolicy;
 pub use metrics::RecordingMetrics;
 
 use crate::state::GatewayState;

@@ -24,7 +24,7 @@ use tower::ServiceExt;
 use super::activity::{Activity, GuardedBody, Overstay, Tracked};
 use super::clients::Place;
 use super::metrics::{Closed, HttpMetrics};
-use super::settings::Timers;
+use crate::config::http::Timers;
 
 /// The read buffer of one connection may grow to this (hyper's default is ~400 KiB):
 /// request headers beyond it are refused with 431, and 512 connections hold at most

@@ -13,7 +13,6 @@ pub mod activity;
 pub mod clients;
 pub mod connection;
 pub mod metrics;
-pub mod settings;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -26,11 +25,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use crate::config::HttpConfig;
 use crate::state::GatewayState;
 use clients::ConnectionCaps;
 use connection::Listening;
 use metrics::HttpMetrics;
-pub use settings::{HttpConfig, HttpTls};
 
 /// Why the operator listener cannot start.
 #[derive(Debug, thiserror::Error)]

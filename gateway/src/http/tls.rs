@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::settings::HttpTls;
+use crate::config::HttpTls;
 
 /// True when the operator listener on `addr` must speak TLS: on every address that
 /// is not loopback (a token must never cross a network in clear text), and on

@@ -9,9 +9,20 @@
 //! device in the same group continue each other's chain.
 
 mod committer;
-mod config;
 pub mod metrics;
 
 pub use committer::{Committer, IngestError, IngestSettings};
-pub use config::IngestConfig;
 pub use metrics::RecordMetrics;
+
+use crate::config::IngestConfig;
+
+impl From<&IngestConfig> for IngestSettings {
+    /// The committer's settings from the `[ingest]` table.
+    fn from(config: &IngestConfig) -> Self {
+        IngestSettings {
+            max_batch_records: config.max_batch_records as usize,
+            max_wait: std::time::Duration::from_millis(config.max_wait_ms),
+            queue_requests: config.queue_requests as usize,
+        }
+    }
+}

@@ -114,7 +114,7 @@ async fn a_failed_group_commit_fails_every_caller_and_stores_nothing() {
             },
             Arc::new(gateway::faults::StorageFaults::register(&metrics)),
             Arc::new(gateway::storage::StorageWatch::new(
-                gateway::storage::StorageSettings::default(),
+                gateway::config::StorageSettings::default(),
                 Vec::new(),
                 &metrics,
             )),

@@ -1,4 +1,4 @@
-//! The `[http]` section of the configuration: where the operator listener binds,
+//! The `[http]` table of the configuration: where the operator listener binds,
 //! when it speaks TLS, and the timers and caps that keep slow or hostile clients
 //! from holding it (issue 19, point 5). Every key is in `docs/configuration.md`.
 

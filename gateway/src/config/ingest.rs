@@ -1,10 +1,6 @@
 //! The `[ingest]` configuration table: how pushes are grouped into one commit.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
-
-use super::IngestSettings;
 
 /// Group-commit settings, as written in the configuration file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,15 +41,6 @@ impl IngestConfig {
             return Err(("ingest.queue_requests", "must be at least 1".into()));
         }
         Ok(())
-    }
-
-    /// The committer's settings.
-    pub fn settings(&self) -> IngestSettings {
-        IngestSettings {
-            max_batch_records: self.max_batch_records as usize,
-            max_wait: Duration::from_millis(self.max_wait_ms),
-            queue_requests: self.queue_requests as usize,
-        }
     }
 }
 
