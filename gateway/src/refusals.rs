@@ -9,16 +9,15 @@
 //! mutex held for microseconds), and a task writes at most one row per reason per
 //! `device.refusal_audit_secs`: how many, first and last time, a few sample peers.
 //!
-//! The tally is pure (it takes `now`); the task and the flush are the IO around it.
+//! The tally is pure (it takes `now`); the flush is the IO around it, and the job that
+//! calls it is `jobs::refusal_audit`.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use protocol::Millis;
 
 use crate::metrics::HandshakeOutcome;
-use crate::state::GatewayState;
 use store::Store;
 
 /// What the audit log says about one refusal reason over one interval.
@@ -148,21 +147,6 @@ impl RefusalLog {
             }
         }
         written
-    }
-}
-
-/// Writes the summaries every `device.refusal_audit_secs` (the first one interval after
-/// the start), until the gateway stops; shutdown writes what is left.
-pub async fn run(state: Arc<GatewayState>) {
-    let period = Duration::from_secs(state.config.device.refusal_audit_secs);
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            () = state.shutdown.cancelled() => break,
-        }
-        state.refusals.flush(&state.store, state.clock.now()).await;
     }
 }
 

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::CloseCode;
-use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -16,13 +15,14 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::endpoint::{self, EndpointError};
 use crate::http::{self, HttpError};
+use crate::jobs;
 use crate::live::LiveConnections;
 use crate::mdns::{self, MdnsError};
 use crate::metrics::Metrics;
 use crate::pki::{self, PkiSetupError};
 use crate::state::GatewayState;
 use crate::tls::{self, TlsError};
-use store::{DeviceStatusEvent, Store, StoreError};
+use store::{Store, StoreError};
 
 /// Why the gateway cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -226,7 +226,9 @@ pub async fn start_with_clock(
         storage.clone(),
     );
     let device_rules = config.device_rules();
-    let refusals = crate::refusals::RefusalLog::new(config.device.refusal_audit_samples);
+    let refusals = Arc::new(crate::refusals::RefusalLog::new(
+        config.device.refusal_audit_samples,
+    ));
     let state = Arc::new(GatewayState {
         device_rules_digest: device_rules.digest(),
         device_rules,
@@ -250,11 +252,33 @@ pub async fn start_with_clock(
     let http_shutdown = state.shutdown.clone();
     let background = vec![
         tokio::spawn(endpoint::accept_loop(state.clone(), quic.clone())),
-        tokio::spawn(enforce_revocations(state.clone(), events)),
-        tokio::spawn(crate::refusals::run(state.clone())),
-        tokio::spawn(crate::deadlines::watch(state.clone())),
-        tokio::spawn(crate::storage::watch(state.clone(), first_crossings)),
-        tokio::spawn(crate::jobs::staging_sweep::run(
+        tokio::spawn(jobs::revocations::run(
+            events,
+            state.live.clone(),
+            state.store.clone(),
+            state.metrics.closed.clone(),
+        )),
+        tokio::spawn(jobs::refusal_audit::run(
+            state.refusals.clone(),
+            state.store.clone(),
+            state.clock.clone(),
+            Duration::from_secs(state.config.device.refusal_audit_secs),
+            state.shutdown.clone(),
+        )),
+        tokio::spawn(jobs::deadline_watch::run(
+            state.deadlines(),
+            Duration::from_secs(state.config.deadline_check_secs),
+            state.shutdown.clone(),
+        )),
+        tokio::spawn(jobs::storage_alarm::run(
+            state.storage.clone(),
+            state.faults.clone(),
+            state.store.clone(),
+            state.clock.clone(),
+            Duration::from_secs(state.config.storage.check_secs),
+            first_crossings,
+        )),
+        tokio::spawn(jobs::staging_sweep::run(
             state.media.clone(),
             state.store.clone(),
             state.clock.clone(),
@@ -262,8 +286,10 @@ pub async fn start_with_clock(
             state.recording_metrics.staging_removed.clone(),
             state.shutdown.clone(),
         )),
-        tokio::spawn(crate::reports::allocation::run_daily_snapshots(
-            state.clone(),
+        tokio::spawn(jobs::allocation_snapshots::run(
+            state.allocation(),
+            state.config.allocation_report.clone(),
+            state.shutdown.clone(),
         )),
         tokio::spawn({
             let state = state.clone();
@@ -335,66 +361,4 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     shutdown.await;
     gateway.shutdown().await;
     Ok(())
-}
-
-/// Closes the live connections of devices whose status stops admitting them, as the
-/// store reports changes (from this gateway or, on PostgreSQL, any other).
-async fn enforce_revocations(
-    state: Arc<GatewayState>,
-    mut events: broadcast::Receiver<DeviceStatusEvent>,
-) {
-    loop {
-        match events.recv().await {
-            Ok(DeviceStatusEvent::Changed {
-                device_id, status, ..
-            }) => {
-                if let Some(code) = CloseCode::for_status(status) {
-                    let closed = state.live.close_device(&device_id, code);
-                    if closed > 0 {
-                        state
-                            .metrics
-                            .closed
-                            .with_label_values(&[code.reason()])
-                            .inc_by(closed as u64);
-                        tracing::info!(device = %device_id, %status, closed, "closed a device's live connections");
-                    }
-                }
-            }
-            Ok(DeviceStatusEvent::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                recheck_live_connections(&state).await;
-            }
-            Err(broadcast::error::RecvError::Closed) => break,
-        }
-    }
-}
-
-/// Re-reads every live connection's enrollment and closes those no longer admitted
-/// (after missed notifications).
-async fn recheck_live_connections(state: &GatewayState) {
-    for live in state.live.snapshot() {
-        match state
-            .store
-            .device_by_fingerprint(&live.fingerprint.to_hex())
-            .await
-        {
-            Ok(row) => {
-                let code = match row {
-                    None => Some(CloseCode::UnknownDevice),
-                    Some(row) => CloseCode::for_status(row.status),
-                };
-                if let Some(code) = code {
-                    crate::live::close(&live.connection, code);
-                    state
-                        .metrics
-                        .closed
-                        .with_label_values(&[code.reason()])
-                        .inc();
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot re-check live connections; will retry on the next resync");
-                return;
-            }
-        }
-    }
 }

@@ -1,4 +1,7 @@
-//! What every part of a running gateway shares.
+//! What every part of a running gateway shares. The parts below it (deadlines, reports,
+//! jobs) never take the whole state: the handles each needs are made here
+//! ([`GatewayState::deadlines`], [`GatewayState::allocation`]) or handed over by
+//! `server` when it spawns the jobs.
 
 use std::sync::Arc;
 
@@ -7,8 +10,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::deadlines::Deadlines;
 use crate::live::LiveConnections;
 use crate::metrics::Metrics;
+use crate::reports::allocation::AllocationSource;
 use store::Store;
 
 /// The shared state of one gateway process.
@@ -22,7 +27,7 @@ pub struct GatewayState {
     /// Devices connected now.
     pub live: Arc<LiveConnections>,
     /// Handshakes refused since the last audit summary.
-    pub refusals: crate::refusals::RefusalLog,
+    pub refusals: Arc<crate::refusals::RefusalLog>,
     /// The gateway's clock.
     pub clock: SharedClock,
     /// Cancelled when the gateway starts shutting down.
@@ -47,4 +52,27 @@ pub struct GatewayState {
     pub device_rules: protocol::message::DeviceRules,
     /// ... and their digest: a hello naming it is not sent them again.
     pub device_rules_digest: protocol::Sha256Hash,
+}
+
+impl GatewayState {
+    /// What a deadline pass needs (the watcher job, and tests that run a pass).
+    pub fn deadlines(&self) -> Deadlines {
+        Deadlines {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            policy: self.config.policy.clone(),
+            zone: self.config.zone(),
+            metrics: self.recording_metrics.clone(),
+        }
+    }
+
+    /// What the allocation report is made from (API, pages, the daily snapshot).
+    pub fn allocation(&self) -> AllocationSource {
+        AllocationSource {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            policy: self.config.policy.allocation,
+            zone: self.config.zone(),
+        }
+    }
 }

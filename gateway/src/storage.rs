@@ -20,14 +20,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
 
 use prometheus::{IntGaugeVec, Opts};
 
 use crate::config::StorageSettings;
+use crate::faults::StorageFaults;
 use crate::metrics::Metrics;
-use crate::state::GatewayState;
 
 /// A folder the gateway writes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -274,52 +273,14 @@ fn gauge_value(bytes: u64) -> i64 {
 }
 
 /// What every dashboard page shows at its top: storage failures, then alarms.
-pub fn banners(state: &GatewayState) -> Vec<String> {
-    let mut out: Vec<String> = state
-        .faults
+pub fn banners(faults: &StorageFaults, storage: &StorageWatch) -> Vec<String> {
+    let mut out: Vec<String> = faults
         .halted()
         .iter()
         .map(|h| format!("存储故障 · storage failed: {h}"))
         .collect();
-    out.extend(state.storage.alarms());
+    out.extend(storage.alarms());
     out
-}
-
-/// Checks free space every `storage.check_secs`: gauges, alarms (audited when raised
-/// and cleared, retried until written) and the reminder of stopped components.
-/// `first` are the crossings of the check made before the gateway served.
-pub async fn watch(state: Arc<GatewayState>, first: Vec<Crossing>) {
-    let every = Duration::from_secs(state.config.storage.check_secs);
-    let mut unaudited = first;
-    loop {
-        let mut left = Vec::new();
-        for crossing in unaudited {
-            let (action, verb) = if crossing.raised {
-                (store::actions::STORAGE_ALARM_RAISED, "raised")
-            } else {
-                (store::actions::STORAGE_ALARM_CLEARED, "cleared")
-            };
-            tracing::warn!(folder = crossing.folder.as_str(), detail = %crossing.detail, "storage alarm {verb}");
-            let written = state
-                .store
-                .append_audit(
-                    "gateway",
-                    action,
-                    crossing.folder.as_str(),
-                    &crossing.detail,
-                    state.clock.now(),
-                )
-                .await;
-            if let Err(e) = written {
-                tracing::warn!(error = %e, "cannot audit a storage alarm; retrying at the next check");
-                left.push(crossing);
-            }
-        }
-        unaudited = left;
-        state.faults.remind();
-        tokio::time::sleep(every).await;
-        unaudited.extend(state.storage.check());
-    }
 }
 
 #[cfg(test)]

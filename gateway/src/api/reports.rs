@@ -25,7 +25,7 @@ pub async fn allocation_json(
     _auth: Authorized<ReadReports>,
     State(state): State<Arc<GatewayState>>,
 ) -> Result<Json<AllocationReport>, ApiError> {
-    Ok(Json(allocation::current(&state).await?))
+    Ok(Json(state.allocation().current().await?))
 }
 
 /// The allocation report as CSV (one line per agency, then `TOTAL`).
@@ -37,7 +37,7 @@ pub async fn allocation_csv(
     _auth: Authorized<ReadReports>,
     State(state): State<Arc<GatewayState>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let report = allocation::current(&state).await?;
+    let report = state.allocation().current().await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -93,7 +93,7 @@ pub async fn allocation_trend(
     check_day(&from)?;
     check_day(&to)?;
     Ok(Json(AllocationTrend {
-        days: allocation::trend_between(&state, &from, &to).await?,
+        days: state.allocation().trend_between(&from, &to).await?,
     }))
 }
 
@@ -115,8 +115,9 @@ pub async fn take_snapshot(
     auth: Authorized<TakeSnapshots>,
     State(state): State<Arc<GatewayState>>,
 ) -> Result<Json<SnapshotTaken>, ApiError> {
-    let (day, _) = allocation::local_day(state.clock.now(), &state.config.zone());
-    let taken = allocation::take_snapshot(&state, &day).await?;
+    let allocation = state.allocation();
+    let day = allocation.today();
+    let taken = allocation.take_snapshot(&day).await?;
     if taken {
         let detail = serde_json::json!({ "day": day, "reason": "taken on request" });
         state

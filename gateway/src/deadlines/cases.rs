@@ -9,21 +9,22 @@
 use protocol::Millis;
 use protocol::deadline::MILLIS_PER_HOUR;
 
+use super::Deadlines;
 use super::full_process::{LinkedRecording, covered};
-use crate::state::GatewayState;
 use store::StoreError;
 use store::recordings::{CaseFlagKind, NewCaseFlag};
 
 /// Raises and clears case flags at gateway time `now`; returns how many were raised.
-pub(super) async fn evaluate(state: &GatewayState, now: Millis) -> Result<usize, StoreError> {
-    let raised = missing_audio_video(state, now).await? + archive_overdue(state, now).await?;
+pub(super) async fn evaluate(deadlines: &Deadlines, now: Millis) -> Result<usize, StoreError> {
+    let raised =
+        missing_audio_video(deadlines, now).await? + archive_overdue(deadlines, now).await?;
     for kind in [
         CaseFlagKind::MissingAudioVideo,
         CaseFlagKind::ArchiveOverdue,
     ] {
-        let open = state.store.open_case_flags(kind).await?.len();
-        state
-            .recording_metrics
+        let open = deadlines.store.open_case_flags(kind).await?.len();
+        deadlines
+            .metrics
             .case_flags
             .with_label_values(&[kind.as_str()])
             .set(i64::try_from(open).unwrap_or(i64::MAX));
@@ -32,11 +33,11 @@ pub(super) async fn evaluate(state: &GatewayState, now: Millis) -> Result<usize,
 }
 
 async fn linked(
-    state: &GatewayState,
+    deadlines: &Deadlines,
     device: &str,
     seq: i64,
 ) -> Result<Vec<LinkedRecording>, StoreError> {
-    Ok(state
+    Ok(deadlines
         .store
         .linked_recording_spans(device, seq)
         .await?
@@ -49,9 +50,9 @@ async fn linked(
         .collect())
 }
 
-async fn missing_audio_video(state: &GatewayState, now: Millis) -> Result<usize, StoreError> {
-    let store = &state.store;
-    let policy = &state.config.policy;
+async fn missing_audio_video(deadlines: &Deadlines, now: Millis) -> Result<usize, StoreError> {
+    let store = &deadlines.store;
+    let policy = &deadlines.policy;
     let window = Millis::from(policy.deadline.upload_deadline_hours) * MILLIS_PER_HOUR;
     // A record's recording is due `upload_deadline_hours` after the record; only then
     // is a missing one a breach (the deadline instant itself still counts as in time).
@@ -61,7 +62,7 @@ async fn missing_audio_video(state: &GatewayState, now: Millis) -> Result<usize,
         .unflagged_full_process_records(&policy.action_kinds.codes_where(|k| k.audio_video), before)
         .await?
     {
-        let spans = linked(state, &record.device_id, record.sequence).await?;
+        let spans = linked(deadlines, &record.device_id, record.sequence).await?;
         if covered(record.made_at, &spans) {
             continue;
         }
@@ -92,7 +93,7 @@ async fn missing_audio_video(state: &GatewayState, now: Millis) -> Result<usize,
             continue;
         };
         let made_at = flag.due_at.saturating_sub(window);
-        if covered(made_at, &linked(state, device, seq).await?) {
+        if covered(made_at, &linked(deadlines, device, seq).await?) {
             store
                 .clear_case_flag(CaseFlagKind::MissingAudioVideo, &flag.subject, now)
                 .await?;
@@ -101,18 +102,14 @@ async fn missing_audio_video(state: &GatewayState, now: Millis) -> Result<usize,
     Ok(raised)
 }
 
-async fn archive_overdue(state: &GatewayState, now: Millis) -> Result<usize, StoreError> {
-    let store = &state.store;
-    let policy = &state.config.policy.full_process;
-    let zone = state.config.zone();
-    let closing = state
-        .config
-        .policy
-        .action_kinds
-        .codes_where(|k| k.closes_case);
+async fn archive_overdue(deadlines: &Deadlines, now: Millis) -> Result<usize, StoreError> {
+    let store = &deadlines.store;
+    let policy = &deadlines.policy.full_process;
+    let zone = &deadlines.zone;
+    let closing = deadlines.policy.action_kinds.codes_where(|k| k.closes_case);
     let mut raised = 0;
     for (case_number, closed) in store.unarchived_closed_cases(&closing).await? {
-        let due = policy.archive_due(closed, &zone);
+        let due = policy.archive_due(closed, zone);
         if now < due {
             continue;
         }

@@ -3,24 +3,25 @@
 //! long enough to be holding recordings, raises the full-process flags on cases, and
 //! sets the gauges on `/metrics`.
 //!
-//! Time comes from `state.clock`, so a test with a manual clock moves 25 hours and
-//! calls [`evaluate`] (or waits for the next tick). The rules are pure
-//! ([`silence`], [`full_process`]); this module reads, applies and counts.
+//! Time comes from the gateway's clock, so a test with a manual clock moves 25 hours and
+//! calls [`Deadlines::evaluate`] (or waits for the watcher's next tick,
+//! `jobs::deadline_watch`). The rules are pure ([`silence`], [`full_process`]); this
+//! module reads, applies and counts, through [`Deadlines`]: the handles a pass needs.
 
 mod cases;
 pub mod full_process;
 mod metrics;
 pub mod silence;
 
-use std::sync::Arc;
-use std::time::Duration;
-
+use jiff::tz::TimeZone;
 use protocol::Millis;
 
 pub use metrics::RecordingMetrics;
 
-use crate::state::GatewayState;
+use crate::clock::SharedClock;
+use crate::config::PolicyConfig;
 use store::StateChange;
+use store::Store;
 use store::StoreError;
 use store::recordings::{CLOCK_IMPLAUSIBLE, SILENT};
 
@@ -41,12 +42,34 @@ pub struct PassSummary {
     pub case_flags_raised: usize,
 }
 
-/// One pass over recordings, devices and cases at the gateway's current time.
-pub async fn evaluate(state: &GatewayState) -> Result<PassSummary, StoreError> {
-    let _one_pass_at_a_time = state.recording_metrics.pass.lock().await;
-    let now = state.clock.now();
-    let policy = &state.config.policy.deadline;
-    let store = &state.store;
+/// What a deadline pass reads and writes: the store, the clock, the policy, the
+/// agencies' time zone and the gauges it sets; nothing else of the gateway.
+#[derive(Clone)]
+pub struct Deadlines {
+    /// Recordings, devices, records and their flags.
+    pub store: Store,
+    /// Gateway time.
+    pub clock: SharedClock,
+    /// The deadline, full-process and action-kind policy.
+    pub policy: PolicyConfig,
+    /// The agencies' time zone (archive periods are its calendar days).
+    pub zone: TimeZone,
+    /// The gauges a pass sets (and the lock that keeps passes apart).
+    pub metrics: RecordingMetrics,
+}
+
+impl Deadlines {
+    /// One pass over recordings, devices and cases at the gateway's current time.
+    pub async fn evaluate(&self) -> Result<PassSummary, StoreError> {
+        evaluate(self).await
+    }
+}
+
+async fn evaluate(deadlines: &Deadlines) -> Result<PassSummary, StoreError> {
+    let _one_pass_at_a_time = deadlines.metrics.pass.lock().await;
+    let now = deadlines.clock.now();
+    let policy = &deadlines.policy.deadline;
+    let store = &deadlines.store;
     let state_changes = store.advance_recording_states(now, policy).await?;
     for change in &state_changes {
         tracing::info!(
@@ -57,8 +80,8 @@ pub async fn evaluate(state: &GatewayState) -> Result<PassSummary, StoreError> {
         );
     }
     let overdue = store.count_overdue_recordings(now).await?;
-    state
-        .recording_metrics
+    deadlines
+        .metrics
         .overdue
         .set(i64::try_from(overdue).unwrap_or(i64::MAX));
 
@@ -75,18 +98,18 @@ pub async fn evaluate(state: &GatewayState) -> Result<PassSummary, StoreError> {
     for device in &verdict.clear {
         store.clear_device_flag(device, SILENT, now).await?;
     }
-    state
-        .recording_metrics
+    deadlines
+        .metrics
         .silent_devices
         .set(i64::try_from(verdict.silent).unwrap_or(i64::MAX));
 
     let clock_flags = store.open_device_flags(CLOCK_IMPLAUSIBLE).await?.len();
-    state
-        .recording_metrics
+    deadlines
+        .metrics
         .clock_implausible_devices
         .set(i64::try_from(clock_flags).unwrap_or(i64::MAX));
 
-    let case_flags_raised = cases::evaluate(state, now).await?;
+    let case_flags_raised = cases::evaluate(deadlines, now).await?;
 
     Ok(PassSummary {
         now,
@@ -98,26 +121,9 @@ pub async fn evaluate(state: &GatewayState) -> Result<PassSummary, StoreError> {
     })
 }
 
-/// Runs [`evaluate`] at start and then every `deadline_check_secs` until shutdown.
-pub async fn watch(state: Arc<GatewayState>) {
-    let period = Duration::from_secs(state.config.deadline_check_secs);
-    let mut ticks = tokio::time::interval(period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            () = state.shutdown.cancelled() => break,
-        }
-        if let Err(e) = evaluate(&state).await {
-            tracing::warn!(error = %e, "deadline pass failed; retrying at the next tick");
-        }
-        state.recording_metrics.first_pass.send_replace(true);
-    }
-}
-
 /// Waits until the watcher's first pass after start has run (the gauges are set), so
-/// that a caller's own [`evaluate`] is never overtaken by it.
-pub async fn first_pass(state: &GatewayState) {
-    let mut done = state.recording_metrics.first_pass.subscribe();
+/// that a caller's own [`Deadlines::evaluate`] is never overtaken by it.
+pub async fn first_pass(metrics: &RecordingMetrics) {
+    let mut done = metrics.first_pass.subscribe();
     let _ = done.wait_for(|done| *done).await;
 }

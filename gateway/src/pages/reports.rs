@@ -154,8 +154,9 @@ pub async fn allocation_page(
     signed: Signed<ReadReports>,
     State(state): State<Arc<GatewayState>>,
 ) -> Result<Markup, PageError> {
-    let report = allocation::current(&state).await?;
-    let trend = allocation::recent_trend(&state, PAGE_TREND_DAYS).await?;
+    let allocation = state.allocation();
+    let report = allocation.current().await?;
+    let trend = allocation.recent_trend(PAGE_TREND_DAYS).await?;
     let offset = state.config.utc_offset_minutes(state.clock.now());
     Ok(page(
         &Page {

@@ -79,7 +79,7 @@ impl<G: Guard> FromRequestParts<Arc<GatewayState>> for Signed<G> {
         }
         Ok(Signed {
             operator,
-            banners: crate::storage::banners(state),
+            banners: crate::storage::banners(&state.faults, &state.storage),
             _guard: PhantomData,
         })
     }

@@ -4,11 +4,9 @@
 //! the trend and the number of devices to buy.
 //!
 //! Building the report is pure (facts and policy in, rows out); the arithmetic is
-//! `protocol::allocation`. The store gathers the facts, the API serves the result, and
-//! [`run_daily_snapshots`] keeps the history.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! `protocol::allocation`. The store gathers the facts ([`AllocationSource`]), the API
+//! and the pages serve the result, and the job `jobs::allocation_snapshots` keeps the
+//! history.
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -19,10 +17,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::sheet::Sheet;
-use crate::clock::DAY;
+use crate::clock::{DAY, SharedClock};
 use crate::config::AllocationReportConfig;
-use crate::state::GatewayState;
-use store::{AgencyAllocationFacts, AllocationFacts, AllocationSnapshotRow, StoreError};
+use store::{AgencyAllocationFacts, AllocationFacts, AllocationSnapshotRow, Store, StoreError};
 
 /// One agency's row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -386,13 +383,6 @@ pub fn trend(days: Vec<String>, rows: Vec<AllocationSnapshotRow>) -> Vec<TrendDa
     days
 }
 
-/// Builds the current report from the store.
-pub async fn current(state: &GatewayState) -> Result<AllocationReport, StoreError> {
-    let now = state.clock.now();
-    let facts = state.store.allocation_facts(now).await?;
-    Ok(build(&facts, &state.config.policy.allocation, now))
-}
-
 /// Adds today's live figures to `days` when today lies in `from..=to` and has no
 /// snapshot yet (pure): finance sees today's shortfall before the snapshot hour, not
 /// a missing day. The live day counts agencies only, as snapshots do.
@@ -415,86 +405,93 @@ pub fn with_live_today(
     days
 }
 
-/// The trend of `from..=to` (`YYYY-MM-DD`): every snapshot day, and today's live
-/// figures when today has no snapshot yet.
-pub async fn trend_between(
-    state: &GatewayState,
-    from: &str,
-    to: &str,
-) -> Result<Vec<TrendDay>, StoreError> {
-    let (today, _) = local_day(state.clock.now(), &state.config.zone());
-    let day_list = state.store.allocation_snapshot_days(from, to).await?;
-    let rows = state.store.allocation_snapshots(from, to).await?;
-    let days = trend(day_list, rows);
-    if days.iter().any(|d| d.day == today) || !(from <= today.as_str() && today.as_str() <= to) {
-        return Ok(days);
+/// What the allocation report is made from: the store's facts and snapshots, the
+/// gateway's clock, the allocation policy and the agencies' time zone. The API, the
+/// pages and the daily snapshot job each take one; none needs the gateway's state.
+#[derive(Clone)]
+pub struct AllocationSource {
+    /// Facts (agencies, officers, devices) and the kept snapshots.
+    pub store: Store,
+    /// Gateway time.
+    pub clock: SharedClock,
+    /// The ratios and class rules.
+    pub policy: AllocationPolicy,
+    /// Days of the trend are this zone's days.
+    pub zone: TimeZone,
+}
+
+impl AllocationSource {
+    /// Builds the current report from the store.
+    pub async fn current(&self) -> Result<AllocationReport, StoreError> {
+        let now = self.clock.now();
+        let facts = self.store.allocation_facts(now).await?;
+        Ok(build(&facts, &self.policy, now))
     }
-    let live = current(state).await?;
-    Ok(with_live_today(days, &today, (from, to), &live))
+
+    /// The trend of `from..=to` (`YYYY-MM-DD`): every snapshot day, and today's live
+    /// figures when today has no snapshot yet.
+    pub async fn trend_between(&self, from: &str, to: &str) -> Result<Vec<TrendDay>, StoreError> {
+        let (today, _) = local_day(self.clock.now(), &self.zone);
+        let day_list = self.store.allocation_snapshot_days(from, to).await?;
+        let rows = self.store.allocation_snapshots(from, to).await?;
+        let days = trend(day_list, rows);
+        if days.iter().any(|d| d.day == today) || !(from <= today.as_str() && today.as_str() <= to)
+        {
+            return Ok(days);
+        }
+        let live = self.current().await?;
+        Ok(with_live_today(days, &today, (from, to), &live))
+    }
+
+    /// The trend of the last `days` local days (today included), oldest first: what the
+    /// allocation page shows under the current report.
+    pub async fn recent_trend(&self, days: i64) -> Result<Vec<TrendDay>, StoreError> {
+        let now = self.clock.now();
+        let (to, _) = local_day(now, &self.zone);
+        let (from, _) = local_day(now.saturating_sub((days - 1).max(0) * DAY), &self.zone);
+        self.trend_between(&from, &to).await
+    }
+
+    /// Today, in the agencies' time zone (`YYYY-MM-DD`).
+    pub fn today(&self) -> String {
+        local_day(self.clock.now(), &self.zone).0
+    }
+
+    /// Takes `day`'s snapshot now unless one exists; returns whether it was taken. A
+    /// registry with no agency yet (a first start) is not a day's figures: nothing is
+    /// kept, so the day's snapshot is taken once there is something to count.
+    pub async fn take_snapshot(&self, day: &str) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let facts = self.store.allocation_facts(now).await?;
+        if facts.agencies.is_empty() {
+            return Ok(false);
+        }
+        let report = build(&facts, &self.policy, now);
+        self.store
+            .save_allocation_snapshot(
+                day,
+                &snapshot_rows(&report, &facts, day),
+                report.generated_at,
+            )
+            .await
+    }
+
+    /// Takes today's snapshot if it is due by `config`; returns the day taken.
+    pub async fn snapshot_if_due(
+        &self,
+        config: &AllocationReportConfig,
+    ) -> Result<Option<String>, StoreError> {
+        let day = self.today();
+        let taken = self.store.has_allocation_snapshot(&day).await?;
+        let Some(day) = snapshot_due(self.clock.now(), config, &self.zone, |_| taken) else {
+            return Ok(None);
+        };
+        Ok(self.take_snapshot(&day).await?.then_some(day))
+    }
 }
 
 /// Days of trend the allocation page shows.
 pub const PAGE_TREND_DAYS: i64 = 30;
-
-/// The trend of the last `days` local days (today included), oldest first: what the
-/// allocation page shows under the current report.
-pub async fn recent_trend(state: &GatewayState, days: i64) -> Result<Vec<TrendDay>, StoreError> {
-    let now = state.clock.now();
-    let zone = state.config.zone();
-    let (to, _) = local_day(now, &zone);
-    let (from, _) = local_day(now.saturating_sub((days - 1).max(0) * DAY), &zone);
-    trend_between(state, &from, &to).await
-}
-
-/// Takes `day`'s snapshot now unless one exists; returns whether it was taken. A
-/// registry with no agency yet (a first start) is not a day's figures: nothing is
-/// kept, so the day's snapshot is taken once there is something to count.
-pub async fn take_snapshot(state: &GatewayState, day: &str) -> Result<bool, StoreError> {
-    let now = state.clock.now();
-    let facts = state.store.allocation_facts(now).await?;
-    if facts.agencies.is_empty() {
-        return Ok(false);
-    }
-    let report = build(&facts, &state.config.policy.allocation, now);
-    state
-        .store
-        .save_allocation_snapshot(
-            day,
-            &snapshot_rows(&report, &facts, day),
-            report.generated_at,
-        )
-        .await
-}
-
-/// Takes today's snapshot if it is due; returns the day taken.
-pub async fn snapshot_if_due(state: &GatewayState) -> Result<Option<String>, StoreError> {
-    let zone = state.config.zone();
-    let (day, _) = local_day(state.clock.now(), &zone);
-    let taken = state.store.has_allocation_snapshot(&day).await?;
-    let config = &state.config.allocation_report;
-    let Some(day) = snapshot_due(state.clock.now(), config, &zone, |_| taken) else {
-        return Ok(None);
-    };
-    Ok(take_snapshot(state, &day).await?.then_some(day))
-}
-
-/// How often the snapshot task looks at the clock.
-const CHECK_EVERY: Duration = Duration::from_secs(60);
-
-/// Runs until shutdown: every minute, takes the day's snapshot when it is due.
-pub async fn run_daily_snapshots(state: Arc<GatewayState>) {
-    loop {
-        match snapshot_if_due(&state).await {
-            Ok(Some(day)) => tracing::info!(%day, "took the daily allocation snapshot"),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot take the allocation snapshot; will retry"),
-        }
-        tokio::select! {
-            () = state.shutdown.cancelled() => break,
-            () = tokio::time::sleep(CHECK_EVERY) => {}
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

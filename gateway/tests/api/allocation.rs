@@ -224,12 +224,16 @@ async fn a_daily_snapshot_is_kept_and_read_as_a_trend() {
         assert_eq!(taken, json!({"day": "2026-11-21", "taken": false}));
         // The next day, after the snapshot hour.
         clock.advance(86_400_000);
-        let day = gateway::reports::allocation::snapshot_if_due(&state)
+        let day = state
+            .allocation()
+            .snapshot_if_due(&state.config.allocation_report)
             .await
             .unwrap();
         assert_eq!(day.as_deref(), Some("2026-11-22"));
         assert_eq!(
-            gateway::reports::allocation::snapshot_if_due(&state)
+            state
+                .allocation()
+                .snapshot_if_due(&state.config.allocation_report)
                 .await
                 .unwrap(),
             None,

@@ -172,7 +172,11 @@ pub(crate) async fn set_up(backend: &Backend) -> Scenario {
     assert!(matches!(reply, UploadReply::Stored(_)), "{reply:?}");
 
     push_records(&conn, &device, &overdue, &stored).await;
-    gateway::deadlines::evaluate(api.gw.gateway.state())
+    api.gw
+        .gateway
+        .state()
+        .deadlines()
+        .evaluate()
         .await
         .expect("deadline pass");
     Scenario {

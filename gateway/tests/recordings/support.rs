@@ -41,7 +41,7 @@ impl Fixture {
         let mut config = test_config(data.path(), backend, 3);
         tune(&mut config);
         let gw = TestGateway::start_with(config, data, Arc::new(clock.clone())).await;
-        gateway::deadlines::first_pass(gw.gateway.state()).await;
+        gateway::deadlines::first_pass(&gw.gateway.state().recording_metrics).await;
         Fixture { gw, clock }
     }
 
@@ -51,7 +51,7 @@ impl Fixture {
         let Fixture { gw, clock } = self;
         let (data, config) = gw.stop().await;
         let gw = TestGateway::start_with(config, data, Arc::new(clock.clone())).await;
-        gateway::deadlines::first_pass(gw.gateway.state()).await;
+        gateway::deadlines::first_pass(&gw.gateway.state().recording_metrics).await;
         Fixture { gw, clock }
     }
 
@@ -77,7 +77,9 @@ impl Fixture {
 
     /// One pass of the deadline watcher at the clock's time.
     pub(crate) async fn evaluate(&self) -> gateway::deadlines::PassSummary {
-        gateway::deadlines::evaluate(self.state())
+        self.state()
+            .deadlines()
+            .evaluate()
             .await
             .expect("deadline pass")
     }

@@ -53,9 +53,7 @@ async fn an_unknown_kind_is_refused_and_every_spelling_of_a_code_gets_its_rules(
         assert_eq!(flags[0].action_kind, " Seizure", "kept as sealed");
 
         clock.set(T0 + 24 * H + 1);
-        gateway::deadlines::evaluate(gw.gateway.state())
-            .await
-            .unwrap();
+        gw.gateway.state().deadlines().evaluate().await.unwrap();
         for case in ["K-1", "K-2"] {
             let flags = store.case_flags(case).await.unwrap();
             assert_eq!(flags.len(), 1, "{case}");
