@@ -14,9 +14,8 @@ PRODUCT = ["protocol", "durable", "clock", "pki", "store", "media", "gateway", "
            "provisioning", "certs-dev", "loadtest"]
 
 
-def product_lines(path):
-    """The product lines of one source file."""
-    n = 0
+def outside_tests(path):
+    """The lines of one source file that are not inside a `#[cfg(test)] mod … { }`."""
     test_depth = None  # brace depth inside a #[cfg(test)] module, None outside one
     after_cfg_test = False
     for line in open(path, encoding="utf-8"):
@@ -34,9 +33,12 @@ def product_lines(path):
             after_cfg_test = False
             continue
         after_cfg_test = False
-        if s and not s.startswith("//"):
-            n += 1
-    return n
+        yield line
+
+
+def product_lines(path):
+    """The product lines of one source file."""
+    return sum(1 for line in outside_tests(path) if line.strip() and not line.strip().startswith("//"))
 
 
 def crate_lines(root, crate):

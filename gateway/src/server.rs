@@ -184,7 +184,7 @@ pub async fn start_with_clock(
         addr: config.http.listen,
         source,
     })?;
-    let http_tls = if http::tls::needs_tls(http_addr, config.http.tls) {
+    let http_tls = if crate::config::http::needs_tls(http_addr, config.http.tls) {
         let tls = http::tls::server_config(gateway_pki.chain.clone(), gateway_pki.key.clone_key())
             .map_err(|e| HttpError::Tls(e.to_string()))?;
         Some(tls)

@@ -35,7 +35,19 @@ pub use caps::{UploadCap, UploadCaps, UploadPermit};
 pub use pace::Pace;
 pub use pool::WriterPool;
 pub use settings::MediaSettings;
-pub use staging::{ChunkSource, Received, Staging, Stop, UploadSlot};
+pub use staging::{ChunkSource, Received, Staging, UploadSlot};
+
+/// Why [`UploadSlot::receive`] stopped before `length` bytes (the staging writer's
+/// answer, and the pace check's when a chunk stalls).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The stream ended or failed (the device went away).
+    StreamEnded,
+    /// Another upload of the same recording took over, or the gateway is stopping.
+    Cancelled,
+    /// Bytes came slower than the chunk's [`Pace`] (or not at all) for a period.
+    Stalled,
+}
 
 /// A recording made durable in the media store.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-use super::staging::Stop;
+use super::Stop;
 
 /// How fast a chunk's bytes must keep coming: in every `period`, at least
 /// `min_bytes_per_sec × period` bytes (and at least one). Waiting for room in the

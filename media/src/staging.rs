@@ -39,12 +39,12 @@ use tokio::sync::OwnedMutexGuard;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::MediaError;
 use super::chunk::{ChunkWriter, Partial};
 use super::fsutil::{durability_error, fsync_dir, io_error};
 use super::owner::StagingLock;
 use super::pace::{Pace, Pacer};
 use super::pool::WriterPool;
+use super::{MediaError, Stop};
 
 /// Bytes read from the stream per hand-over to the writer (smaller than a direct
 /// writer's window, so one batch fills at most one). Memory per upload is about one
@@ -98,17 +98,6 @@ pub struct Staging {
     pool: WriterPool,
     /// This process's hold on the folder (released at shutdown).
     lock: Mutex<Option<StagingLock>>,
-}
-
-/// Why [`UploadSlot::receive`] stopped before `length` bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stop {
-    /// The stream ended or failed (the device went away).
-    StreamEnded,
-    /// Another upload of the same recording took over, or the gateway is stopping.
-    Cancelled,
-    /// Bytes came slower than the chunk's [`Pace`] (or not at all) for a period.
-    Stalled,
 }
 
 /// How a chunk ended; in every case the returned offset is durable.

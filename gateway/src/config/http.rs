@@ -130,6 +130,13 @@ pub enum HttpTls {
     Always,
 }
 
+/// True when the operator listener on `addr` must speak TLS: on every address that
+/// is not loopback (a token must never cross a network in clear text), and on
+/// loopback too when configured `always`.
+pub fn needs_tls(addr: SocketAddr, mode: HttpTls) -> bool {
+    mode == HttpTls::Always || !addr.ip().is_loopback()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +177,21 @@ mod tests {
             per_client_above_total.validate().unwrap_err().0,
             "http.max_connections_per_client"
         );
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        assert!(!needs_tls(addr("127.0.0.1:4480"), HttpTls::Auto));
+        assert!(!needs_tls(addr("127.8.9.1:4480"), HttpTls::Auto));
+        assert!(!needs_tls(addr("[::1]:4480"), HttpTls::Auto));
+        assert!(needs_tls(addr("0.0.0.0:4480"), HttpTls::Auto));
+        assert!(needs_tls(addr("[::]:4480"), HttpTls::Auto));
+        assert!(needs_tls(addr("10.1.2.3:4480"), HttpTls::Auto));
+        assert!(needs_tls(addr("[::ffff:127.0.0.1]:4480"), HttpTls::Auto));
+        assert!(needs_tls(addr("127.0.0.1:4480"), HttpTls::Always));
     }
 }

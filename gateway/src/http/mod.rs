@@ -143,7 +143,7 @@ async fn metrics(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
 }
 
 /// Binds the operator listener. Whether it then speaks TLS is decided by
-/// [`tls::needs_tls`]: plain HTTP only ever on loopback.
+/// [`crate::config::http::needs_tls`]: plain HTTP only ever on loopback.
 pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, HttpError> {
     tokio::net::TcpListener::bind(addr)
         .await

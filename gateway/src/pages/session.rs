@@ -87,7 +87,7 @@ impl<G: Guard> FromRequestParts<Arc<GatewayState>> for Signed<G> {
 
 /// True when the operator listener speaks TLS, so the cookie must be `Secure`.
 fn secure(state: &GatewayState) -> bool {
-    crate::http::tls::needs_tls(state.config.http.listen, state.config.http.tls)
+    crate::config::http::needs_tls(state.config.http.listen, state.config.http.tls)
 }
 
 /// The `Set-Cookie` value that stores `token` (or, with `None`, deletes the cookie).
