@@ -128,11 +128,33 @@ pub async fn start(config: Config) -> Result<RunningGateway, GatewayError> {
     start_with_clock(config, Arc::new(SystemClock)).await
 }
 
-/// Starts a gateway with the given clock (tests pass a manual one).
+/// Starts a gateway with the given clock (tests pass a manual one): [`prepare`] what
+/// needs no port, then [`bind`] the sockets, then [`spawn`] the tasks. A gateway that
+/// cannot open its PKI, store or media store fails before it holds any port.
 pub async fn start_with_clock(
     config: Config,
     clock: SharedClock,
 ) -> Result<RunningGateway, GatewayError> {
+    let prepared = prepare(config, clock).await?;
+    let bound = bind(&prepared).await?;
+    Ok(spawn(prepared, bound))
+}
+
+/// What a gateway has before it binds a port: its configuration and clock, the PKI,
+/// the open store (development devices enrolled, the admin token seeded), the media
+/// store holding its staging folder, and the metrics registry.
+struct Prepared {
+    config: Config,
+    clock: SharedClock,
+    pki: pki::GatewayPki,
+    store: Store,
+    media: Arc<media::MediaStore>,
+    metrics: Metrics,
+}
+
+/// Makes the data folder, loads (or makes) the PKI, opens the store and the media
+/// store. Binds nothing.
+async fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, GatewayError> {
     durable::files::private_dir(&config.data_dir).map_err(|source| GatewayError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -160,12 +182,39 @@ pub async fn start_with_clock(
         tracing::info!(?summary, file = %file.display(), "enrolled the development devices");
     }
     crate::api::bootstrap::seed_admin_token(&store, &pki_dir, clock.now()).await?;
+    let media = Arc::new(media::MediaStore::open(&config.media, &config.data_dir)?);
+    Ok(Prepared {
+        config,
+        clock,
+        pki: gateway_pki,
+        store,
+        media,
+        metrics: Metrics::new(),
+    })
+}
 
-    let metrics = Metrics::new();
+/// The gateway's sockets: the QUIC endpoint for devices, the TCP listener for
+/// operators (with its TLS configuration when it needs one), and the mDNS
+/// advertisement of the device port.
+struct Bound {
+    quic: quinn::Endpoint,
+    device_addr: SocketAddr,
+    listener: tokio::net::TcpListener,
+    http_addr: SocketAddr,
+    http_tls: Option<Arc<rustls::ServerConfig>>,
+    advertisement: Option<mdns::Advertisement>,
+}
+
+/// Binds the device endpoint and the operator listener, and advertises over mDNS when
+/// configured. Starts no task.
+async fn bind(prepared: &Prepared) -> Result<Bound, GatewayError> {
+    let Prepared {
+        config, clock, pki, ..
+    } = prepared;
     let crypto = tls::server_crypto(
-        &gateway_pki.ca,
-        gateway_pki.chain.clone(),
-        gateway_pki.key.clone_key(),
+        &pki.ca,
+        pki.chain.clone(),
+        pki.key.clone_key(),
         clock.clone(),
     )?;
     let transport = endpoint::transport_config(&config.device, &config.limits)?;
@@ -185,24 +234,44 @@ pub async fn start_with_clock(
         source,
     })?;
     let http_tls = if crate::config::http::needs_tls(http_addr, config.http.tls) {
-        let tls = http::tls::server_config(gateway_pki.chain.clone(), gateway_pki.key.clone_key())
+        let tls = http::tls::server_config(pki.chain.clone(), pki.key.clone_key())
             .map_err(|e| HttpError::Tls(e.to_string()))?;
         Some(tls)
     } else {
         None
     };
-
     let advertisement = if config.mdns.enabled {
         Some(mdns::advertise(
             &config.mdns,
             device_addr.port(),
-            &gateway_pki.ca_fingerprint,
+            &pki.ca_fingerprint,
         )?)
     } else {
         None
     };
+    Ok(Bound {
+        quic,
+        device_addr,
+        listener,
+        http_addr,
+        http_tls,
+        advertisement,
+    })
+}
 
-    let media = Arc::new(media::MediaStore::open(&config.media, &config.data_dir)?);
+/// Builds the shared state (the committer, the storage watch and the recording
+/// metrics with it) and spawns every task: the device accept loop, the background
+/// jobs and the operator listener.
+fn spawn(prepared: Prepared, bound: Bound) -> RunningGateway {
+    let Prepared {
+        config,
+        clock,
+        pki: gateway_pki,
+        store,
+        media,
+        metrics,
+    } = prepared;
+    let pki_dir = gateway_pki.dir.clone();
     let recording_metrics = crate::deadlines::RecordingMetrics::register(&metrics);
     let faults = Arc::new(crate::faults::StorageFaults::register(&metrics));
     let storage = Arc::new(crate::storage::StorageWatch::new(
@@ -250,8 +319,9 @@ pub async fn start_with_clock(
     let events = state.store.device_status_events();
     let router = http::router(state.clone());
     let http_shutdown = state.shutdown.clone();
+    let (listener, http_tls) = (bound.listener, bound.http_tls);
     let background = vec![
-        tokio::spawn(endpoint::accept_loop(state.clone(), quic.clone())),
+        tokio::spawn(endpoint::accept_loop(state.clone(), bound.quic.clone())),
         tokio::spawn(jobs::revocations::run(
             events,
             state.live.clone(),
@@ -308,8 +378,8 @@ pub async fn start_with_clock(
         }),
     ];
     tracing::info!(
-        devices = %device_addr,
-        operators = %http_addr,
+        devices = %bound.device_addr,
+        operators = %bound.http_addr,
         data = %state.config.data_dir.display(),
         pki = %pki_dir.display(),
         "gateway listening"
@@ -327,14 +397,14 @@ pub async fn start_with_clock(
          with the admin token from {}/admin.token, then `agent enroll install DIR/device.pem --ca DIR/ca.pem`",
         pki_dir.display()
     );
-    Ok(RunningGateway {
+    RunningGateway {
         state,
-        endpoint: quic,
-        device_addr,
-        http_addr,
+        endpoint: bound.quic,
+        device_addr: bound.device_addr,
+        http_addr: bound.http_addr,
         background,
-        _mdns: advertisement,
-    })
+        _mdns: bound.advertisement,
+    }
 }
 
 /// The folders whose free space is watched: the SQLite database's (PostgreSQL's disk is
