@@ -5,6 +5,7 @@
 //! `main.rs` is thin: everything here is a library so tests run a real gateway on
 //! `127.0.0.1:0` in-process.
 
+pub mod access;
 pub mod admission;
 pub mod api;
 pub mod clock;
@@ -22,11 +23,11 @@ pub mod metrics;
 pub mod pages;
 pub mod pki;
 pub mod refusals;
-pub mod reports;
 pub mod server;
 pub mod state;
 pub mod storage;
 pub mod tls;
+pub mod views;
 
 /// The gateway's view of its store: `store::…` inside the gateway and
 /// `store::…` outside name the `store` crate (see docs/decisions.md).

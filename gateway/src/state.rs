@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::deadlines::Deadlines;
 use crate::live::LiveConnections;
 use crate::metrics::Metrics;
-use crate::reports::allocation::AllocationSource;
+use crate::views::allocation::AllocationSource;
 use store::Store;
 
 /// The shared state of one gateway process.

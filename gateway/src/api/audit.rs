@@ -1,17 +1,18 @@
-//! The audit log, read page by page: who did what, when and why.
+//! The audit log over the API, read page by page: who did what, when and why (each
+//! entry as [`crate::views::audit`] shows it, on the audit page too).
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::Params;
 use super::auth::{Authorized, ReadAudit};
 use super::error::{ApiError, ErrorBody};
 use crate::state::GatewayState;
-use store::AuditEntry;
+use crate::views::audit::AuditEntryView;
 
 /// Largest page.
 pub const MAX_PAGE: u32 = 1000;
@@ -25,40 +26,6 @@ pub struct AuditQuery {
     /// At most this many (default and maximum 1000).
     #[serde(default)]
     pub limit: Option<u32>,
-}
-
-/// One audit entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct AuditEntryView {
-    /// Position in the log (1, 2, 3, … with no gaps).
-    pub seq: i64,
-    /// When (ms since the Unix epoch, gateway time).
-    pub at: i64,
-    /// Who (`operator:<name>`, `gateway`, …).
-    pub actor: String,
-    /// What was done.
-    pub action: String,
-    /// What it was done to.
-    pub subject: String,
-    /// The particulars (including the reason), as JSON.
-    #[schema(value_type = Object)]
-    pub detail: serde_json::Value,
-    /// This entry's chain hash.
-    pub hash: String,
-}
-
-impl From<AuditEntry> for AuditEntryView {
-    fn from(e: AuditEntry) -> Self {
-        AuditEntryView {
-            detail: serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::String(e.detail)),
-            seq: e.seq,
-            at: e.at,
-            actor: e.actor,
-            action: e.action,
-            subject: e.subject,
-            hash: e.hash,
-        }
-    }
 }
 
 /// A page of the audit log, oldest first.

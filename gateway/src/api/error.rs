@@ -130,6 +130,17 @@ pub fn require_reason(reason: &str) -> Result<&str, ApiError> {
     }
 }
 
+impl From<crate::views::ViewError> for ApiError {
+    fn from(e: crate::views::ViewError) -> Self {
+        use crate::views::ViewError;
+        match e {
+            ViewError::Invalid(message) => ApiError::invalid(message),
+            ViewError::NotFound(message) => ApiError::not_found(message),
+            ViewError::Store(e) => ApiError::from(e),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         use StoreError::*;

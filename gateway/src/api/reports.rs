@@ -13,8 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::Params;
 use super::auth::{Authorized, ReadReports, TakeSnapshots};
 use super::error::{ApiError, ErrorBody};
-use crate::reports::allocation::{self, AllocationReport, TrendDay};
 use crate::state::GatewayState;
+use crate::views::allocation::{self, AllocationReport, TrendDay};
 
 /// The allocation report, per agency and in total.
 #[utoipa::path(get, path = "/api/v1/reports/allocation", tag = "reports",

@@ -2,8 +2,8 @@
 //! many recordings are pending, due soon, overdue, uploaded on time and late, and
 //! every overdue recording with how late it is.
 //!
-//! The report itself is `crate::reports::uploads`; [`current`] is the one call the API
-//! and the dashboard both make, so they show the same numbers.
+//! The report itself is [`crate::views::uploads`], which the dashboard shows too, so
+//! they show the same numbers.
 
 use std::sync::Arc;
 
@@ -18,9 +18,9 @@ use utoipa::IntoParams;
 use super::Params;
 use super::auth::{Authorized, ReadReports};
 use super::error::{ApiError, ErrorBody};
-use crate::reports::sheet::Sheet;
-use crate::reports::uploads::{UploadCounts, UploadReport, upload_report};
 use crate::state::GatewayState;
+use crate::views::sheet::Sheet;
+use crate::views::uploads::{UploadCounts, UploadReport, upload_report};
 
 /// Which recordings the report covers.
 #[derive(Clone, Debug, Default, Deserialize, IntoParams)]
@@ -32,7 +32,7 @@ pub struct UploadQuery {
 }
 
 /// The upload report at the gateway's current time.
-pub async fn current(state: &GatewayState, from: Option<Millis>) -> Result<UploadReport, ApiError> {
+async fn current(state: &GatewayState, from: Option<Millis>) -> Result<UploadReport, ApiError> {
     Ok(upload_report(
         &state.store,
         &state.config.policy.deadline,
@@ -143,7 +143,7 @@ pub fn to_csv(report: &UploadReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reports::uploads::{AgencyUploads, DeviceUploads};
+    use crate::views::uploads::{AgencyUploads, DeviceUploads};
 
     #[test]
     fn csv_has_a_line_per_scope_and_a_total() {

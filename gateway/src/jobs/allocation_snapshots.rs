@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::AllocationReportConfig;
-use crate::reports::allocation::AllocationSource;
+use crate::views::allocation::AllocationSource;
 
 /// How often the job looks at the clock.
 const CHECK_EVERY: Duration = Duration::from_secs(60);

@@ -9,9 +9,9 @@ use serde::Deserialize;
 
 use super::layout::{Page, PageError, page, time};
 use super::session::Signed;
-use crate::api::audit::AuditEntryView;
-use crate::api::auth::ReadAudit;
+use crate::access::ReadAudit;
 use crate::state::GatewayState;
+use crate::views::audit::AuditEntryView;
 
 /// Entries per page.
 pub const PAGE_SIZE: u32 = 50;

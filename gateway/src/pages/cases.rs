@@ -1,7 +1,7 @@
 //! The case view page (DOMAIN R3): search by case number or enforcement target, then
 //! every record and recording in time order with the chain check and every flag;
 //! without a search, the open flags across all cases. Supervisors and admins only,
-//! like the API (`api::cases::case_view`, `target_view`, `api::flags`).
+//! like the API; both show the read models of `views::cases` and `views::flags`.
 
 use std::sync::Arc;
 
@@ -11,12 +11,14 @@ use serde::Deserialize;
 
 use super::layout::{Page, PageError, duration, maybe_time, page, time};
 use super::session::Signed;
-use crate::api::cases::{
-    CaseFlagEntry, CaseView, ReadCaseContent, RecordEntry, RecordingEntry, SubjectKind,
-    TamperEntry, case_view, target_view,
-};
-use crate::api::flags::{TwoOfficerEntry, open_case_flags, tamper_flags};
+use crate::access::ReadCaseContent;
 use crate::state::GatewayState;
+use crate::views::ViewError;
+use crate::views::cases::{
+    CaseFlagEntry, CaseView, RecordEntry, RecordingEntry, SubjectKind, TamperEntry, case_view,
+    target_view,
+};
+use crate::views::flags::{TwoOfficerEntry, open_case_flags, tamper_flags};
 
 /// The search.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -261,7 +263,9 @@ pub async fn cases_page(
     State(state): State<Arc<GatewayState>>,
     Query(search): Query<CaseSearch>,
 ) -> Result<Markup, PageError> {
-    let offset = state.config.utc_offset_minutes(state.clock.now());
+    let now = state.clock.now();
+    let offset = state.config.utc_offset_minutes(now);
+    let (store, policy) = (&state.store, &state.config.policy);
     let nonblank = |v: &Option<String>| {
         v.as_deref()
             .map(str::trim)
@@ -269,23 +273,23 @@ pub async fn cases_page(
             .map(str::to_owned)
     };
     let body = match (nonblank(&search.case), nonblank(&search.target)) {
-        (Some(case), _) => match case_view(&state, &case).await {
+        (Some(case), _) => match case_view(store, policy, now, &case).await {
             Ok(view) => view_body(&view, offset),
-            Err(e) if e.status() == axum::http::StatusCode::NOT_FOUND => html! {
+            Err(ViewError::NotFound(_)) => html! {
                 p.error #not-found { "No records, recordings or flags of case " (case) "." }
             },
             Err(e) => return Err(e.into()),
         },
-        (None, Some(target)) => match target_view(&state, &target).await {
+        (None, Some(target)) => match target_view(store, policy, now, &target).await {
             Ok(view) => view_body(&view, offset),
-            Err(e) if e.status() == axum::http::StatusCode::NOT_FOUND => html! {
+            Err(ViewError::NotFound(_)) => html! {
                 p.error #not-found { "No records, recordings or flags of target " (target) "." }
             },
             Err(e) => return Err(e.into()),
         },
         (None, None) => {
-            let open = open_case_flags(&state).await?;
-            let tamper = tamper_flags(&state, None).await?;
+            let open = open_case_flags(store).await?;
+            let tamper = tamper_flags(store, None).await?;
             let two_officer: Vec<TwoOfficerEntry> = state
                 .store
                 .two_officer_flags()

@@ -1,5 +1,5 @@
 //! The fleet page: devices by status and kind, live connections to this gateway, and
-//! every device with when it was last seen (from `api::fleet::summary`, as the API).
+//! every device with when it was last seen (from `views::fleet::summary`, as the API).
 
 use std::sync::Arc;
 
@@ -9,9 +9,9 @@ use protocol::domain::DeviceStatus;
 
 use super::layout::{Page, PageError, maybe_time, page, time};
 use super::session::Signed;
-use crate::api::auth::ReadRegistry;
-use crate::api::fleet::{FleetDevice, FleetSummary, summary};
+use crate::access::ReadRegistry;
 use crate::state::GatewayState;
+use crate::views::fleet::{FleetDevice, FleetSummary, summary};
 
 /// Lifecycle position of a status word, for sorting (unknown words last).
 fn status_rank(status: &str) -> usize {
@@ -80,7 +80,7 @@ pub async fn fleet_page(
     signed: Signed<ReadRegistry>,
     State(state): State<Arc<GatewayState>>,
 ) -> Result<Markup, PageError> {
-    let fleet = summary(&state).await?;
+    let fleet = summary(&state.store, &state.live, state.clock.now()).await?;
     let offset = state.config.utc_offset_minutes(state.clock.now());
     Ok(page(
         &Page {

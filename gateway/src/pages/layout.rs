@@ -12,8 +12,8 @@ use maud::{DOCTYPE, Markup, html};
 use protocol::Millis;
 use time::{OffsetDateTime, UtcOffset};
 
-use crate::api::auth::Permission;
-use crate::api::error::ApiError;
+use crate::access::Permission;
+use crate::views::ViewError;
 use store::{OperatorToken, StoreError};
 
 /// Why a page cannot be shown.
@@ -47,12 +47,12 @@ impl From<StoreError> for PageError {
     }
 }
 
-impl From<ApiError> for PageError {
-    fn from(e: ApiError) -> Self {
-        match e.status() {
-            StatusCode::NOT_FOUND => PageError::NotFound("nothing found".into()),
-            StatusCode::UNPROCESSABLE_ENTITY => PageError::Invalid("invalid request".into()),
-            status => PageError::Internal(format!("status {status}")),
+impl From<ViewError> for PageError {
+    fn from(e: ViewError) -> Self {
+        match e {
+            ViewError::NotFound(_) => PageError::NotFound("nothing found".into()),
+            ViewError::Invalid(_) => PageError::Invalid("invalid request".into()),
+            ViewError::Store(e) => PageError::from(e),
         }
     }
 }

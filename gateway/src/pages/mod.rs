@@ -28,7 +28,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use maud::{Markup, html};
 
-use crate::api::auth::Identify;
+use crate::access::Identify;
 use crate::state::GatewayState;
 use layout::{Page, nav_for, page};
 use session::Signed;

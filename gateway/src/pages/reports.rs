@@ -1,9 +1,8 @@
 //! The report pages: allocation (DOMAIN R1: the table and the chart of required
 //! against in service per agency, and the daily snapshots' trend) and uploads (DOMAIN
 //! R2: overdue recordings first, then the counts per agency, officer and device). They
-//! call the same functions as the API (`reports::allocation::current`,
-//! `reports::allocation::recent_trend`, `api::uploads::current`), so they show the
-//! same numbers.
+//! call the same read models as the API (`views::allocation::AllocationSource`,
+//! `views::uploads::upload_report`), so they show the same numbers.
 
 use std::sync::Arc;
 
@@ -13,10 +12,10 @@ use maud::{Markup, html};
 use super::chart::{BarPair, bar_chart};
 use super::layout::{Page, PageError, duration, maybe_time, page, time};
 use super::session::Signed;
-use crate::api::auth::ReadReports;
-use crate::reports::allocation::{self, AllocationReport, PAGE_TREND_DAYS, TrendDay};
-use crate::reports::uploads::{OverdueRecording, UploadCounts, UploadReport};
+use crate::access::ReadReports;
 use crate::state::GatewayState;
+use crate::views::allocation::{self, AllocationReport, PAGE_TREND_DAYS, TrendDay};
+use crate::views::uploads::{OverdueRecording, UploadCounts, UploadReport};
 
 fn opt<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "—".to_owned(), |v| v.to_string())
@@ -299,7 +298,13 @@ pub async fn uploads_page(
     signed: Signed<ReadReports>,
     State(state): State<Arc<GatewayState>>,
 ) -> Result<Markup, PageError> {
-    let report = crate::api::uploads::current(&state, None).await?;
+    let report = crate::views::uploads::upload_report(
+        &state.store,
+        &state.config.policy.deadline,
+        state.clock.now(),
+        protocol::Millis::MIN,
+    )
+    .await?;
     let offset = state.config.utc_offset_minutes(state.clock.now());
     Ok(page(
         &Page {

@@ -22,7 +22,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{self, PageError};
-use crate::api::auth::Guard;
+use crate::access::Guard;
 use crate::state::GatewayState;
 use store::OperatorToken;
 

@@ -6,8 +6,8 @@
 //! `/metrics`). A later hello with a plausible clock clears the device's flag; the
 //! recordings and records keep theirs.
 
-use gateway::api::cases::case_view;
-use gateway::reports::uploads::upload_report;
+use gateway::views::cases::case_view;
+use gateway::views::uploads::upload_report;
 use protocol::Millis;
 use protocol::chain::ChainHead;
 use protocol::deadline::UploadState;
@@ -65,7 +65,10 @@ async fn a_time_after_the_gateway_heard_of_it_counts_from_then_and_is_flagged() 
             ],
         )
         .await;
-        let view = case_view(fx.state(), "K-1").await.unwrap();
+        let state = fx.state();
+        let view = case_view(&state.store, &state.config.policy, state.clock.now(), "K-1")
+            .await
+            .unwrap();
         let times: Vec<(Millis, bool)> = view
             .records
             .iter()

@@ -228,7 +228,7 @@ async fn a_device_silent_for_24_hours_is_flagged_and_cleared_when_it_syncs() {
             .map(|f| f.device_id.as_str().to_owned())
             .collect();
         assert_eq!(open, vec!["dev-00001", "dev-00003"]);
-        let report = gateway::reports::uploads::upload_report(
+        let report = gateway::views::uploads::upload_report(
             &fx.state().store,
             &fx.state().config.policy.deadline,
             fx.clock_now(),
@@ -332,7 +332,7 @@ async fn the_upload_report_counts_every_state_per_agency_officer_and_device() {
         upload_from(&one, a_on_time.recording_id, &on_time, 0, 1000)
             .await
             .unwrap();
-        let report = gateway::reports::uploads::upload_report(
+        let report = gateway::views::uploads::upload_report(
             store,
             &fx.state().config.policy.deadline,
             T0,
