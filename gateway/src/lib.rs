@@ -8,7 +8,6 @@
 pub mod access;
 pub mod admission;
 pub mod api;
-pub mod clock;
 pub mod config;
 pub mod deadlines;
 pub mod endpoint;
@@ -29,8 +28,5 @@ pub mod storage;
 pub mod tls;
 pub mod views;
 
-/// The gateway's view of its store: `store::…` inside the gateway and
-/// `store::…` outside name the `store` crate (see docs/decisions.md).
-pub use ::store;
 pub use config::Config;
 pub use server::{GatewayError, RunningGateway, run, start, start_with_clock};

@@ -11,7 +11,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::endpoint::{self, EndpointError};
 use crate::http::{self, HttpError};
@@ -22,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::pki::{self, PkiSetupError};
 use crate::state::GatewayState;
 use crate::tls::{self, TlsError};
+use clock::{SharedClock, SystemClock};
 use store::{Store, StoreError};
 
 /// Why the gateway cannot start.

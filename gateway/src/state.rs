@@ -8,12 +8,12 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::deadlines::Deadlines;
 use crate::live::LiveConnections;
 use crate::metrics::Metrics;
 use crate::views::allocation::AllocationSource;
+use clock::SharedClock;
 use store::Store;
 
 /// The shared state of one gateway process.

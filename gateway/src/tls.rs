@@ -15,8 +15,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::time_provider::TimeProvider;
 
-use crate::clock::SharedClock;
 use crate::metrics::HandshakeOutcome;
+use clock::SharedClock;
 
 /// Why the TLS set-up failed.
 #[derive(Debug, thiserror::Error)]

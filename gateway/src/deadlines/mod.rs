@@ -18,8 +18,8 @@ use protocol::Millis;
 
 pub use metrics::RecordingMetrics;
 
-use crate::clock::SharedClock;
 use crate::config::PolicyConfig;
+use clock::SharedClock;
 use store::StateChange;
 use store::Store;
 use store::StoreError;

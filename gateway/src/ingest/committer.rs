@@ -9,9 +9,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::RecordMetrics;
-use crate::clock::SharedClock;
 use crate::faults::{Component, Halted, StorageFaults};
 use crate::storage::{Folder, StorageWatch};
+use clock::SharedClock;
 use store::{IngestRules, RecordBatch, Store};
 
 /// How the committer groups pushes.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use store::Store;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::SharedClock;
 use crate::refusals::RefusalLog;
+use clock::SharedClock;
 
 /// Runs the audit until `shutdown`, a flush every `every`.
 pub async fn run(

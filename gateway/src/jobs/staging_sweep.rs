@@ -14,7 +14,7 @@ use store::Store;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::clock::SharedClock;
+use clock::SharedClock;
 
 /// Runs the sweep until `shutdown`; `removed` counts the files removed.
 pub async fn run(

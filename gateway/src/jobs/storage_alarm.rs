@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use store::Store;
 
-use crate::clock::SharedClock;
 use crate::faults::StorageFaults;
 use crate::storage::{Crossing, StorageWatch};
+use clock::SharedClock;
 
 /// Runs the checks for as long as the gateway runs (the task is aborted at shutdown).
 /// `first` are the crossings of the check made before the gateway served.

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::sheet::Sheet;
-use crate::clock::{DAY, SharedClock};
 use crate::config::AllocationReportConfig;
+use clock::{DAY, SharedClock};
 use store::{AgencyAllocationFacts, AllocationFacts, AllocationSnapshotRow, Store, StoreError};
 
 /// One agency's row.
