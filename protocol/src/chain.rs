@@ -20,37 +20,15 @@
 //! ```
 //! All integers are big-endian.
 
-use serde::{Deserialize, Serialize};
-
 use crate::DeviceId;
 use crate::hash::Sha256Hash;
+pub use crate::message::ChainHead;
 use crate::message::{FieldRecord, RecordContent, RejectReason};
 
 /// Tag that starts every record's canonical bytes (domain separation).
 pub const RECORD_TAG: &str = "fieldsync/record/v1";
 
-/// Where a device's chain ends: the next sequence number and the last record's hash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChainHead {
-    /// The sequence number the next record must carry (1 for an empty chain).
-    pub next_sequence: u64,
-    /// The hash of the last record ([`Sha256Hash::ZERO`] for an empty chain).
-    pub last_hash: Sha256Hash,
-}
-
-impl Default for ChainHead {
-    fn default() -> Self {
-        Self::GENESIS
-    }
-}
-
 impl ChainHead {
-    /// The head of an empty chain.
-    pub const GENESIS: ChainHead = ChainHead {
-        next_sequence: 1,
-        last_hash: Sha256Hash::ZERO,
-    };
-
     /// The head after appending `record` (which must have passed [`check_record`]).
     pub fn advance(&self, record: &FieldRecord) -> ChainHead {
         ChainHead {

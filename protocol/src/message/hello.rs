@@ -9,7 +9,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::action_kind::ActionKinds;
-use crate::chain::ChainHead;
 use crate::hash::Sha256Hash;
 use crate::limits::{InvalidField, Limits};
 use crate::{DeviceId, Millis};
@@ -32,6 +31,30 @@ impl Hello {
     pub fn validate(&self, limits: &Limits) -> Result<(), InvalidField> {
         limits.check_short("agent_version", &self.agent_version)
     }
+}
+
+/// Where a device's chain ends: the next sequence number and the last record's hash
+/// (sent in the welcome; how a record advances it is [`crate::chain`]'s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    /// The sequence number the next record must carry (1 for an empty chain).
+    pub next_sequence: u64,
+    /// The hash of the last record ([`Sha256Hash::ZERO`] for an empty chain).
+    pub last_hash: Sha256Hash,
+}
+
+impl Default for ChainHead {
+    fn default() -> Self {
+        Self::GENESIS
+    }
+}
+
+impl ChainHead {
+    /// The head of an empty chain.
+    pub const GENESIS: ChainHead = ChainHead {
+        next_sequence: 1,
+        last_hash: Sha256Hash::ZERO,
+    };
 }
 
 /// The gateway's answer to a hello.

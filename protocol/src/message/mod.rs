@@ -13,7 +13,7 @@ mod records;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub use hello::{DeviceRules, Hello, Welcome};
+pub use hello::{ChainHead, DeviceRules, Hello, Welcome};
 pub use identity::{
     CheckOutcome, IdentityCheck, IdentityCheckAcks, IdentityResult, IdentityVerdict, OfflineAnswer,
     PushIdentityChecks, RosterDelta, RosterEntry, RosterSince,
