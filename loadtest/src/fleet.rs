@@ -61,8 +61,9 @@ pub fn make_pki(dir: &Path, devices: u32) -> Result<PkiSummary, FleetError> {
 }
 
 /// Enrolls every device of the PKI in the store the gateway `config` names, as an
-/// equipment manager would before handing devices out.
-pub async fn enroll(config: &gateway::Config, pki_dir: &Path) -> Result<(), FleetError> {
+/// equipment manager would before handing devices out; returns the entries of the audit
+/// log afterwards (its chain verified), from which a run counts what it added.
+pub async fn enroll(config: &gateway::Config, pki_dir: &Path) -> Result<i64, FleetError> {
     let err = |e: &dyn std::fmt::Display| FleetError::Enroll(e.to_string());
     std::fs::create_dir_all(&config.data_dir).map_err(|e| err(&e))?;
     let store = store::Store::open(&config.store_config())
@@ -76,9 +77,17 @@ pub async fn enroll(config: &gateway::Config, pki_dir: &Path) -> Result<(), Flee
             .as_millis(),
     )
     .unwrap_or(0);
-    let summary = store.import_enrollment(file, None, "loadtest", now).await;
+    let imported = store.import_enrollment(file, None, "loadtest", now).await;
+    let audit = match imported {
+        Ok(_) => store
+            .verify_audit_log()
+            .await
+            .map(|report| report.entries)
+            .map_err(|e| err(&e)),
+        Err(e) => Err(err(&e)),
+    };
     store.close().await;
-    summary.map(|_| ()).map_err(|e| err(&e))
+    audit
 }
 
 /// Loads the first `wanted` device bundles of a PKI folder, in device-id order.

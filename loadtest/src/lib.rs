@@ -6,6 +6,7 @@
 //! quinn + rustls baseline on the same machine in the same run, and reports every
 //! fieldsync figure as a ratio to that baseline.
 
+pub mod attack;
 pub mod baseline;
 pub mod child;
 pub mod connect;

@@ -26,7 +26,8 @@ struct Args {
     /// What to simulate.
     #[arg(long, value_enum, default_value_t = Scenario::ConnectStorm)]
     scenario: Scenario,
-    /// Handshakes or requests in flight at once during ramps.
+    /// Handshakes or requests in flight at once during ramps (and the hostile
+    /// scenario's handshakes without a certificate).
     #[arg(long, global = true, default_value_t = 64)]
     concurrency: usize,
     /// Folder for the PKI, the gateway's data and the report
@@ -43,7 +44,7 @@ struct Args {
     #[arg(long)]
     no_baseline: bool,
     /// Records per device per second in the steady phase (open loop; field-day,
-    /// revoke-under-load, kill-restart).
+    /// revoke-under-load, kill-restart, hostile).
     #[arg(long, default_value_t = 0.2)]
     record_rate: f64,
     /// Records each device makes offline before it first connects (their drain is

@@ -32,6 +32,10 @@ pub enum Scenario {
     /// A field day during which the gateway is SIGKILLed and restarted: nothing
     /// acknowledged may be lost.
     KillRestart,
+    /// A field day undisturbed, then the same field day while the harness attacks the
+    /// gateway (handshakes without a certificate, a stolen device certificate, slowloris
+    /// on the operator listener): the honest figures under attack as ratios.
+    Hostile,
 }
 
 impl Scenario {
@@ -44,6 +48,7 @@ impl Scenario {
             Scenario::ShiftEnd => "shift-end",
             Scenario::RevokeUnderLoad => "revoke-under-load",
             Scenario::KillRestart => "kill-restart",
+            Scenario::Hostile => "hostile",
         }
     }
 }
@@ -74,8 +79,8 @@ pub struct RunOptions {
     pub sim: SimOptions,
 }
 
-/// What simulated devices do in `field-day`, `shift-end`, `revoke-under-load` and
-/// `kill-restart`.
+/// What simulated devices do in `field-day`, `shift-end`, `revoke-under-load`,
+/// `kill-restart` and `hostile`.
 #[derive(Clone, Debug)]
 pub struct SimOptions {
     /// Records per device per second in the steady phase (open loop).

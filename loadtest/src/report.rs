@@ -37,6 +37,8 @@ pub enum Target {
     None,
     /// value / baseline must be at least this.
     RatioAtLeast(f64),
+    /// value / baseline must be at most this (a cost against an undisturbed run).
+    RatioAtMost(f64),
     /// The value must be at most this.
     AtMost(f64),
     /// The value must be exactly this.
@@ -50,6 +52,7 @@ impl Figure {
         let (target, met) = match target {
             Target::None => (None, None),
             Target::RatioAtLeast(r) => (Some(format!("ratio ≥ {r}")), ratio.map(|x| x >= r)),
+            Target::RatioAtMost(r) => (Some(format!("ratio ≤ {r}")), ratio.map(|x| x <= r)),
             Target::AtMost(m) => (Some(format!("≤ {m} {unit}")), Some(value <= m)),
             Target::Equals(e) => (Some(format!("= {e}")), Some(value == e)),
         };
@@ -348,6 +351,10 @@ mod tests {
         assert_eq!(f.met, Some(false));
         assert_eq!(f.ratio, Some(2.0));
         let f = Figure::new("lost", 0.0, "records", None, Target::Equals(0.0));
+        assert_eq!(f.met, Some(true));
+        let f = Figure::new("p99", 30.0, "ms", Some(10.0), Target::RatioAtMost(2.0));
+        assert_eq!(f.met, Some(false));
+        let f = Figure::new("p99", 15.0, "ms", Some(10.0), Target::RatioAtMost(2.0));
         assert_eq!(f.met, Some(true));
     }
 

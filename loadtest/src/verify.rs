@@ -38,6 +38,10 @@ pub struct Verification {
     pub recordings_lost: u64,
     /// Recordings stored more than once, or whose bytes differ from what was announced.
     pub recordings_bad: u64,
+    /// Entries in the audit log at the end of the run.
+    pub audit_entries: i64,
+    /// 1 when the audit log's chain does not verify.
+    pub audit_broken: u64,
     /// The first few problems, in words.
     pub problems: Vec<String>,
 }
@@ -55,6 +59,7 @@ impl Verification {
             && self.records_refused == 0
             && self.recordings_lost == 0
             && self.recordings_bad == 0
+            && self.audit_broken == 0
     }
 
     /// The failures for the report (empty when it passed).
@@ -75,6 +80,7 @@ impl Verification {
             self.recordings_bad,
             "recordings duplicated or with wrong bytes",
         );
+        add(self.audit_broken, "audit log whose chain does not verify");
         if !out.is_empty() && !self.problems.is_empty() {
             out.push(format!("first problems: {}", self.problems.join(" | ")));
         }
@@ -164,6 +170,13 @@ pub async fn verify(
             found.tamper_flags += store.tamper_flags(Some(&o.device)).await?.len() as u64;
             found.records_refused += o.refused as u64;
             check_recordings(&store, &media, o, &mut found).await?;
+        }
+        match store.verify_audit_log().await {
+            Ok(report) => found.audit_entries = report.entries,
+            Err(e) => {
+                found.audit_broken = 1;
+                found.problem(format!("audit log: {e}"));
+            }
         }
         Ok::<_, VerifyError>(())
     }

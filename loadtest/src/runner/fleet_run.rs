@@ -5,6 +5,9 @@
 //! end-of-run verification, and the figures and report every one of them shows.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,9 +16,11 @@ use tokio::sync::{Semaphore, watch};
 
 use super::{setup, start_bare_server, start_gateway};
 use crate::baseline;
+use crate::fleet::SimDevice;
 use crate::options::{RunError, RunOptions};
 use crate::progress::Progress;
 use crate::report::{Figure, Report, ResourcePoint, Target};
+use crate::scrape::{Scrape, scrape};
 use crate::sim::{self, Fleet, Outcome, Plan, Revoker, ops};
 use crate::stats::Stats;
 use crate::target::{OwnGateway, Sampler};
@@ -42,6 +47,31 @@ pub enum Director {
     /// SIGKILL the gateway after this long, restart it on the same folders, and point
     /// the devices at its new address.
     KillRestart(Duration),
+    /// Attack the gateway from outside the fleet while the devices run: started just
+    /// before the devices, stopped once the last device finished and before the
+    /// gateway's final `/metrics` are read.
+    Attack(Arc<dyn Attack>),
+}
+
+/// What an attack is given to aim at.
+pub struct AttackTarget {
+    /// Where devices connect.
+    pub device_addr: SocketAddr,
+    /// The operator listener (`None` if unknown).
+    pub http_addr: Option<SocketAddr>,
+    /// Enrolled devices that are not in the fleet: certificates the attacker stole.
+    pub stolen: Vec<SimDevice>,
+}
+
+/// Something run beside the fleet against the gateway (the `hostile` scenario's
+/// attackers). The runner knows nothing of what it does, only when it starts and ends.
+pub trait Attack: Send + Sync {
+    /// How many enrolled device certificates it needs beside the fleet's.
+    fn stolen_devices(&self) -> usize;
+    /// Starts its tasks against `target`; returns at once.
+    fn start(&self, target: AttackTarget);
+    /// Stops its tasks and waits for them.
+    fn stop(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
 /// What a run of the fleet produced.
@@ -70,6 +100,12 @@ pub struct FleetRun {
     /// Problems that fail the run found on the way (devices that could not be
     /// prepared, ...).
     pub failures: Vec<String>,
+    /// The gateway's `/metrics` once the devices (and any attack) finished, before it
+    /// stopped, or why they could not be read.
+    pub metrics: Result<Scrape, String>,
+    /// Audit-log entries the run added (enrollment excluded; `None` against an external
+    /// gateway).
+    pub audit_rows_added: Option<i64>,
 }
 
 /// Sets up, runs every device through `plan` (as [`sim::run`] plays it), and verifies.
@@ -110,7 +146,12 @@ where
     Fut: std::future::Future<Output = Outcome> + Send + 'static,
 {
     let progress = Progress::start(options.scenario.name());
-    let setup = setup(options, &progress).await?;
+    let attack = match &director {
+        Director::Attack(a) => Some(a.clone()),
+        _ => None,
+    };
+    let spare = attack.as_ref().map_or(0, |a| a.stolen_devices());
+    let setup = setup(options, &progress, spare).await?;
     let n = setup.fleet.len();
     let stats = Stats::new();
     let own_baseline = setup.data_dir.is_some() && options.baseline;
@@ -191,6 +232,13 @@ where
     let sampler = own
         .as_ref()
         .map(|g| Sampler::start(g.process().pid(), stats_start(&stats)));
+    if let Some(a) = &attack {
+        a.start(AttackTarget {
+            device_addr: addr,
+            http_addr: own.as_ref().and_then(|g| g.process().http_addr),
+            stolen: setup.spare.clone(),
+        });
+    }
     let drive = driver(ready.len());
     let tasks: Vec<_> = ready
         .into_iter()
@@ -248,6 +296,14 @@ where
         }
     }
     drop(fleet);
+    if let Some(a) = &attack {
+        progress.set("stopping the attack");
+        a.stop().await;
+    }
+    let metrics = match own.as_ref().and_then(|g| g.process().http_addr) {
+        Some(http) => scrape(http).await.map_err(|e| e.to_string()),
+        None => Err("the operator listener of an external gateway is not known".into()),
+    };
     let gateway = sampler.map(Sampler::finish).unwrap_or_default();
     let config = own.as_ref().map(OwnGateway::config).transpose()?;
     if let Some(g) = own {
@@ -270,6 +326,10 @@ where
         }
     };
     progress.finish();
+    let audit_rows_added = match (&verification, setup.audit_entries_enrolled) {
+        (Some(v), Some(enrolled)) => Some(v.audit_entries - enrolled),
+        _ => None,
+    };
     if done.len() < n {
         failures.push(format!("{} of {n} devices did not run", n - done.len()));
     }
@@ -285,6 +345,8 @@ where
         end,
         restarts,
         failures,
+        metrics,
+        audit_rows_added,
     })
 }
 

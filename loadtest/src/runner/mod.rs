@@ -17,6 +17,12 @@ use crate::target::{OwnGateway, gateway_config};
 pub struct Setup {
     /// The simulated devices.
     pub fleet: Vec<SimDevice>,
+    /// Devices enrolled beside the fleet and not simulated (an attack's stolen
+    /// certificates).
+    pub spare: Vec<SimDevice>,
+    /// Entries in the gateway's audit log once the fleet was enrolled (`None` for an
+    /// external gateway), so that a run can tell how many it added.
+    pub audit_entries_enrolled: Option<i64>,
     /// The PKI folder.
     pub pki_dir: PathBuf,
     /// The data folder of the gateway this harness starts (`None` for an external one).
@@ -24,31 +30,36 @@ pub struct Setup {
 }
 
 /// Makes the PKI and enrolls it (own gateway), or reads the external gateway's PKI;
-/// then loads the devices' identities.
-pub async fn setup(options: &RunOptions, progress: &Progress) -> Result<Setup, RunError> {
-    let (pki_dir, data_dir) = match &options.pki {
-        Some(pki) => (pki.clone(), None),
+/// then loads the devices' identities: the fleet, and `spare` more after it.
+pub async fn setup(
+    options: &RunOptions,
+    progress: &Progress,
+    spare: usize,
+) -> Result<Setup, RunError> {
+    let wanted = options.devices + spare;
+    let (pki_dir, data_dir, audit_entries_enrolled) = match &options.pki {
+        Some(pki) => (pki.clone(), None, None),
         None => {
             let pki = options.out_dir.join("pki");
             let data = options.out_dir.join("gateway-data");
-            progress.set(format!(
-                "making a PKI with {} device bundles",
-                options.devices
-            ));
-            let devices = u32::try_from(options.devices)
+            progress.set(format!("making a PKI with {wanted} device bundles"));
+            let devices = u32::try_from(wanted)
                 .map_err(|_| RunError::Options("--devices is too large".into()))?;
             fleet::make_pki(&pki, devices)?;
             progress.set("enrolling the fleet in the gateway's store");
-            fleet::enroll(&gateway_config(&data, &pki)?, &pki).await?;
-            (pki, Some(data))
+            let entries = fleet::enroll(&gateway_config(&data, &pki)?, &pki).await?;
+            (pki, Some(data), Some(entries))
         }
     };
     progress.set("loading device identities");
-    let fleet = fleet::load(&pki_dir, options.devices)?;
+    let mut fleet = fleet::load(&pki_dir, wanted)?;
+    let spare = fleet.split_off(options.devices);
     Ok(Setup {
         fleet,
+        spare,
         pki_dir,
         data_dir,
+        audit_entries_enrolled,
     })
 }
 

@@ -25,7 +25,7 @@ const HANDSHAKE_RATIO_TARGET: f64 = 0.8;
 /// Runs the scenario.
 pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
     let progress = Progress::start(options.scenario.name());
-    let setup = setup(options, &progress).await?;
+    let setup = setup(options, &progress, 0).await?;
     let n = setup.fleet.len();
     let mut figures = Vec::new();
     let mut failures = Vec::new();

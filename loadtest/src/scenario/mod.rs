@@ -5,6 +5,7 @@
 pub mod baselines;
 pub mod connect_storm;
 pub mod field_day;
+pub mod hostile;
 pub mod ingest;
 pub mod kill_restart;
 pub mod revoke_under_load;
@@ -37,5 +38,6 @@ pub async fn run(options: &RunOptions) -> Result<Report, RunError> {
         Scenario::ShiftEnd => shift_end::run(options).await,
         Scenario::RevokeUnderLoad => revoke_under_load::run(options).await,
         Scenario::KillRestart => kill_restart::run(options).await,
+        Scenario::Hostile => hostile::run(options).await,
     }
 }

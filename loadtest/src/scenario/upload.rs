@@ -160,7 +160,7 @@ pub async fn run(options: &RunOptions, plan: &UploadPlan) -> Result<Report, RunE
         devices: plan.concurrent as usize,
         ..options.clone()
     };
-    let setup = setup(&fleet_options, &progress).await?;
+    let setup = setup(&fleet_options, &progress, 0).await?;
     let data_dir = setup.data_dir.clone().expect("own gateway: checked above");
     let gateway = OwnGateway::start(&options.program, &data_dir, &setup.pki_dir).await?;
     let bare = start_bare_server(options, &setup.pki_dir).await?;
