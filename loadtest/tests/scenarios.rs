@@ -156,8 +156,8 @@ fn under_attack_honest_devices_lose_nothing_refusals_are_counted_and_audit_rows_
         "{stdout}"
     );
     for name in [
-        "honest-device problems, undisturbed",
-        "honest-device problems under attack",
+        "honest-device failures, undisturbed",
+        "honest-device failures under attack",
     ] {
         assert_eq!(figure(&report, name), 0.0, "{name}\n{stdout}");
     }

@@ -5,9 +5,11 @@
 //! what it saw from outside.
 //!
 //! In TLS 1.3 the client sends its (empty) certificate after the server's Finished,
-//! so the client may see its handshake complete before the gateway refuses it; an
-//! attempt therefore counts as refused once the connection failed or was closed by the
-//! gateway, and as admitted if it is still open after [`CLOSE_WAIT`].
+//! so the client may see its handshake complete before the gateway refuses it. An
+//! attempt whose handshake seems to complete therefore says hello: it counts as
+//! refused once the connection failed or was closed by the gateway, as admitted only
+//! if the gateway answered, and as unanswered if neither happened within
+//! [`ANSWER_WAIT`] (a gateway too busy to get to it).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,14 +19,16 @@ use quinn::crypto::rustls::QuicClientConfig;
 use rustls::pki_types::CertificateDer;
 use tokio::sync::watch;
 
-use super::{AttackCounts, DEVICE_ATTACKER, client_endpoint, pause};
-use crate::connect::SERVER_NAME;
+use protocol::RequestBody;
+use protocol::message::Hello;
 
-/// How long one handshake may take before it counts as unanswered.
-const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
-/// How long a connection the client thinks is up may stay open before the attempt
-/// counts as admitted.
-const CLOSE_WAIT: Duration = Duration::from_secs(5);
+use super::{AttackCounts, DEVICE_ATTACKER, client_endpoint, pause, request};
+use crate::connect::SERVER_NAME;
+use crate::machine::device_now;
+
+/// How long one handshake, then the hello, may take before the attempt counts as
+/// unanswered (the honest devices' handshake timeout).
+const ANSWER_WAIT: Duration = Duration::from_secs(30);
 
 /// A client configuration that trusts the fleet CA (so the gateway's certificate is
 /// accepted, as an attacker who read it off the wire would) and offers no certificate.
@@ -106,15 +110,33 @@ async fn attempt(
             return;
         }
     };
-    match tokio::time::timeout(HANDSHAKE_WAIT, connecting).await {
+    let answer = async {
+        let Ok(conn) = connecting.await else {
+            return Answer::Refused;
+        };
+        let hello = RequestBody::Hello(Hello {
+            device_time: device_now(),
+            agent_version: "flood/1".into(),
+            rules_digest: None,
+        });
+        let answer = match request(&conn, hello).await {
+            Ok(_) => Answer::Admitted,
+            Err(_) => Answer::Refused,
+        };
+        conn.close(quinn::VarInt::from_u32(0), b"");
+        answer
+    };
+    match tokio::time::timeout(ANSWER_WAIT, answer).await {
         Err(_) => AttackCounts::bump(&counts.flood_timed_out),
-        Ok(Err(_)) => AttackCounts::bump(&counts.flood_refused),
-        Ok(Ok(conn)) => match tokio::time::timeout(CLOSE_WAIT, conn.closed()).await {
-            Ok(_) => AttackCounts::bump(&counts.flood_refused),
-            Err(_) => {
-                AttackCounts::bump(&counts.flood_admitted);
-                conn.close(quinn::VarInt::from_u32(0), b"");
-            }
-        },
+        Ok(Answer::Refused) => AttackCounts::bump(&counts.flood_refused),
+        Ok(Answer::Admitted) => AttackCounts::bump(&counts.flood_admitted),
     }
+}
+
+/// What became of one attempt.
+enum Answer {
+    /// The handshake failed or the connection was closed.
+    Refused,
+    /// The gateway answered a request.
+    Admitted,
 }

@@ -27,6 +27,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use agent::transport::frames::{read_message, write_message};
+use protocol::frame::FrameDecoder;
+use protocol::{Request, RequestBody, Response, ResponseBody};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -37,6 +40,8 @@ use crate::scrape::{Scrape, scrape};
 pub const DEVICE_ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 /// Where the slowloris clients send from.
 pub const HTTP_ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+/// Frames the attackers read and write (the protocol's default limit).
+pub const MAX_FRAME: u32 = 1 << 20;
 
 /// How hard each attacker pushes.
 #[derive(Clone, Debug)]
@@ -240,4 +245,18 @@ pub fn client_endpoint(from: IpAddr) -> std::io::Result<quinn::Endpoint> {
         udp_socket_on(from)?,
         runtime,
     )
+}
+
+/// Sends one request on a new stream and reads its reply.
+pub async fn request(conn: &quinn::Connection, body: RequestBody) -> Result<ResponseBody, String> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    write_message(&mut send, &Request::new(body), MAX_FRAME)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = send.finish();
+    match read_message::<Response>(&mut recv, FrameDecoder::new(MAX_FRAME)).await {
+        Ok(Some(r)) => Ok(r.body),
+        Ok(None) => Err("no reply".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }

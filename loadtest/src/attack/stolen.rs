@@ -23,14 +23,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::{AttackCounts, DEVICE_ATTACKER, client_endpoint, pause};
+use super::{AttackCounts, DEVICE_ATTACKER, MAX_FRAME, client_endpoint, pause, request};
 use crate::connect::SERVER_NAME;
 use crate::machine::device_now;
 
 /// The size every announced recording claims (never sent in full).
 const CLAIMED_SIZE: u64 = 1 << 20;
-/// Frames the attacker reads and writes (the protocol's default limit).
-const MAX_FRAME: u32 = 1 << 20;
 /// Between two bytes of a trickled chunk.
 const TRICKLE: Duration = Duration::from_secs(1);
 
@@ -181,8 +179,8 @@ async fn trickle(
             offset: 0,
             length: CLAIMED_SIZE,
         };
-        let request = Request::new(RequestBody::UploadChunk(header));
-        if write_message(&mut send, &request, MAX_FRAME).await.is_err() {
+        let chunk = Request::new(RequestBody::UploadChunk(header));
+        if write_message(&mut send, &chunk, MAX_FRAME).await.is_err() {
             return;
         }
         AttackCounts::bump(&counts.slow_chunks);
@@ -212,19 +210,5 @@ async fn trickle(
         if pause(&mut stop, Duration::from_millis(500)).await {
             return;
         }
-    }
-}
-
-/// Sends one request on a new stream and reads its reply.
-async fn request(conn: &quinn::Connection, body: RequestBody) -> Result<ResponseBody, String> {
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    write_message(&mut send, &Request::new(body), MAX_FRAME)
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = send.finish();
-    match read_message::<Response>(&mut recv, FrameDecoder::new(MAX_FRAME)).await {
-        Ok(Some(r)) => Ok(r.body),
-        Ok(None) => Err("no reply".into()),
-        Err(e) => Err(e.to_string()),
     }
 }

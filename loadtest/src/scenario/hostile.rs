@@ -122,13 +122,6 @@ fn phase(options: &RunOptions, name: &str) -> Result<RunOptions, RunError> {
     Ok(o)
 }
 
-/// Problems an honest device met: the run's failures (records or recordings not
-/// acknowledged, data lost, devices that did not run) and every error a device saw
-/// (a refused or timed-out handshake, a failed request), even one it recovered from.
-fn honest_problems(run: &FleetRun, failures: &[String]) -> f64 {
-    (failures.len() as u64 + run.stats.error_count()) as f64
-}
-
 fn honest_figures(
     options: &RunOptions,
     quiet: &FleetRun,
@@ -136,20 +129,31 @@ fn honest_figures(
     quiet_failures: &[String],
     attacked_failures: &[String],
 ) -> Vec<Figure> {
+    // A failure is what the run itself fails on: a record or recording never
+    // acknowledged, anything lost or broken, a device that did not run. Errors a device
+    // recovered from by retrying (a `Busy` at the gateway-wide upload cap, a handshake
+    // timed out) are counted beside it, against the undisturbed run.
     let mut figures = vec![
         Figure::new(
-            "honest-device problems, undisturbed",
-            honest_problems(quiet, quiet_failures),
-            "problems",
+            "honest-device failures, undisturbed",
+            quiet_failures.len() as f64,
+            "failures",
             None,
             Target::Equals(0.0),
         ),
         Figure::new(
-            "honest-device problems under attack",
-            honest_problems(attacked, attacked_failures),
-            "problems",
+            "honest-device failures under attack",
+            attacked_failures.len() as f64,
+            "failures",
             None,
             Target::Equals(0.0),
+        ),
+        Figure::new(
+            "honest-device errors retried under attack (baseline: undisturbed)",
+            attacked.stats.error_count() as f64,
+            "errors",
+            Some(quiet.stats.error_count() as f64),
+            Target::None,
         ),
     ];
     match (
