@@ -20,6 +20,7 @@ use crate::mdns::{self, MdnsError};
 use crate::metrics::Metrics;
 use crate::pki::{self, PkiSetupError};
 use crate::state::GatewayState;
+use crate::storage::Crossing;
 use crate::tls::{self, TlsError};
 use clock::{SharedClock, SystemClock};
 use store::{Store, StoreError};
@@ -316,14 +317,66 @@ fn spawn(prepared: Prepared, bound: Bound) -> RunningGateway {
         tasks: TaskTracker::new(),
         connections: TaskTracker::new(),
     });
-    let events = state.store.device_status_events();
     let router = http::router(state.clone());
     let http_shutdown = state.shutdown.clone();
     let (listener, http_tls) = (bound.listener, bound.http_tls);
-    let background = vec![
+    // The jobs first: revocation enforcement subscribes to the store's device events
+    // before the first device is admitted.
+    let mut background = spawn_jobs(&state, first_crossings);
+    background.extend([
         tokio::spawn(endpoint::accept_loop(state.clone(), bound.quic.clone())),
+        tokio::spawn({
+            let state = state.clone();
+            async move {
+                let settings = &state.config.http;
+                http::serve(
+                    listener,
+                    router,
+                    http_tls,
+                    settings,
+                    &state.metrics,
+                    http_shutdown,
+                )
+                .await;
+            }
+        }),
+    ]);
+    tracing::info!(
+        devices = %bound.device_addr,
+        operators = %bound.http_addr,
+        data = %state.config.data_dir.display(),
+        pki = %pki_dir.display(),
+        "gateway listening"
+    );
+    if gateway_pki.made_now {
+        tracing::info!(
+            "development devices are enrolled: give a device a bundle from {}/devices/<id>/ \
+             (`agent enroll bundle DIR`)",
+            pki_dir.display()
+        );
+    }
+    tracing::info!(
+        "to enroll a device: on the device `agent enroll request --device-id ID --serial SN --out ID.csr`, \
+         then `provisioning devices enroll-csr --csr ID.csr --id ID --kind terminal --serial SN --out DIR --reason …` \
+         with the admin token from {}/admin.token, then `agent enroll install DIR/device.pem --ca DIR/ca.pem`",
+        pki_dir.display()
+    );
+    RunningGateway {
+        state,
+        endpoint: bound.quic,
+        device_addr: bound.device_addr,
+        http_addr: bound.http_addr,
+        background,
+        _mdns: bound.advertisement,
+    }
+}
+
+/// Spawns the background jobs, each with the handles it needs from `state`.
+/// `first_crossings` are the storage check's before the gateway served.
+fn spawn_jobs(state: &GatewayState, first_crossings: Vec<Crossing>) -> Vec<JoinHandle<()>> {
+    vec![
         tokio::spawn(jobs::revocations::run(
-            events,
+            state.store.device_status_events(),
             state.live.clone(),
             state.store.clone(),
             state.metrics.closed.clone(),
@@ -361,50 +414,7 @@ fn spawn(prepared: Prepared, bound: Bound) -> RunningGateway {
             state.config.allocation_report.clone(),
             state.shutdown.clone(),
         )),
-        tokio::spawn({
-            let state = state.clone();
-            async move {
-                let settings = &state.config.http;
-                http::serve(
-                    listener,
-                    router,
-                    http_tls,
-                    settings,
-                    &state.metrics,
-                    http_shutdown,
-                )
-                .await;
-            }
-        }),
-    ];
-    tracing::info!(
-        devices = %bound.device_addr,
-        operators = %bound.http_addr,
-        data = %state.config.data_dir.display(),
-        pki = %pki_dir.display(),
-        "gateway listening"
-    );
-    if gateway_pki.made_now {
-        tracing::info!(
-            "development devices are enrolled: give a device a bundle from {}/devices/<id>/ \
-             (`agent enroll bundle DIR`)",
-            pki_dir.display()
-        );
-    }
-    tracing::info!(
-        "to enroll a device: on the device `agent enroll request --device-id ID --serial SN --out ID.csr`, \
-         then `provisioning devices enroll-csr --csr ID.csr --id ID --kind terminal --serial SN --out DIR --reason …` \
-         with the admin token from {}/admin.token, then `agent enroll install DIR/device.pem --ca DIR/ca.pem`",
-        pki_dir.display()
-    );
-    RunningGateway {
-        state,
-        endpoint: bound.quic,
-        device_addr: bound.device_addr,
-        http_addr: bound.http_addr,
-        background,
-        _mdns: bound.advertisement,
-    }
+    ]
 }
 
 /// The folders whose free space is watched: the SQLite database's (PostgreSQL's disk is
