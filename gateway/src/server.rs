@@ -288,6 +288,7 @@ fn spawn(prepared: Prepared, bound: Bound) -> RunningGateway {
             two_officer: config.policy.two_officer.clone(),
             action_kinds: config.policy.action_kinds.clone(),
             clock: config.policy.clock,
+            tamper_flags_per_device: config.ingest.tamper_flags_per_device,
         },
         clock.clone(),
         crate::ingest::RecordMetrics::register(&metrics),

@@ -15,6 +15,8 @@ mod durability;
 mod group_commit;
 #[path = "records/ingest.rs"]
 mod ingest;
+#[path = "records/stall.rs"]
+mod stall;
 #[path = "records/store.rs"]
 mod store;
 #[path = "records/support.rs"]

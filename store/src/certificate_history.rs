@@ -7,7 +7,7 @@
 //! transaction as the change); the pure [`status_at`] picks the state in force at an
 //! instant.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use protocol::Millis;
 use protocol::domain::CertificateStatus;
@@ -16,6 +16,7 @@ use protocol::two_officer::OfficerPresence;
 
 use super::StoreError;
 use super::rows::OfficerRow;
+use super::sql::{in_bound_list, json_list};
 use super::tx::{TxConn, WriteTx};
 
 /// Runs the same query code on an open transaction of either backend, given as a
@@ -96,44 +97,57 @@ pub(crate) fn presence(
 }
 
 /// Reads the histories of `numbers` (unknown numbers are simply absent), each sorted
-/// for [`status_at`].
+/// for [`status_at`], in ONE statement whatever their count: a record may name 16
+/// officers and a push carry 256 records, and a statement per number let one device's
+/// push hold the group commit (and every other device's ack) for thousands of round
+/// trips.
 pub(crate) async fn histories(
     conn: &mut TxConn,
     numbers: &[&str],
 ) -> Result<BTreeMap<String, Vec<CertificateState>>, StoreError> {
+    let distinct: Vec<&str> = numbers
+        .iter()
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let mut out: BTreeMap<String, Vec<CertificateState>> = BTreeMap::new();
-    for number in numbers {
-        if out.contains_key(*number) {
-            continue;
+    if distinct.is_empty() {
+        return Ok(out);
+    }
+    let sql = format!(
+        "SELECT certificate_number, status, auxiliary, since, roster_version, valid_until \
+         FROM certificate_history WHERE {} \
+         ORDER BY certificate_number, since, roster_version",
+        in_bound_list("certificate_number", 1, conn.placeholders())
+    );
+    type Row = (String, String, bool, i64, i64, Option<i64>);
+    let rows: Vec<Row> = match conn {
+        TxConn::Sqlite(t) => {
+            sqlx::query_as(&sql)
+                .bind(json_list(&distinct))
+                .fetch_all(&mut **t)
+                .await?
         }
-        let rows: Vec<(String, bool, i64, i64, Option<i64>)> = on_conn!(conn, c => {
-            sqlx::query_as(
-                "SELECT status, auxiliary, since, roster_version, valid_until \
-                 FROM certificate_history \
-                 WHERE certificate_number = $1 ORDER BY since, roster_version",
-            )
-            .bind(*number)
-            .fetch_all(&mut *c)
-            .await?
-        });
-        let states = rows
-            .into_iter()
-            .map(|(status, auxiliary, since, version, valid_until)| {
-                Ok(CertificateState {
-                    status: status
-                        .parse()
-                        .map_err(|e| StoreError::corrupt("certificate history", e))?,
-                    auxiliary,
-                    since,
-                    roster_version: u64::try_from(version)
-                        .map_err(|e| StoreError::corrupt("certificate history", e))?,
-                    valid_until,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        if !states.is_empty() {
-            out.insert((*number).to_owned(), states);
+        TxConn::Postgres(t) => {
+            sqlx::query_as(&sql)
+                .bind(&distinct)
+                .fetch_all(&mut **t)
+                .await?
         }
+    };
+    for (number, status, auxiliary, since, version, valid_until) in rows {
+        let state = CertificateState {
+            status: status
+                .parse()
+                .map_err(|e| StoreError::corrupt("certificate history", e))?,
+            auxiliary,
+            since,
+            roster_version: u64::try_from(version)
+                .map_err(|e| StoreError::corrupt("certificate history", e))?,
+            valid_until,
+        };
+        out.entry(number).or_default().push(state);
     }
     Ok(out)
 }

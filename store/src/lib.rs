@@ -64,9 +64,11 @@ mod tx;
 // Field records, identity checks and certificate history (issue 5).
 mod certificate_history;
 mod identity_checks;
+mod officer_lookups;
 mod record_plan;
 mod record_reads;
 mod records;
+mod tamper;
 // Recordings, the 24-hour rule and the full-process flags (issue 6).
 pub mod recordings;
 
@@ -95,6 +97,7 @@ pub use rows::{
     AgencyRow, DeviceRow, DeviceStatusEvent, NewAgency, NewDevice, OfficerChange, OfficerRecord,
     OfficerRow, RosterPage,
 };
+pub use tamper::TamperFlagCount;
 
 use notify::{EventHub, ListenerTask};
 use tx::Db;
@@ -128,6 +131,8 @@ struct Inner {
     checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
     /// SQLite only: the log's length as the checkpoints found it.
     log_length: checkpoint::LogLength,
+    /// The group commits' officer lookups and their cache of absent numbers.
+    officer_lookups: officer_lookups::OfficerLookups,
 }
 
 impl std::fmt::Debug for Store {
@@ -202,6 +207,7 @@ impl Store {
                 listener: Mutex::new(listener),
                 checkpointer: Mutex::new(checkpointer),
                 log_length,
+                officer_lookups: officer_lookups::OfficerLookups::default(),
             }),
         })
     }
@@ -244,6 +250,13 @@ impl Store {
     /// receive error) means events may have been lost: re-check every live connection.
     pub fn device_status_events(&self) -> broadcast::Receiver<DeviceStatusEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// Officer lookup statements the group commits ran since the store was opened:
+    /// one per group that names officers not known to be absent, none for a group whose
+    /// numbers are all known absent at the current roster version.
+    pub fn officer_lookup_statements(&self) -> u64 {
+        self.inner.officer_lookups.statements()
     }
 
     fn db(&self) -> &Db {

@@ -9,20 +9,22 @@
 //! statement, so two gateways never interleave one device's chain and never wait on
 //! the audit head that registry changes hold.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use protocol::action_kind::{self, ActionKinds};
-use protocol::chain::{ChainBreak, ChainHead};
+use protocol::chain::ChainHead;
 use protocol::clock::{ClockPolicy, GatewayTime, on_gateway_time};
 use protocol::deadline::ClockSkew;
 use protocol::hash::Sha256Hash;
-use protocol::message::{FieldRecord, RecordAck, encode_body};
+use protocol::message::{FieldRecord, RecordAck};
 use protocol::two_officer::{self, TwoOfficerOutcome, TwoOfficerPolicy};
 use protocol::{DeviceId, Millis};
 
 use super::certificate_history::{self, on_conn};
+use super::officer_lookups::OfficerLookups;
 use super::record_plan::{self, PushRef};
-use super::sql::{Placeholders, values_list};
+use super::sql::{in_bound_list, json_list, values_list};
+use super::tamper::{self, NewTamperFlag};
 use super::tx::{Db, TxConn};
 use super::{Store, StoreError};
 
@@ -46,7 +48,7 @@ pub struct RecordBatch {
 }
 
 /// The rules a group commit applies to the records it stores.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IngestRules {
     /// How many certified officers a two-officer action needs.
     pub two_officer: TwoOfficerPolicy,
@@ -54,6 +56,27 @@ pub struct IngestRules {
     pub action_kinds: ActionKinds,
     /// How far device clocks are trusted.
     pub clock: ClockPolicy,
+    /// Tamper flags kept per device; chain breaks beyond are counted in one row per
+    /// device (see the `tamper` module).
+    pub tamper_flags_per_device: u64,
+}
+
+impl IngestRules {
+    /// The default of [`IngestRules::tamper_flags_per_device`]: far more chain breaks
+    /// than an honest device ever makes (a restore from backup forks a few records),
+    /// and at the protocol's largest record (16 KiB of text) about 20 MiB of evidence.
+    pub const DEFAULT_TAMPER_FLAGS_PER_DEVICE: u64 = 1000;
+}
+
+impl Default for IngestRules {
+    fn default() -> Self {
+        Self {
+            two_officer: TwoOfficerPolicy::default(),
+            action_kinds: ActionKinds::default(),
+            clock: ClockPolicy::default(),
+            tamper_flags_per_device: Self::DEFAULT_TAMPER_FLAGS_PER_DEVICE,
+        }
+    }
 }
 
 /// What one group commit did, for metrics.
@@ -63,8 +86,11 @@ pub struct IngestSummary {
     pub stored: u64,
     /// Records that were already stored.
     pub duplicate: u64,
-    /// Records refused as chain breaks (each kept as a tamper flag).
+    /// Records refused as chain breaks (kept as tamper flags up to the device's cap).
     pub rejected: u64,
+    /// Of those, the ones counted beyond their device's cap of tamper flags rather
+    /// than kept one by one.
+    pub tamper_counted: u64,
     /// Stored records flagged under the two-officer rule.
     pub two_officer_violations: u64,
     /// Stored records whose device time was implausible (future, or a skew beyond the
@@ -177,24 +203,34 @@ pub(crate) fn parse_hash(hex: &str) -> Result<Sha256Hash, StoreError> {
     Sha256Hash::from_hex(hex).map_err(|e| StoreError::corrupt("record hash", e))
 }
 
-/// Stored hashes of `device` at sequence numbers `from..=to`.
+/// Stored hashes of `device` at exactly the sequence numbers `sequences`, in one
+/// statement. Why not a range: a device that replays sequence 1 and its latest record
+/// would make a range read its whole chain inside the group commit.
 async fn stored_hashes(
     conn: &mut TxConn,
     device: &DeviceId,
-    from: u64,
-    to: u64,
+    sequences: &[i64],
 ) -> Result<Vec<(u64, Sha256Hash)>, StoreError> {
-    let rows: Vec<(i64, String)> = on_conn!(conn, c => {
-        sqlx::query_as(
-            "SELECT sequence, hash FROM field_records \
-             WHERE device_id = $1 AND sequence BETWEEN $2 AND $3",
-        )
-        .bind(device.as_str())
-        .bind(from as i64)
-        .bind(to as i64)
-        .fetch_all(&mut *c)
-        .await?
-    });
+    let sql = format!(
+        "SELECT sequence, hash FROM field_records WHERE device_id = $1 AND {}",
+        in_bound_list("sequence", 2, conn.placeholders())
+    );
+    let rows: Vec<(i64, String)> = match conn {
+        TxConn::Sqlite(t) => {
+            sqlx::query_as(&sql)
+                .bind(device.as_str())
+                .bind(json_list(sequences))
+                .fetch_all(&mut **t)
+                .await?
+        }
+        TxConn::Postgres(t) => {
+            sqlx::query_as(&sql)
+                .bind(device.as_str())
+                .bind(sequences)
+                .fetch_all(&mut **t)
+                .await?
+        }
+    };
     rows.into_iter()
         .map(|(s, h)| Ok((s as u64, parse_hash(&h)?)))
         .collect()
@@ -211,13 +247,6 @@ struct NewRecord<'a> {
     recordings: String,
 }
 
-/// A tamper flag ready to insert.
-struct NewTamperFlag<'a> {
-    device: &'a DeviceId,
-    record: &'a FieldRecord,
-    chain_break: &'a ChainBreak,
-}
-
 /// A two-officer flag ready to insert.
 struct NewTwoOfficerFlag<'a> {
     device: &'a DeviceId,
@@ -225,24 +254,6 @@ struct NewTwoOfficerFlag<'a> {
     certified: u32,
     required: u32,
     not_counted: String,
-}
-
-fn tamper_reason(b: &ChainBreak) -> (&'static str, Option<i64>) {
-    match b {
-        ChainBreak::Gap { expected, .. } => ("gap", Some(*expected as i64)),
-        ChainBreak::Fork { .. } => ("fork", None),
-        ChainBreak::Altered { .. } => ("altered", None),
-        ChainBreak::BrokenLink { .. } => ("broken_link", None),
-    }
-}
-
-impl TxConn {
-    fn placeholders(&self) -> Placeholders {
-        match self {
-            TxConn::Sqlite(_) => Placeholders::Anonymous,
-            TxConn::Postgres(_) => Placeholders::Numbered,
-        }
-    }
 }
 
 impl IngestTx {
@@ -317,54 +328,32 @@ impl IngestTx {
         Ok(())
     }
 
-    async fn insert_tamper_flags(
-        &mut self,
-        flags: &[NewTamperFlag<'_>],
-        now: Millis,
-    ) -> Result<(), StoreError> {
-        for flag in flags {
-            let (reason, expected) = tamper_reason(flag.chain_break);
-            let evidence = encode_body(flag.record);
-            on_tx!(self, c => {
-                sqlx::query(
-                    "INSERT INTO tamper_flags (device_id, sequence, reason, expected_sequence, \
-                     record_hash, evidence, flagged_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT (device_id, sequence, record_hash, reason) DO NOTHING",
-                )
-                .bind(flag.device.as_str())
-                .bind(flag.record.sequence as i64)
-                .bind(reason)
-                .bind(expected)
-                .bind(flag.record.hash.to_hex())
-                .bind(evidence)
-                .bind(now)
-                .execute(&mut *c)
-                .await?;
-            });
-        }
-        Ok(())
-    }
-
+    /// Multi-row inserts, as the records: a push of 256 violations is a few
+    /// statements, not 256.
     async fn insert_two_officer_flags(
         &mut self,
         flags: &[NewTwoOfficerFlag<'_>],
         now: Millis,
     ) -> Result<(), StoreError> {
-        for flag in flags {
+        for chunk in flags.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO two_officer_flags (device_id, sequence, action_kind, certified, \
+                 required, not_counted, flagged_at) VALUES {}",
+                values_list(chunk.len(), 7, self.conn.placeholders())
+            );
             on_tx!(self, c => {
-                sqlx::query(
-                    "INSERT INTO two_officer_flags (device_id, sequence, action_kind, certified, \
-                     required, not_counted, flagged_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(flag.device.as_str())
-                .bind(flag.record.sequence as i64)
-                .bind(flag.record.content.action_kind.as_str())
-                .bind(i64::from(flag.certified))
-                .bind(i64::from(flag.required))
-                .bind(flag.not_counted.as_str())
-                .bind(now)
-                .execute(&mut *c)
-                .await?;
+                let mut q = sqlx::query(&sql);
+                for flag in chunk {
+                    q = q
+                        .bind(flag.device.as_str())
+                        .bind(flag.record.sequence as i64)
+                        .bind(flag.record.content.action_kind.as_str())
+                        .bind(i64::from(flag.certified))
+                        .bind(i64::from(flag.required))
+                        .bind(flag.not_counted.as_str())
+                        .bind(now);
+                }
+                q.execute(&mut *c).await?;
             });
         }
         Ok(())
@@ -372,10 +361,14 @@ impl IngestTx {
 
     /// Applies the two-officer rule to the records about to be stored, with each
     /// certificate as it stood at the record's gateway time.
+    ///
+    /// The officers are looked up in one statement (none when every number named is
+    /// known absent at the current roster version, see [`OfficerLookups`]).
     async fn two_officer_flags<'a>(
         &mut self,
         rows: &[NewRecord<'a>],
         rules: &IngestRules,
+        lookups: &OfficerLookups,
     ) -> Result<Vec<NewTwoOfficerFlag<'a>>, StoreError> {
         let needing: Vec<&NewRecord<'a>> = rows
             .iter()
@@ -392,7 +385,7 @@ impl IngestTx {
             .iter()
             .flat_map(|r| r.record.content.officers.iter().map(|o| o.trim()))
             .collect();
-        let histories = certificate_history::histories(&mut self.conn, &numbers).await?;
+        let histories = lookups.histories(&mut self.conn, &numbers).await?;
         let mut flags = Vec::new();
         for row in needing {
             let present =
@@ -437,15 +430,15 @@ impl Store {
         let devices: BTreeSet<&DeviceId> = batches.iter().map(|b| &b.device).collect();
         let mut tx = IngestTx::begin(self.ingest_db(), &devices).await?;
         let heads = chain_heads_in(&mut tx.conn, &devices).await?;
-        let mut ranges: HashMap<&DeviceId, (u64, u64)> = HashMap::new();
+        let mut replayed: BTreeMap<&DeviceId, BTreeSet<i64>> = BTreeMap::new();
         for (device, sequence) in record_plan::replayed(&pushes, &heads) {
-            let range = ranges.entry(device).or_insert((sequence, sequence));
-            range.0 = range.0.min(sequence);
-            range.1 = range.1.max(sequence);
+            // Below the head, so at most the stored head's sequence (an i64).
+            replayed.entry(device).or_default().insert(sequence as i64);
         }
         let mut stored = HashMap::new();
-        for (device, (from, to)) in ranges {
-            for (sequence, hash) in stored_hashes(&mut tx.conn, device, from, to).await? {
+        for (device, sequences) in replayed {
+            let sequences: Vec<i64> = sequences.into_iter().collect();
+            for (sequence, hash) in stored_hashes(&mut tx.conn, device, &sequences).await? {
                 stored.insert((device.clone(), sequence), hash);
             }
         }
@@ -478,18 +471,14 @@ impl Store {
                 chain_break,
             })
             .collect();
-        let violations = tx.two_officer_flags(&rows, rules).await?;
+        let violations = tx
+            .two_officer_flags(&rows, rules, &self.inner.officer_lookups)
+            .await?;
         tx.insert_records(&rows, now).await?;
-        tx.insert_tamper_flags(&tamper, now).await?;
+        let counted =
+            tamper::write_flags(&mut tx.conn, &tamper, rules.tamper_flags_per_device, now).await?;
         tx.insert_two_officer_flags(&violations, now).await?;
         tx.commit().await?;
-
-        for flag in &tamper {
-            tracing::warn!(
-                device = %flag.device, sequence = flag.record.sequence,
-                reason = %flag.chain_break, "field record refused as possible tampering"
-            );
-        }
         let summary = IngestSummary {
             stored: rows.len() as u64,
             duplicate: plan
@@ -499,6 +488,7 @@ impl Store {
                 .filter(|a| a.outcome == protocol::message::RecordOutcome::Duplicate)
                 .count() as u64,
             rejected: tamper.len() as u64,
+            tamper_counted: counted.0,
             two_officer_violations: violations.len() as u64,
             clock_implausible: rows.iter().filter(|r| r.at.implausible).count() as u64,
         };

@@ -42,6 +42,26 @@ pub fn values_list(rows: usize, cols: usize, style: Placeholders) -> String {
     out
 }
 
+/// `column IN (…)` over a whole list bound as ONE parameter (`$n`): on SQLite a JSON
+/// array read with `json_each`, on PostgreSQL an array compared with `= ANY`. Why one
+/// parameter: the statement's text is the same for every list length, so it stays in
+/// the connection's prepared-statement cache, and a lookup of thousands of values is
+/// still one statement (one round trip) that probes the index once per value — the
+/// group commit's officer and replay lookups use it so that no push can turn into
+/// one statement per value. Bind the list with [`json_list`] on SQLite and as a
+/// slice on PostgreSQL.
+pub(crate) fn in_bound_list(column: &str, n: usize, style: Placeholders) -> String {
+    match style {
+        Placeholders::Anonymous => format!("{column} IN (SELECT value FROM json_each(${n}))"),
+        Placeholders::Numbered => format!("{column} = ANY(${n})"),
+    }
+}
+
+/// A list as the JSON array that [`in_bound_list`] reads on SQLite.
+pub(crate) fn json_list<T: serde::Serialize>(values: &[T]) -> String {
+    serde_json::to_string(values).unwrap_or_else(|_| "[]".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +73,19 @@ mod tests {
             "($1, $2, $3), ($4, $5, $6)"
         );
         assert_eq!(values_list(2, 2, Placeholders::Anonymous), "(?, ?), (?, ?)");
+    }
+
+    #[test]
+    fn a_bound_list_is_one_parameter_on_either_backend() {
+        assert_eq!(
+            in_bound_list("sequence", 2, Placeholders::Anonymous),
+            "sequence IN (SELECT value FROM json_each($2))"
+        );
+        assert_eq!(
+            in_bound_list("sequence", 2, Placeholders::Numbered),
+            "sequence = ANY($2)"
+        );
+        assert_eq!(json_list(&["a", "b"]), r#"["a","b"]"#);
+        assert_eq!(json_list(&[1_i64, 7]), "[1,7]");
     }
 }

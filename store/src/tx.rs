@@ -30,6 +30,16 @@ pub(crate) enum TxConn {
     Postgres(Transaction<'static, Postgres>),
 }
 
+impl TxConn {
+    /// How this backend's multi-row statements name their parameters.
+    pub(crate) fn placeholders(&self) -> super::sql::Placeholders {
+        match self {
+            TxConn::Sqlite(_) => super::sql::Placeholders::Anonymous,
+            TxConn::Postgres(_) => super::sql::Placeholders::Numbered,
+        }
+    }
+}
+
 /// The last audit entry: its seq (0 for an empty log) and hash.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ChainHead {

@@ -15,7 +15,9 @@ use super::auth::{Authorized, ReadCaseContent};
 use super::error::{ApiError, ErrorBody};
 use crate::state::GatewayState;
 use crate::views::cases::{CaseFlagEntry, TamperEntry};
-use crate::views::flags::{TwoOfficerEntry, open_case_flags, tamper_flags};
+use crate::views::flags::{
+    TamperCountEntry, TwoOfficerEntry, open_case_flags, tamper_counts, tamper_flags,
+};
 
 /// Which tamper flags to read.
 #[derive(Clone, Debug, Default, Deserialize, IntoParams)]
@@ -39,6 +41,19 @@ pub async fn list_tamper(
     Ok(Json(
         tamper_flags(&state.store, query.device.as_deref()).await?,
     ))
+}
+
+/// Devices whose chain breaks passed their cap of tamper flags: how many more were
+/// refused (not kept one by one), first and last time.
+#[utoipa::path(get, path = "/api/v1/flags/tamper-counts", tag = "flags",
+    security(("bearer" = ["read_case_content"])),
+    responses((status = 200, body = Vec<TamperCountEntry>), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+pub async fn list_tamper_counts(
+    _auth: Authorized<ReadCaseContent>,
+    State(state): State<Arc<GatewayState>>,
+) -> Result<Json<Vec<TamperCountEntry>>, ApiError> {
+    Ok(Json(tamper_counts(&state.store).await?))
 }
 
 /// Every two-officer flag, oldest first.

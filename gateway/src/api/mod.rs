@@ -106,6 +106,7 @@ pub fn api_routes() -> OpenApiRouter<Arc<GatewayState>> {
         .routes(routes!(cases::get_case))
         .routes(routes!(cases::get_target))
         .routes(routes!(flags::list_tamper))
+        .routes(routes!(flags::list_tamper_counts))
         .routes(routes!(flags::list_two_officer))
         .routes(routes!(flags::list_case_flags))
         .routes(routes!(fleet::get_fleet))

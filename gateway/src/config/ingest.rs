@@ -2,6 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The smallest `ingest.queue_bytes`: two of the protocol's largest frames (1 MiB), so
+/// a push of any size that is allowed on the wire can always queue behind another.
+const MIN_QUEUE_BYTES: u64 = 2 << 20;
+/// The largest `ingest.queue_bytes` (4 GiB: a push takes its share in one `u32`
+/// step, and more is more memory than a gateway should hold for waiting pushes).
+const MAX_QUEUE_BYTES: u64 = u32::MAX as u64;
+
 /// Group-commit settings, as written in the configuration file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -13,6 +20,11 @@ pub struct IngestConfig {
     pub max_wait_ms: u64,
     /// Pushes that may wait for the committer before callers wait for room.
     pub queue_requests: u32,
+    /// Bytes of decoded records that waiting pushes may hold in all; a push that
+    /// finds no room is answered "busy" (retry later), never queued or acknowledged.
+    pub queue_bytes: u64,
+    /// Tamper flags kept per device; beyond, its chain breaks are counted in one row.
+    pub tamper_flags_per_device: u64,
 }
 
 impl Default for IngestConfig {
@@ -21,6 +33,8 @@ impl Default for IngestConfig {
             max_batch_records: 1000,
             max_wait_ms: 2,
             queue_requests: 4096,
+            queue_bytes: 256 << 20,
+            tamper_flags_per_device: store::IngestRules::DEFAULT_TAMPER_FLAGS_PER_DEVICE,
         }
     }
 }
@@ -39,6 +53,27 @@ impl IngestConfig {
         }
         if self.queue_requests == 0 {
             return Err(("ingest.queue_requests", "must be at least 1".into()));
+        }
+        if self.queue_bytes < MIN_QUEUE_BYTES {
+            return Err((
+                "ingest.queue_bytes",
+                format!(
+                    "must be at least {MIN_QUEUE_BYTES} (two of the largest frames a device sends by default)"
+                ),
+            ));
+        }
+        if self.queue_bytes > MAX_QUEUE_BYTES {
+            return Err((
+                "ingest.queue_bytes",
+                format!("must be at most {MAX_QUEUE_BYTES}"),
+            ));
+        }
+        if self.tamper_flags_per_device == 0 {
+            return Err((
+                "ingest.tamper_flags_per_device",
+                "must be at least 1: supervisors need the evidence of a device's first chain breaks"
+                    .into(),
+            ));
         }
         Ok(())
     }
@@ -61,5 +96,18 @@ mod tests {
             ..IngestConfig::default()
         };
         assert_eq!(slow.validate().unwrap_err().0, "ingest.max_wait_ms");
+        let tiny = IngestConfig {
+            queue_bytes: 1 << 20,
+            ..IngestConfig::default()
+        };
+        assert_eq!(tiny.validate().unwrap_err().0, "ingest.queue_bytes");
+        let no_flags = IngestConfig {
+            tamper_flags_per_device: 0,
+            ..IngestConfig::default()
+        };
+        assert_eq!(
+            no_flags.validate().unwrap_err().0,
+            "ingest.tamper_flags_per_device"
+        );
     }
 }

@@ -100,6 +100,7 @@ impl HandlerError {
                 ErrorCode::StorageFull
             }
             HandlerError::Ingest(crate::ingest::IngestError::Halted(_)) => ErrorCode::StorageFailed,
+            HandlerError::Ingest(crate::ingest::IngestError::Busy { .. }) => ErrorCode::Busy,
             HandlerError::Ingest(_) | HandlerError::Internal(_) => ErrorCode::Internal,
             HandlerError::Recording(e) => e.reply().code,
         };
@@ -109,6 +110,9 @@ impl HandlerError {
             }
             HandlerError::Ingest(crate::ingest::IngestError::Halted(_)) => {
                 STORAGE_FAILED_MESSAGE.into()
+            }
+            HandlerError::Ingest(busy @ crate::ingest::IngestError::Busy { .. }) => {
+                busy.to_string()
             }
             // Store internals are logged, not sent to devices.
             HandlerError::Store(_) | HandlerError::Ingest(_) | HandlerError::Internal(_) => {

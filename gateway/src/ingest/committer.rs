@@ -3,8 +3,9 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use protocol::message::FieldRecord;
 use protocol::message::RecordAck;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +24,9 @@ pub struct IngestSettings {
     pub max_wait: Duration,
     /// Pushes that may wait in the queue; beyond that, callers wait for room.
     pub queue_requests: usize,
+    /// Bytes of records that waiting pushes may hold in all (see [`held_bytes`]);
+    /// beyond that, a push is refused as [`IngestError::Busy`].
+    pub queue_bytes: usize,
 }
 
 /// Why a push was not acknowledged.
@@ -40,17 +44,57 @@ pub enum IngestError {
     /// The gateway is shutting down and stopped taking pushes.
     #[error("the gateway is shutting down")]
     Stopped,
+    /// The pushes waiting for the committer already hold as many bytes as the gateway
+    /// allows (`ingest.queue_bytes`); nothing of this push was stored.
+    #[error(
+        "the gateway is busy: {waiting} bytes of pushes are waiting to be stored; nothing of this push was stored, retry later"
+    )]
+    Busy {
+        /// The bound (`ingest.queue_bytes`).
+        waiting: usize,
+    },
 }
 
 /// A queued push and where to send its acks.
 struct Job {
     batch: RecordBatch,
     reply: oneshot::Sender<Result<Vec<RecordAck>, IngestError>>,
+    /// Its share of `ingest.queue_bytes`, returned once its group has committed (the
+    /// batch is freed then).
+    room: OwnedSemaphorePermit,
+}
+
+/// What a waiting push holds in memory: each record and the text it owns (the frame
+/// it was decoded from is already freed). An estimate that never undercounts the
+/// strings a device chose, which is what a device controls.
+pub(super) fn held_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .records
+        .iter()
+        .map(|r| {
+            let c = &r.content;
+            std::mem::size_of::<FieldRecord>()
+                + c.case_number.len()
+                + c.target.len()
+                + c.action_kind.len()
+                + c.text.len()
+                + c.location.as_ref().map_or(0, String::len)
+                + c.officers
+                    .iter()
+                    .map(|o| std::mem::size_of::<String>() + o.len())
+                    .sum::<usize>()
+                + c.recordings.len() * std::mem::size_of::<uuid::Uuid>()
+        })
+        .sum::<usize>()
+        + std::mem::size_of::<RecordBatch>()
 }
 
 /// The handle through which handlers submit pushes. Cheap to share.
 pub struct Committer {
     queue: mpsc::Sender<Job>,
+    /// `ingest.queue_bytes`, in permits of one byte.
+    room: Arc<Semaphore>,
+    queue_bytes: usize,
     metrics: RecordMetrics,
     stop: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -88,6 +132,8 @@ impl Committer {
         storage: Arc<StorageWatch>,
     ) -> Committer {
         let (queue, jobs) = mpsc::channel(settings.queue_requests.max(1));
+        let queue_bytes = settings.queue_bytes.clamp(1, Semaphore::MAX_PERMITS);
+        let room = Arc::new(Semaphore::new(queue_bytes));
         let stop = CancellationToken::new();
         let worker = Worker {
             store,
@@ -101,6 +147,8 @@ impl Committer {
         let task = tokio::spawn(worker.run(jobs, stop.clone()));
         Committer {
             queue,
+            room,
+            queue_bytes,
             metrics,
             stop,
             task: Mutex::new(Some(task)),
@@ -109,13 +157,39 @@ impl Committer {
 
     /// Queues a push and waits until its group has committed; returns one ack per
     /// record, in push order.
+    ///
+    /// The push first takes its share of `ingest.queue_bytes` ([`held_bytes`]; a push
+    /// larger than the whole bound takes all of it, so it waits for an empty queue):
+    /// if the waiting pushes hold too much, it is refused at once as
+    /// [`IngestError::Busy`] (the device keeps its records and retries) rather than
+    /// waiting, because a waiting push holds its records too.
     pub async fn submit(&self, batch: RecordBatch) -> Result<Vec<RecordAck>, IngestError> {
+        let bytes = held_bytes(&batch).clamp(1, self.queue_bytes);
+        let room = u32::try_from(bytes)
+            .ok()
+            .and_then(|n| Arc::clone(&self.room).try_acquire_many_owned(n).ok())
+            .ok_or(IngestError::Busy {
+                waiting: self.queue_bytes,
+            });
+        let room = match room {
+            Ok(room) => room,
+            Err(busy) => {
+                self.metrics.busy.inc();
+                return Err(busy);
+            }
+        };
         let (reply, acks) = oneshot::channel();
         self.queue
-            .send(Job { batch, reply })
+            .send(Job { batch, reply, room })
             .await
             .map_err(|_| IngestError::Stopped)?;
         acks.await.map_err(|_| IngestError::Stopped)?
+    }
+
+    /// Bytes of records the waiting pushes (and the group being committed) hold now,
+    /// of `ingest.queue_bytes`.
+    pub fn waiting_bytes(&self) -> usize {
+        self.queue_bytes - self.room.available_permits()
     }
 
     /// The ingest metrics (shared with the identity-check handlers).
@@ -179,8 +253,15 @@ impl Worker {
     }
 
     async fn commit(&self, group: Vec<Job>) {
-        let (batches, replies): (Vec<RecordBatch>, Vec<_>) =
-            group.into_iter().map(|j| (j.batch, j.reply)).unzip();
+        // The permits are held until the end of this function, with the batches.
+        let mut permits = Vec::with_capacity(group.len());
+        let (batches, replies): (Vec<RecordBatch>, Vec<_>) = group
+            .into_iter()
+            .map(|j| {
+                permits.push(j.room);
+                (j.batch, j.reply)
+            })
+            .unzip();
         let refusal = match (
             self.faults.check(Component::Ingest),
             self.storage.room_for(Folder::Store, 0),

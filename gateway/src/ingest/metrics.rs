@@ -13,6 +13,10 @@ pub struct RecordMetrics {
     pub records: IntCounterVec,
     /// Stored records flagged under the two-officer rule.
     pub two_officer_violations: IntCounter,
+    /// Chain breaks counted beyond their device's cap of tamper flags (not kept).
+    pub tamper_counted: IntCounter,
+    /// Pushes refused as busy because waiting pushes held `ingest.queue_bytes`.
+    pub busy: IntCounter,
     /// Stored records whose device time could not be trusted (DOMAIN R2).
     pub clock_implausible: IntCounter,
     /// Records per group commit.
@@ -38,6 +42,16 @@ impl RecordMetrics {
         let two_officer_violations = IntCounter::new(
             "fieldsync_two_officer_violations_total",
             "Stored field records that break the two-officer rule",
+        )
+        .expect("valid metric");
+        let tamper_counted = IntCounter::new(
+            "fieldsync_tamper_breaks_counted_total",
+            "Chain breaks counted beyond their device's cap of tamper flags instead of kept",
+        )
+        .expect("valid metric");
+        let busy = IntCounter::new(
+            "fieldsync_ingest_busy_total",
+            "Record pushes refused as busy: waiting pushes held ingest.queue_bytes",
         )
         .expect("valid metric");
         let clock_implausible = IntCounter::new(
@@ -94,6 +108,8 @@ impl RecordMetrics {
         for c in [
             Box::new(records.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(two_officer_violations.clone()),
+            Box::new(tamper_counted.clone()),
+            Box::new(busy.clone()),
             Box::new(clock_implausible.clone()),
             Box::new(batch_records.clone()),
             Box::new(batch_requests.clone()),
@@ -106,6 +122,8 @@ impl RecordMetrics {
         Self {
             records,
             two_officer_violations,
+            tamper_counted,
+            busy,
             clock_implausible,
             batch_records,
             batch_requests,
@@ -129,6 +147,7 @@ impl RecordMetrics {
         self.two_officer_violations
             .inc_by(summary.two_officer_violations);
         self.clock_implausible.inc_by(summary.clock_implausible);
+        self.tamper_counted.inc_by(summary.tamper_counted);
         self.batch_records
             .observe((summary.stored + summary.duplicate + summary.rejected) as f64);
         self.batch_requests.observe(requests as f64);

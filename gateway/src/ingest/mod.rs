@@ -23,6 +23,7 @@ impl From<&IngestConfig> for IngestSettings {
             max_batch_records: config.max_batch_records as usize,
             max_wait: std::time::Duration::from_millis(config.max_wait_ms),
             queue_requests: config.queue_requests as usize,
+            queue_bytes: config.queue_bytes as usize,
         }
     }
 }

@@ -18,7 +18,9 @@ use crate::views::cases::{
     CaseFlagEntry, CaseView, RecordEntry, RecordingEntry, SubjectKind, TamperEntry, case_view,
     target_view,
 };
-use crate::views::flags::{TwoOfficerEntry, open_case_flags, tamper_flags};
+use crate::views::flags::{
+    TamperCountEntry, TwoOfficerEntry, open_case_flags, tamper_counts, tamper_flags,
+};
 
 /// The search.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -173,6 +175,24 @@ fn tamper_table(flags: &[TamperEntry], offset: i32) -> Markup {
     }
 }
 
+fn tamper_counts_table(counts: &[TamperCountEntry], offset: i32) -> Markup {
+    html! {
+        table #tamper-counts {
+            thead { tr { th { "device" } th { "breaks beyond the cap" } th { "first" } th { "last" } } }
+            tbody {
+                @for c in counts {
+                    tr.bad data-device=(c.device_id) {
+                        td { (c.device_id) }
+                        td data-field="breaks" { (c.breaks) }
+                        td { (time(c.first_at, offset)) }
+                        td { (time(c.last_at, offset)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn two_officer_table(flags: &[TwoOfficerEntry], offset: i32) -> Markup {
     html! {
         table #two-officer-flags {
@@ -290,6 +310,7 @@ pub async fn cases_page(
         (None, None) => {
             let open = open_case_flags(store).await?;
             let tamper = tamper_flags(store, None).await?;
+            let counts = tamper_counts(store).await?;
             let two_officer: Vec<TwoOfficerEntry> = state
                 .store
                 .two_officer_flags()
@@ -302,6 +323,10 @@ pub async fn cases_page(
                 @if open.is_empty() { p.ok { "None." } } @else { (case_flags_table(&open, offset)) }
                 h2 { "Refused records (possible tampering)" }
                 @if tamper.is_empty() { p.ok { "None." } } @else { (tamper_table(&tamper, offset)) }
+                @if !counts.is_empty() {
+                    h3 { "Devices past their cap of tamper flags (further breaks counted, not kept)" }
+                    (tamper_counts_table(&counts, offset))
+                }
                 h2 { "Two-officer rule breaches" }
                 @if two_officer.is_empty() { p.ok { "None." } } @else { (two_officer_table(&two_officer, offset)) }
             }

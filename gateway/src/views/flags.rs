@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::ViewError;
 use super::cases::{CaseFlagEntry, TamperEntry};
 use store::recordings::CaseFlagKind;
-use store::{Store, TwoOfficerFlag};
+use store::{Store, TamperFlagCount, TwoOfficerFlag};
 
 /// Every tamper flag (optionally of one device), oldest first.
 pub async fn tamper_flags(
@@ -27,6 +27,42 @@ pub async fn tamper_flags(
         .await?
         .iter()
         .map(TamperEntry::of)
+        .collect())
+}
+
+/// A device's chain breaks beyond its cap of tamper flags (`ingest.tamper_flags_per_device`):
+/// refused like the flagged ones, counted rather than kept one by one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TamperCountEntry {
+    /// The device.
+    pub device_id: String,
+    /// Records refused as chain breaks after its flags reached the cap (a record sent
+    /// again counts again).
+    pub breaks: u64,
+    /// When the first of them was refused.
+    pub first_at: Millis,
+    /// When the last of them was refused.
+    pub last_at: Millis,
+}
+
+impl From<&TamperFlagCount> for TamperCountEntry {
+    fn from(c: &TamperFlagCount) -> Self {
+        TamperCountEntry {
+            device_id: c.device.as_str().to_owned(),
+            breaks: c.breaks,
+            first_at: c.first_at,
+            last_at: c.last_at,
+        }
+    }
+}
+
+/// Every device's count of chain breaks beyond its cap of tamper flags, by device.
+pub async fn tamper_counts(store: &Store) -> Result<Vec<TamperCountEntry>, ViewError> {
+    Ok(store
+        .tamper_flag_counts()
+        .await?
+        .iter()
+        .map(TamperCountEntry::from)
         .collect())
 }
 

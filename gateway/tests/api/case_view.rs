@@ -148,6 +148,7 @@ async fn finance_and_equipment_managers_cannot_read_case_content() {
                 format!("/api/v1/cases/{CASE}"),
                 format!("/api/v1/targets/{}", encode(TARGET)),
                 "/api/v1/flags/tamper".to_owned(),
+                "/api/v1/flags/tamper-counts".to_owned(),
                 "/api/v1/flags/two-officer".to_owned(),
                 "/api/v1/flags/cases".to_owned(),
             ] {
@@ -170,6 +171,9 @@ async fn the_flag_lists_name_the_tampered_and_two_officer_records() {
         assert_eq!(tamper[0]["sequence"], 5);
         assert_eq!(tamper[0]["expected_sequence"], 4);
         assert_eq!(tamper[0]["case_number"], CASE);
+        // One flag is far below the cap: no device's breaks are counted instead.
+        let counts = s.api.get("/api/v1/flags/tamper-counts").await;
+        assert_eq!(counts, serde_json::json!([]));
         let of_device = s.api.get("/api/v1/flags/tamper?device=dev-00002").await;
         assert_eq!(of_device, serde_json::json!([]));
         let (status, _) = s

@@ -111,6 +111,7 @@ async fn a_failed_group_commit_fails_every_caller_and_stores_nothing() {
                 max_batch_records: 4,
                 max_wait: Duration::from_secs(2),
                 queue_requests: 8,
+                queue_bytes: 1 << 20,
             },
             Arc::new(gateway::faults::StorageFaults::register(&metrics)),
             Arc::new(gateway::storage::StorageWatch::new(
