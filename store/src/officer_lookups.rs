@@ -37,7 +37,11 @@ pub(crate) struct AbsentOfficers {
 impl AbsentOfficers {
     /// The numbers of `wanted` that may be in the history at roster `version` (those
     /// not known absent), each once. What was learnt at another version is forgotten.
-    pub(crate) fn to_look_up<'a>(&mut self, version: u64, wanted: &[&'a str]) -> Vec<&'a str> {
+    pub(crate) fn not_known_absent<'a>(
+        &mut self,
+        version: u64,
+        wanted: &[&'a str],
+    ) -> Vec<&'a str> {
         if version != self.version {
             self.version = version;
             self.numbers.clear();
@@ -100,7 +104,7 @@ impl OfficerLookups {
         });
         let version =
             u64::try_from(version).map_err(|e| StoreError::corrupt("roster version", e))?;
-        let wanted = self.lock().to_look_up(version, numbers);
+        let wanted = self.lock().not_known_absent(version, numbers);
         if wanted.is_empty() {
             return Ok(BTreeMap::new());
         }
@@ -130,34 +134,34 @@ mod tests {
     #[test]
     fn numbers_known_absent_are_not_looked_up_again_at_the_same_version() {
         let mut cache = AbsentOfficers::default();
-        assert_eq!(cache.to_look_up(3, &["A", "B", "A"]), vec!["A", "B"]);
+        assert_eq!(cache.not_known_absent(3, &["A", "B", "A"]), vec!["A", "B"]);
         cache.remember(3, ["B"]);
-        assert_eq!(cache.to_look_up(3, &["A", "B"]), vec!["A"]);
+        assert_eq!(cache.not_known_absent(3, &["A", "B"]), vec!["A"]);
     }
 
     #[test]
     fn a_new_roster_version_forgets_every_absence() {
         let mut cache = AbsentOfficers::default();
-        cache.to_look_up(3, &["B"]);
+        cache.not_known_absent(3, &["B"]);
         cache.remember(3, ["B"]);
-        assert_eq!(cache.to_look_up(4, &["B"]), vec!["B"]);
+        assert_eq!(cache.not_known_absent(4, &["B"]), vec!["B"]);
         // An absence learnt at an older version (a slow group) is not kept.
         cache.remember(3, ["B"]);
-        assert_eq!(cache.to_look_up(4, &["B"]), vec!["B"]);
+        assert_eq!(cache.not_known_absent(4, &["B"]), vec!["B"]);
     }
 
     #[test]
     fn a_full_cache_starts_over() {
         let mut cache = AbsentOfficers::default();
         let numbers: Vec<String> = (0..=CAPACITY).map(|i| format!("N{i}")).collect();
-        cache.to_look_up(1, &[]);
+        cache.not_known_absent(1, &[]);
         cache.remember(1, numbers.iter().map(String::as_str));
         assert!(cache.numbers.len() <= CAPACITY);
         // The last number is remembered, the first one was forgotten.
         assert_eq!(
-            cache.to_look_up(1, &[numbers[CAPACITY].as_str()]),
+            cache.not_known_absent(1, &[numbers[CAPACITY].as_str()]),
             Vec::<&str>::new()
         );
-        assert_eq!(cache.to_look_up(1, &["N0"]), vec!["N0"]);
+        assert_eq!(cache.not_known_absent(1, &["N0"]), vec!["N0"]);
     }
 }
