@@ -6,9 +6,11 @@
 //! whole-process audio-video has no recording linked (R3).
 
 use protocol::Millis;
-use protocol::action_kind::{ActionKind, UnknownActionKind};
+use protocol::action_kind::{ActionKind, ActionKinds, UnknownActionKind};
 use protocol::clock::beyond_tolerance;
+use protocol::message::FlagChange;
 use protocol::message::RecordContent;
+use protocol::two_officer::NotCountedReason;
 use protocol::two_officer::{self, OfficerPresence, TwoOfficerOutcome, TwoOfficerPolicy};
 
 use crate::agent::Agent;
@@ -88,6 +90,80 @@ impl std::fmt::Display for Warning {
             ),
         }
     }
+}
+
+/// Why a listed number did not count, in Chinese and English.
+fn reason_words(reason: NotCountedReason) -> (&'static str, &'static str) {
+    match reason {
+        NotCountedReason::UnknownCertificate => ("无此证件", "unknown certificate"),
+        NotCountedReason::Withdrawn => ("证件已收回", "withdrawn"),
+        NotCountedReason::Revoked => ("证件已吊销", "revoked"),
+        NotCountedReason::Expired => ("证件已过期", "expired"),
+        NotCountedReason::Auxiliary => (
+            "辅助人员，非执法人员",
+            "auxiliary, not an enforcement officer",
+        ),
+        NotCountedReason::ListedMoreThanOnce => ("重复列出", "listed more than once"),
+    }
+}
+
+/// What judged the record, in Chinese and English.
+fn cause_words(change: &FlagChange) -> (String, String) {
+    let reference = change.cause_ref.as_deref().unwrap_or("?");
+    match change.cause.as_str() {
+        "ingest" => ("上传时判定".into(), "judged when it was stored".into()),
+        "registry" => (
+            format!("执法证件 {reference} 变更后复核"),
+            format!("reviewed after certificate {reference} changed"),
+        ),
+        "correction" => (
+            format!("更正记录 {reference} 到达后复核"),
+            format!("reviewed after correction {reference} arrived"),
+        ),
+        "upgrade" => ("系统升级后复核".into(), "reviewed on upgrade".into()),
+        other => (format!("复核（{other}）"), format!("reviewed ({other})")),
+    }
+}
+
+/// One flag change on this device's records in words for the officer, Chinese first
+/// and English second, with the kind's names from the vocabulary the gateway sent.
+pub fn flag_notice(change: &FlagChange, kinds: &ActionKinds) -> String {
+    let (kind_zh, kind_en) = kinds.get(&change.action_kind).map_or(
+        (change.action_kind.as_str(), change.action_kind.as_str()),
+        |k| (k.name_zh.as_str(), k.name_en.as_str()),
+    );
+    let (cause_zh, cause_en) = cause_words(change);
+    let sequence = change.sequence;
+    let certified = change.certified;
+    let required = change.required;
+    if !change.raised {
+        return format!(
+            "两人执法标记已解除：记录 #{sequence}（{kind_zh}）持证执法人员 {certified} 名；{cause_zh}。 / \
+             two-officer flag cleared: record #{sequence} ({kind_en}), certified officers present: {certified}; {cause_en}."
+        );
+    }
+    let mut zh = format!(
+        "两人执法标记：记录 #{sequence}（{kind_zh}）持证执法人员 {certified} 名，需 {required} 名"
+    );
+    let mut en = format!(
+        "two-officer flag raised: record #{sequence} ({kind_en}), certified officers present: {certified} of {required} required"
+    );
+    if !change.not_counted.is_empty() {
+        let (zh_list, en_list): (Vec<String>, Vec<String>) = change
+            .not_counted
+            .iter()
+            .map(|n| {
+                let (z, e) = reason_words(n.reason);
+                (
+                    format!("{}（{z}）", n.certificate_number),
+                    format!("{} ({e})", n.certificate_number),
+                )
+            })
+            .unzip();
+        zh.push_str(&format!("；未计入：{}", zh_list.join("，")));
+        en.push_str(&format!("; not counted: {}", en_list.join(", ")));
+    }
+    format!("{zh}；{cause_zh}。 / {en}; {cause_en}.")
 }
 
 /// A record queued, with the warnings the officer must see.

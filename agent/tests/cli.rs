@@ -421,3 +421,69 @@ async fn the_terminal_refuses_unknown_kinds_and_future_times_warns_and_exits_per
     );
     gw.gateway.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_prints_the_flags_raised_and_cleared_since_the_last_sync() {
+    let gw = TestGateway::start(&Backend::Sqlite, 1).await;
+    common::list_officer(&gw, &common::officer_record("ZF-0001"), now_ms() - 60_000).await;
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path();
+    let (device, _) = gw.device(1);
+    let bundle = pki::layout::device_dir(&gw.pki_dir(), &device);
+    ok(data, &["enroll", "bundle", bundle.to_str().unwrap()]).await;
+    let addr = gw.gateway.device_addr().to_string();
+    ok(data, &["config", "set", "gateway", &addr]).await;
+    ok(data, &["config", "set", "server_name", "localhost"]).await;
+    let out = ok(data, &["sync"]).await;
+    assert!(out.contains("0 two-officer flag changes"), "{out}");
+
+    // ZF-0009 is not in the registry (yet): the seizure is queued with a warning,
+    // stored, and flagged; the sync says so in words.
+    let o = run(
+        data,
+        &record_args(&[
+            "--action-kind",
+            "seizure",
+            "--officer",
+            "ZF-0001",
+            "--officer",
+            "ZF-0009",
+            "--recording",
+            &uuid::Uuid::new_v4().to_string(),
+        ]),
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let out = ok(data, &["sync"]).await;
+    assert!(out.contains("1 stored"), "{out}");
+    assert!(out.contains("1 two-officer flag changes"), "{out}");
+    assert!(
+        out.contains("两人执法标记：记录 #1（扣押）持证执法人员 1 名，需 2 名；未计入：ZF-0009（无此证件）；上传时判定。"),
+        "{out}"
+    );
+    assert!(
+        out.contains("two-officer flag raised: record #1 (Seizure), certified officers present: 1 of 2 required; not counted: ZF-0009 (unknown certificate); judged when it was stored."),
+        "{out}"
+    );
+
+    // The equipment manager enters ZF-0009 (valid all along): the flag is cleared,
+    // and the next sync tells only that.
+    common::list_officer(&gw, &common::officer_record("ZF-0009"), now_ms()).await;
+    let out = ok(data, &["sync"]).await;
+    assert!(out.contains("1 two-officer flag changes"), "{out}");
+    assert!(
+        out.contains(
+            "两人执法标记已解除：记录 #1（扣押）持证执法人员 2 名；执法证件 ZF-0009 变更后复核。"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("two-officer flag cleared: record #1 (Seizure), certified officers present: 2; reviewed after certificate ZF-0009 changed."),
+        "{out}"
+    );
+    assert!(!out.contains("flag raised"), "{out}");
+    // The cursor is kept: nothing is told twice.
+    let out = ok(data, &["sync"]).await;
+    assert!(out.contains("0 two-officer flag changes"), "{out}");
+    gw.gateway.shutdown().await;
+}

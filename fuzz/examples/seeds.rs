@@ -232,6 +232,16 @@ fn requests(c: &Corpus) {
         },
     );
     c.put("request_upload_chunk", "invalid-not-cbor", [0xff, 0x00]);
+    c.cbor(
+        "request_flags_since",
+        "valid-after-41",
+        &FlagsSince { after: 41 },
+    );
+    c.cbor(
+        "request_flags_since",
+        "invalid-text-cursor",
+        &text_map(&[("after", "-1")]),
+    );
 }
 
 fn responses(c: &Corpus) {
@@ -329,6 +339,47 @@ fn responses(c: &Corpus) {
             offset: 4,
             stored: false,
         },
+    );
+    c.cbor(
+        "response_flag_changes",
+        "valid-raised-and-cleared",
+        &FlagChanges {
+            changes: vec![
+                FlagChange {
+                    id: 42,
+                    sequence: 7,
+                    action_kind: "seizure".into(),
+                    raised: true,
+                    certified: 1,
+                    required: 2,
+                    not_counted: vec![protocol::two_officer::NotCounted {
+                        certificate_number: "ZF-0009".into(),
+                        reason: protocol::two_officer::NotCountedReason::Withdrawn,
+                    }],
+                    cause: "registry".into(),
+                    cause_ref: Some("ZF-0009".into()),
+                    at: 1_700_000_200_000,
+                },
+                FlagChange {
+                    id: 43,
+                    sequence: 3,
+                    action_kind: "seizure".into(),
+                    raised: false,
+                    certified: 2,
+                    required: 2,
+                    not_counted: vec![],
+                    cause: "correction".into(),
+                    cause_ref: Some("dev-00001/8".into()),
+                    at: 1_700_000_300_000,
+                },
+            ],
+            more: false,
+        },
+    );
+    c.cbor(
+        "response_flag_changes",
+        "invalid-not-a-list",
+        &text_map(&[("changes", "not a list")]),
     );
     c.cbor(
         "response_recording_stored",

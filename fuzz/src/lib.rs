@@ -77,6 +77,7 @@ targets![
     message::request_announce_recording,
     message::request_upload_offset,
     message::request_upload_chunk,
+    message::request_flags_since,
     message::response_welcome,
     message::response_record_acks,
     message::response_identity_result,
@@ -85,6 +86,7 @@ targets![
     message::response_recording_tracked,
     message::response_upload_offset,
     message::response_recording_stored,
+    message::response_flag_changes,
     message::response_error,
     csr::enrollment_csr,
     #[cfg(feature = "gateway")]

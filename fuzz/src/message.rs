@@ -113,7 +113,8 @@ fn request(kind: &'static str, data: &[u8]) -> Outcome {
         RequestBody::AnnounceRecording(announcement) => announcement.validate(&limits).is_ok(),
         RequestBody::RosterSince(_)
         | RequestBody::UploadOffset(_)
-        | RequestBody::UploadChunk(_) => true,
+        | RequestBody::UploadChunk(_)
+        | RequestBody::FlagsSince(_) => true,
     };
     if checked {
         Outcome::Accepted
@@ -177,6 +178,7 @@ bodies![request:
     request_announce_recording => "announce_recording",
     request_upload_offset => "upload_offset",
     request_upload_chunk => "upload_chunk",
+    request_flags_since => "flags_since",
 ];
 
 bodies![response:
@@ -188,6 +190,7 @@ bodies![response:
     response_recording_tracked => "recording_tracked",
     response_upload_offset => "upload_offset",
     response_recording_stored => "recording_stored",
+    response_flag_changes => "flag_changes",
     response_error => "error",
 ];
 

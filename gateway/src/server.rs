@@ -282,14 +282,17 @@ fn spawn(prepared: Prepared, bound: Bound) -> RunningGateway {
     ));
     // Measured once before serving, so /metrics and /healthz are right from the start.
     let first_crossings = storage.check();
+    let rules = store::IngestRules {
+        two_officer: config.policy.two_officer.clone(),
+        action_kinds: config.policy.action_kinds.clone(),
+        clock: config.policy.clock,
+        tamper_flags_per_device: config.ingest.tamper_flags_per_device,
+    };
+    // Registry changes and the review job judge flags by the rules ingest applies.
+    store.use_rules(rules.clone());
     let ingest = crate::ingest::Committer::start(
         store.clone(),
-        store::IngestRules {
-            two_officer: config.policy.two_officer.clone(),
-            action_kinds: config.policy.action_kinds.clone(),
-            clock: config.policy.clock,
-            tamper_flags_per_device: config.ingest.tamper_flags_per_device,
-        },
+        rules,
         clock.clone(),
         crate::ingest::RecordMetrics::register(&metrics),
         crate::ingest::IngestSettings::from(&config.ingest),
@@ -401,6 +404,13 @@ fn spawn_jobs(state: &GatewayState, first_crossings: Vec<Crossing>) -> Vec<JoinH
             state.clock.clone(),
             Duration::from_secs(state.config.storage.check_secs),
             first_crossings,
+        )),
+        tokio::spawn(jobs::two_officer_reviews::run(
+            state.store.clone(),
+            state.clock.clone(),
+            state.ingest.reviews_due(),
+            Duration::from_secs(state.config.deadline_check_secs),
+            state.shutdown.clone(),
         )),
         tokio::spawn(jobs::staging_sweep::run(
             state.media.clone(),

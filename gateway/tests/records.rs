@@ -11,6 +11,8 @@ mod case_view;
 mod crash;
 #[path = "records/durability.rs"]
 mod durability;
+#[path = "records/flag_reviews.rs"]
+mod flag_reviews;
 #[path = "records/group_commit.rs"]
 mod group_commit;
 #[path = "records/ingest.rs"]

@@ -10,6 +10,7 @@ use protocol::chain::ChainHead;
 use protocol::domain::{CertificateStatus, Stage};
 use protocol::frame::{FrameDecoder, FrameError, encode_frame};
 use protocol::message::*;
+use protocol::two_officer::{NotCounted, NotCountedReason};
 use protocol::{DeviceId, ErrorCode, ErrorReply, Limits, Sha256Hash};
 use uuid::Uuid;
 
@@ -211,7 +212,42 @@ fn request_body() -> impl Strategy<Value = RequestBody> {
                 length,
             })
         }),
+        any::<u64>().prop_map(|after| RequestBody::FlagsSince(FlagsSince { after })),
     ]
+}
+
+fn flag_change() -> impl Strategy<Value = FlagChange> {
+    (
+        (any::<u64>(), any::<u64>(), text(), any::<bool>()),
+        (any::<u32>(), any::<u32>(), vec(text(), 0..3)),
+        (text(), option::of(text()), any::<i64>()),
+    )
+        .prop_map(
+            |(
+                (id, sequence, action_kind, raised),
+                (certified, required, numbers),
+                (cause, cause_ref, at),
+            )| {
+                FlagChange {
+                    id,
+                    sequence,
+                    action_kind,
+                    raised,
+                    certified,
+                    required,
+                    not_counted: numbers
+                        .into_iter()
+                        .map(|certificate_number| NotCounted {
+                            certificate_number,
+                            reason: NotCountedReason::Withdrawn,
+                        })
+                        .collect(),
+                    cause,
+                    cause_ref,
+                    at,
+                }
+            },
+        )
 }
 
 fn reject_reason() -> impl Strategy<Value = RejectReason> {
@@ -343,6 +379,8 @@ fn response_body() -> impl Strategy<Value = ResponseBody> {
                 stored_at,
             })
         }),
+        (vec(flag_change(), 0..3), any::<bool>())
+            .prop_map(|(changes, more)| ResponseBody::FlagChanges(FlagChanges { changes, more })),
         (any::<u16>(), text()).prop_map(|(code, message)| ResponseBody::Error(ErrorReply::new(
             ErrorCode::from(code),
             message

@@ -53,6 +53,12 @@ pub mod actions {
     pub const STORAGE_ALARM_RAISED: &str = "storage_alarm_raised";
     /// A folder's free space is above the alarm's threshold again.
     pub const STORAGE_ALARM_CLEARED: &str = "storage_alarm_cleared";
+    /// A review raised a record's two-officer flag (issue 21: a certificate change
+    /// dated back, or a correction that leaves too few certified officers).
+    pub const TWO_OFFICER_FLAG_RAISED: &str = "two_officer_flag_raised";
+    /// A review cleared a record's two-officer flag (an officer entered late, a
+    /// correction adding the second officer).
+    pub const TWO_OFFICER_FLAG_CLEARED: &str = "two_officer_flag_cleared";
 }
 
 /// Handshakes refused for one reason over one interval, as the audit log keeps them.

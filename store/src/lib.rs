@@ -55,6 +55,7 @@ mod config;
 mod devices;
 mod enrollment;
 mod error;
+mod flag_reviews;
 mod notify;
 mod officers;
 mod operators;
@@ -86,6 +87,9 @@ pub use certificate_history::{CertificateState, status_at};
 pub use config::StoreConfig;
 pub use enrollment::{ENROLLMENT_HEADER, ImportSummary, check_enrollment_file};
 pub use error::StoreError;
+pub use flag_reviews::{
+    Decision, REVIEW_ACTOR, ReviewCause, TwoOfficerFlagChange, Violation, decide,
+};
 pub use identity_checks::{IdentityCheckRow, roster_entry};
 pub use operators::{
     OperatorRole, OperatorToken, OperatorTokenError, UnknownRole, operator_actions,
@@ -133,6 +137,9 @@ struct Inner {
     log_length: checkpoint::LogLength,
     /// The group commits' officer lookups and their cache of absent numbers.
     officer_lookups: officer_lookups::OfficerLookups,
+    /// The rules registry changes and queued reviews judge two-officer flags by (the
+    /// ones ingest applies; see [`Store::use_rules`]).
+    rules: std::sync::RwLock<Arc<records::IngestRules>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -208,6 +215,7 @@ impl Store {
                 checkpointer: Mutex::new(checkpointer),
                 log_length,
                 officer_lookups: officer_lookups::OfficerLookups::default(),
+                rules: std::sync::RwLock::new(Arc::default()),
             }),
         })
     }
@@ -261,6 +269,27 @@ impl Store {
 
     fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// Sets the rules that registry changes and queued reviews judge two-officer flags
+    /// by: the gateway passes its configured ones at start, the same ones its ingest
+    /// applies. Why here and not an argument: every officer change (API, import,
+    /// tests) reviews flags, and each would otherwise have to carry the vocabulary.
+    /// Until set, the protocol's defaults.
+    pub fn use_rules(&self, rules: records::IngestRules) {
+        *self
+            .inner
+            .rules
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
+    }
+
+    fn rules(&self) -> Arc<records::IngestRules> {
+        self.inner
+            .rules
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Where record ingest runs its group commits. On SQLite a pool of one connection

@@ -11,6 +11,7 @@ use protocol::domain::CertificateStatus;
 use serde_json::{Value, json};
 
 use super::audit::actions;
+use super::records::IngestRules;
 use super::rows::{
     OfficerChange, OfficerRecord, OfficerRow, RawOfficer, RosterPage, convert_all, non_empty,
 };
@@ -92,6 +93,7 @@ impl WriteTx {
         record: &OfficerRecord,
         actor: &str,
         reason: Option<&str>,
+        rules: &IngestRules,
         now: Millis,
     ) -> Result<OfficerChange, StoreError> {
         non_empty("certificate number", &record.certificate_number)?;
@@ -154,6 +156,7 @@ impl WriteTx {
                 .execute(&mut *c)
                 .await?;
         });
+        let start = self.history_start(&after.certificate_number).await?;
         self.append_certificate_history(&after, effective_at)
             .await?;
         let (action, mut detail) = match &before {
@@ -179,6 +182,9 @@ impl WriteTx {
         }
         let number = after.certificate_number.clone();
         self.append_audit(actor, action, &number, &detail.to_string(), now)
+            .await?;
+        let first_state = start.is_none_or(|s| effective_at < s);
+        self.review_after_registry_change(&number, effective_at, first_state, rules, actor, now)
             .await?;
         Ok(match before {
             Some(_) => OfficerChange::Updated(after),
@@ -212,10 +218,14 @@ impl Store {
         reason: Option<&str>,
         now: Millis,
     ) -> Result<Vec<OfficerChange>, StoreError> {
+        let rules = self.rules();
         let mut tx = self.write().await?;
         let mut changes = Vec::with_capacity(records.len());
         for record in records {
-            changes.push(tx.upsert_officer(record, actor, reason, now).await?);
+            changes.push(
+                tx.upsert_officer(record, actor, reason, &rules, now)
+                    .await?,
+            );
         }
         self.commit(tx).await?;
         Ok(changes)
@@ -226,7 +236,9 @@ impl Store {
     /// version so terminals learn of it at their next sync.
     ///
     /// `effective_at` is when the change took effect (DOMAIN R4: it may be before it is
-    /// entered); `None` means now. The two-officer rule judges records by it.
+    /// entered); `None` means now. The two-officer rule judges records by it: the flags
+    /// of records listing the certificate from then on are reviewed in the same
+    /// transaction (`flag_reviews`).
     pub async fn set_certificate_status(
         &self,
         certificate_number: &str,
@@ -271,6 +283,7 @@ impl Store {
             updated_at: now,
             ..before.clone()
         };
+        let start = tx.history_start(certificate_number).await?;
         tx.append_certificate_history(&after, effective_at).await?;
         let detail = json!({
             "from": before.certificate_status.as_str(),
@@ -283,6 +296,17 @@ impl Store {
             actions::CERTIFICATE_STATUS_SET,
             certificate_number,
             &detail.to_string(),
+            now,
+        )
+        .await?;
+        let first_state = start.is_none_or(|s| effective_at < s);
+        let rules = self.rules();
+        tx.review_after_registry_change(
+            certificate_number,
+            effective_at,
+            first_state,
+            &rules,
+            actor,
             now,
         )
         .await?;

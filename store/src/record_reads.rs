@@ -303,12 +303,16 @@ impl Store {
         convert_all(raw)
     }
 
-    /// Two-officer flags, oldest first.
+    /// Two-officer flags in force (each record's latest change, when it raised the
+    /// flag), oldest first.
     pub async fn two_officer_flags(&self) -> Result<Vec<TwoOfficerFlag>, StoreError> {
         let raw: Vec<RawTwoOfficerFlag> = on_pool!(self.db(), p => {
             sqlx::query_as(
-                "SELECT device_id, sequence, action_kind, certified, required, not_counted, \
-                 flagged_at FROM two_officer_flags ORDER BY flagged_at, device_id, sequence",
+                "SELECT c.device_id, c.sequence, c.action_kind, c.certified, c.required, \
+                 c.not_counted, c.at AS flagged_at FROM two_officer_flag_changes c \
+                 WHERE c.raised AND c.id = (SELECT MAX(n.id) FROM two_officer_flag_changes n \
+                 WHERE n.device_id = c.device_id AND n.sequence = c.sequence) \
+                 ORDER BY c.at, c.device_id, c.sequence",
             )
             .fetch_all(p)
             .await?

@@ -22,6 +22,7 @@ use protocol::{DeviceId, Millis};
 
 use super::certificate_history::{self, on_conn};
 use super::officer_lookups::OfficerLookups;
+use super::flag_reviews;
 use super::record_plan::{self, PushRef};
 use super::sql::{in_bound_list, json_list, values_list};
 use super::tamper::{self, NewTamperFlag};
@@ -34,7 +35,7 @@ const ROWS_PER_INSERT: usize = 100;
 
 /// The advisory-lock class of record chains on PostgreSQL (`pg_advisory_xact_lock(class,
 /// hashtext(device))`).
-const PG_CHAIN_LOCK_CLASS: i32 = 0x6673_7263; // "fsrc"
+pub(crate) const PG_CHAIN_LOCK_CLASS: i32 = 0x6673_7263; // "fsrc"
 
 /// One device's push of records, as the committer hands it to the store.
 #[derive(Clone, Debug)]
@@ -96,6 +97,8 @@ pub struct IngestSummary {
     /// Stored records whose device time was implausible (future, or a skew beyond the
     /// bound): their gateway time is when they arrived.
     pub clock_implausible: u64,
+    /// Stored corrections: each queued a review of the record it corrects.
+    pub corrections: u64,
 }
 
 /// The transaction of one group commit.
@@ -328,35 +331,98 @@ impl IngestTx {
         Ok(())
     }
 
-    /// Multi-row inserts, as the records: a push of 256 violations is a few
-    /// statements, not 256.
+    /// Each flag is one entry of the append-only change log (`flag_reviews`), which
+    /// keeps the cause of every raise and clear.
     async fn insert_two_officer_flags(
         &mut self,
         flags: &[NewTwoOfficerFlag<'_>],
         now: Millis,
     ) -> Result<(), StoreError> {
-        for chunk in flags.chunks(ROWS_PER_INSERT) {
+        for flag in flags {
+            flag_reviews::append_change(
+                &mut self.conn,
+                (flag.device.as_str(), flag.record.sequence as i64),
+                &flag.record.content.action_kind,
+                true,
+                flag.certified,
+                flag.required,
+                &flag.not_counted,
+                ("ingest", None),
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Indexes the officers of the records the two-officer rule may judge again (those
+    /// of a two-officer kind, and corrections), so a registry change finds them
+    /// without reading every record (`flag_reviews`).
+    async fn insert_officer_index(
+        &mut self,
+        rows: &[NewRecord<'_>],
+        rules: &IngestRules,
+    ) -> Result<(), StoreError> {
+        let entries: Vec<(String, Millis, &DeviceId, u64)> = rows
+            .iter()
+            .filter(|r| {
+                r.record.content.corrects.is_some()
+                    || rules
+                        .action_kinds
+                        .needs_two_officers(&r.record.content.action_kind)
+            })
+            .flat_map(|r| {
+                r.record
+                    .content
+                    .officers
+                    .iter()
+                    .map(|o| o.trim())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .map(|o| (o.to_owned(), r.at.at, r.device, r.record.sequence))
+            })
+            .collect();
+        for chunk in entries.chunks(ROWS_PER_INSERT) {
             let sql = format!(
-                "INSERT INTO two_officer_flags (device_id, sequence, action_kind, certified, \
-                 required, not_counted, flagged_at) VALUES {}",
-                values_list(chunk.len(), 7, self.conn.placeholders())
+                "INSERT INTO field_record_officers (certificate_number, made_at_gateway,                  device_id, sequence) VALUES {}",
+                values_list(chunk.len(), 4, self.conn.placeholders())
             );
             on_tx!(self, c => {
                 let mut q = sqlx::query(&sql);
-                for flag in chunk {
-                    q = q
-                        .bind(flag.device.as_str())
-                        .bind(flag.record.sequence as i64)
-                        .bind(flag.record.content.action_kind.as_str())
-                        .bind(i64::from(flag.certified))
-                        .bind(i64::from(flag.required))
-                        .bind(flag.not_counted.as_str())
-                        .bind(now);
+                for (number, at, device, sequence) in chunk {
+                    q = q.bind(number.as_str()).bind(*at).bind(device.as_str()).bind(*sequence as i64);
                 }
                 q.execute(&mut *c).await?;
             });
         }
         Ok(())
+    }
+
+    /// Queues a review of the record each stored correction corrects (when it is
+    /// stored): the gateway's review job judges it again with its audit entry.
+    async fn queue_correction_reviews(
+        &mut self,
+        rows: &[NewRecord<'_>],
+    ) -> Result<u64, StoreError> {
+        let mut queued = 0;
+        for row in rows {
+            let Some(corrected) = row.record.content.corrects else {
+                continue;
+            };
+            let correction = format!("{}/{}", row.device, row.record.sequence);
+            on_tx!(self, c => {
+                sqlx::query(
+                    "INSERT INTO two_officer_reviews_due (device_id, sequence, cause, cause_ref)                      SELECT device_id, sequence, 'correction', $3 FROM field_records                      WHERE device_id = $1 AND sequence = $2                      ON CONFLICT DO NOTHING",
+                )
+                .bind(row.device.as_str())
+                .bind(corrected as i64)
+                .bind(correction.as_str())
+                .execute(&mut *c)
+                .await?;
+            });
+            queued += 1;
+        }
+        Ok(queued)
     }
 
     /// Applies the two-officer rule to the records about to be stored, with each
@@ -478,6 +544,8 @@ impl Store {
         let counted =
             tamper::write_flags(&mut tx.conn, &tamper, rules.tamper_flags_per_device, now).await?;
         tx.insert_two_officer_flags(&violations, now).await?;
+        tx.insert_officer_index(&rows, rules).await?;
+        let corrections = tx.queue_correction_reviews(&rows).await?;
         tx.commit().await?;
         let summary = IngestSummary {
             stored: rows.len() as u64,
@@ -491,6 +559,7 @@ impl Store {
             tamper_counted: counted.0,
             two_officer_violations: violations.len() as u64,
             clock_implausible: rows.iter().filter(|r| r.at.implausible).count() as u64,
+            corrections,
         };
         Ok((plan.acks, summary))
     }

@@ -245,6 +245,21 @@ async fn sync(cli: &Cli) -> Result<(), Failure> {
         report.recording_bytes_sent,
         report.clock_skew_ms,
     );
+    // The flags raised or cleared on this device's records since the last sync, in
+    // words (issue 21, point 6: the officer is told, not only "N refused").
+    let kinds = agent
+        .outbox()
+        .rules_in_force()
+        .await
+        .map_err(Failure::other)?
+        .action_kinds;
+    println!(
+        "{} two-officer flag changes since the last sync",
+        report.flags.len()
+    );
+    for change in &report.flags {
+        println!("{}", agent::rules::flag_notice(change, &kinds));
+    }
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 
 pub mod acks;
 pub mod checks;
+pub mod flags;
 pub mod rechain;
 pub mod recordings;
 pub mod records;

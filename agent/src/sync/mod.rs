@@ -8,7 +8,7 @@ pub mod plan;
 pub mod push;
 
 use protocol::chain::ChainHead;
-use protocol::message::{PushIdentityChecks, RosterSince, Welcome};
+use protocol::message::{FlagChange, FlagsSince, PushIdentityChecks, RosterSince, Welcome};
 use protocol::{ErrorCode, RequestBody, ResponseBody};
 
 use crate::agent::{AGENT_VERSION, Agent};
@@ -27,6 +27,9 @@ const MAX_RECHAINS_PER_SYNC: u32 = 4;
 
 /// Roster pages fetched in one sync at most (a runaway `more` flag cannot spin).
 const MAX_ROSTER_PAGES: u32 = 10_000;
+
+/// Flag replies fetched in one sync at most (likewise).
+const MAX_FLAG_PAGES: u32 = 1_000;
 
 /// What one sync did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -59,6 +62,9 @@ pub struct SyncReport {
     pub recordings_stored: usize,
     /// Recording bytes sent.
     pub recording_bytes_sent: u64,
+    /// Two-officer flags raised or cleared on this device's records since the last
+    /// sync, as the gateway reported them (oldest first).
+    pub flags: Vec<FlagChange>,
 }
 
 /// Why a sync stopped. What was acknowledged before stays acknowledged.
@@ -192,6 +198,7 @@ impl Agent {
         self.push_records(conn, &welcome, &mut report).await?;
         self.push_checks(conn, &welcome, &mut report).await?;
         self.pull_roster(conn, &welcome, &mut report).await?;
+        self.pull_flags(conn, &mut report).await?;
         let mut uploads = UploadReport::default();
         let uploaded = self.sync_recordings(conn, &mut uploads).await;
         report.recordings_announced = uploads.announced;
@@ -273,6 +280,42 @@ impl Agent {
                 });
             }
         }
+    }
+
+    /// Fetches the flag changes on this device's records after the last one held,
+    /// keeping each (the cursor) before it is reported. A gateway older than the
+    /// request answers that it does not know it: then there is nothing to report.
+    async fn pull_flags(
+        &self,
+        conn: &GatewayConnection,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let outbox = self.outbox();
+        for _ in 0..MAX_FLAG_PAGES {
+            let after = outbox.flags_cursor().await?;
+            let body = RequestBody::FlagsSince(FlagsSince { after });
+            let reply = match request(self, conn, "flags_since", body).await {
+                Ok(ResponseBody::FlagChanges(reply)) => reply,
+                Ok(other) => return Err(unexpected("flags_since", other).into()),
+                Err(RequestError::Client(ClientError::Refused(e)))
+                    if matches!(
+                        e.code,
+                        ErrorCode::MalformedMessage | ErrorCode::UnexpectedMessage
+                    ) =>
+                {
+                    tracing::info!(reply = %e.message, "the gateway does not report flags");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let fresh = outbox.apply_flag_changes(&reply, self.now()).await?;
+            let progressed = !fresh.is_empty();
+            report.flags.extend(fresh);
+            if !reply.more || !progressed {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Fetches roster deltas until the device holds the gateway's version.

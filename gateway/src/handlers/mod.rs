@@ -2,6 +2,7 @@
 //! request to its handler and turns a handler error into a typed error reply.
 
 mod clock;
+mod flags;
 mod hello;
 mod identity;
 mod recordings;
@@ -146,6 +147,7 @@ pub async fn dispatch(
         RequestBody::RosterSince(since) => Box::pin(roster::handle(state, ctx, since)).await,
         RequestBody::AnnounceRecording(a) => Box::pin(recordings::announce(state, ctx, a)).await,
         RequestBody::UploadOffset(query) => Box::pin(recordings::offset(state, ctx, query)).await,
+        RequestBody::FlagsSince(since) => Box::pin(flags::handle(state, ctx, since)).await,
         other => Err(HandlerError::NotServed(other.kind())),
     }
 }

@@ -98,6 +98,7 @@ pub struct Committer {
     metrics: RecordMetrics,
     stop: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
+    reviews_due: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Committer {
@@ -115,6 +116,8 @@ struct Worker {
     settings: IngestSettings,
     faults: Arc<StorageFaults>,
     storage: Arc<StorageWatch>,
+    /// Told when a group stored a correction (its review is queued in the store).
+    reviews_due: Arc<tokio::sync::Notify>,
 }
 
 impl Committer {
@@ -135,6 +138,7 @@ impl Committer {
         let queue_bytes = settings.queue_bytes.clamp(1, Semaphore::MAX_PERMITS);
         let room = Arc::new(Semaphore::new(queue_bytes));
         let stop = CancellationToken::new();
+        let reviews_due = Arc::new(tokio::sync::Notify::new());
         let worker = Worker {
             store,
             policy: Arc::new(policy),
@@ -143,6 +147,7 @@ impl Committer {
             settings,
             faults,
             storage,
+            reviews_due: reviews_due.clone(),
         };
         let task = tokio::spawn(worker.run(jobs, stop.clone()));
         Committer {
@@ -152,7 +157,14 @@ impl Committer {
             metrics,
             stop,
             task: Mutex::new(Some(task)),
+            reviews_due,
         }
+    }
+
+    /// Notified after a group stored a correction, whose two-officer review the store
+    /// queued: the review job wakes on it rather than waiting for its next tick.
+    pub fn reviews_due(&self) -> Arc<tokio::sync::Notify> {
+        self.reviews_due.clone()
     }
 
     /// Queues a push and waits until its group has committed; returns one ack per
@@ -286,6 +298,9 @@ impl Worker {
                 durable::failpoint::crash_point("ingest.committed");
                 self.metrics
                     .committed(&summary, batches.len(), started.elapsed().as_secs_f64());
+                if summary.corrections > 0 {
+                    self.reviews_due.notify_one();
+                }
                 for (reply, acks) in replies.into_iter().zip(acks) {
                     let _ = reply.send(Ok(acks));
                 }

@@ -8,3 +8,4 @@ pub mod refusal_audit;
 pub mod revocations;
 pub mod staging_sweep;
 pub mod storage_alarm;
+pub mod two_officer_reviews;

@@ -68,10 +68,17 @@ fn search_form(search: &CaseSearch) -> Markup {
     }
 }
 
+/// The element id of a record's row, from its `<device>/<sequence>`, so a correction
+/// and the record it corrects link to each other on the page.
+fn anchor(record: &str) -> String {
+    format!("record-{}", record.replace('/', "-"))
+}
+
 fn record_line(r: &RecordEntry, offset: i32) -> Markup {
     let bad = r.chain_break.is_some() || r.two_officer.is_some();
     html! {
-        tr.record.bad[bad] data-device=(r.device_id) data-sequence=(r.sequence) {
+        tr.record.bad[bad] id=(anchor(&format!("{}/{}", r.device_id, r.sequence)))
+            data-device=(r.device_id) data-sequence=(r.sequence) {
             td { (time(r.made_at_gateway, offset)) }
             td { "record" }
             td { (r.device_id) " #" (r.sequence) }
@@ -80,7 +87,20 @@ fn record_line(r: &RecordEntry, offset: i32) -> Markup {
                  @if r.needs_audio_video { " " span.hint { "(audio-video required)" } } }
             td {
                 (r.text)
-                @if let Some(c) = r.corrects { br; span.hint { "corrects #" (c) } }
+                @if let Some(c) = &r.correction_of {
+                    br; span.hint data-field="correction_of" {
+                        "corrects (更正) " a href=(format!("#{}", anchor(c))) { (c) }
+                    }
+                }
+                @if !r.corrected_by.is_empty() {
+                    br; span.hint data-field="corrected_by" {
+                        "corrected by (已更正) "
+                        @for (i, c) in r.corrected_by.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            a href=(format!("#{}", anchor(c))) { (c) }
+                        }
+                    }
+                }
                 @if let Some(l) = &r.location { br; span.hint { (l) } }
             }
             td { (r.officers.join(", ")) }

@@ -87,6 +87,12 @@ pub struct RecordEntry {
     pub recordings: Vec<String>,
     /// The sequence number it corrects, if it is a correction.
     pub corrects: Option<u64>,
+    /// The record it corrects (`<device>/<sequence>`), if it is a correction.
+    pub correction_of: Option<String>,
+    /// The records that correct it (`<device>/<sequence>`), oldest first: the latest
+    /// restates it, and its two-officer flag is judged on that (DOMAIN R3: corrections
+    /// are new records).
+    pub corrected_by: Vec<String>,
     /// `None` when its hash and link verify; otherwise what is wrong.
     pub chain_break: Option<String>,
     /// True when its action kind must be recorded on audio-video for the whole process.
@@ -269,9 +275,15 @@ fn record_entry(
     r: &StoredRecord,
     action_kinds: &ActionKinds,
     two_officer: &HashMap<(String, u64), &TwoOfficerFlag>,
+    corrections: &HashMap<(String, u64), Vec<u64>>,
 ) -> RecordEntry {
     let c = &r.record.content;
     let device_id = r.device.as_str().to_owned();
+    let corrected_by = corrections
+        .get(&(device_id.clone(), r.record.sequence))
+        .map(|seqs| seqs.iter().map(|s| format!("{device_id}/{s}")).collect())
+        .unwrap_or_default();
+    let correction_of = c.corrects.map(|s| format!("{device_id}/{s}"));
     let breach = two_officer
         .get(&(device_id.clone(), r.record.sequence))
         .map(|f| TwoOfficerBreach {
@@ -300,6 +312,8 @@ fn record_entry(
         received_at: r.received_at,
         recordings: c.recordings.iter().map(Uuid::to_string).collect(),
         corrects: c.corrects,
+        correction_of,
+        corrected_by,
         chain_break: r.chain_break.as_ref().map(ToString::to_string),
         needs_audio_video: action_kinds.needs_audio_video(&c.action_kind),
         two_officer: breach,
@@ -437,10 +451,21 @@ async fn assemble(
         })
         .collect();
 
+    // Each record's corrections, both ways, whatever case they were filed under.
+    let mut corrections: HashMap<(String, u64), Vec<u64>> = HashMap::new();
+    let devices: BTreeSet<&DeviceId> = view.records.iter().map(|r| &r.device).collect();
+    for device in devices {
+        for (correction, corrected) in store.corrections_in_chain(device).await? {
+            corrections
+                .entry((device.as_str().to_owned(), corrected))
+                .or_default()
+                .push(correction);
+        }
+    }
     let records: Vec<RecordEntry> = view
         .records
         .iter()
-        .map(|r| record_entry(r, &policy.action_kinds, &two_officer))
+        .map(|r| record_entry(r, &policy.action_kinds, &two_officer, &corrections))
         .collect();
     let lost = store.lost_devices().await?;
     let recordings: Vec<RecordingEntry> = recordings

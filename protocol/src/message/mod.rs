@@ -5,6 +5,7 @@
 //! protocol version, so an unknown version gets [`DecodeError::UnsupportedVersion`]
 //! instead of a confusing shape error.
 
+mod flags;
 mod hello;
 mod identity;
 mod recordings;
@@ -13,6 +14,7 @@ mod records;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use flags::{FLAG_CHANGES_PER_REPLY, FlagChange, FlagChanges, FlagsSince};
 pub use hello::{ChainHead, DeviceRules, Hello, Welcome};
 pub use identity::{
     CheckOutcome, IdentityCheck, IdentityCheckAcks, IdentityResult, IdentityVerdict, OfflineAnswer,
@@ -65,6 +67,10 @@ pub enum RequestBody {
     /// Upload bytes (they follow the frame); answered by [`ResponseBody::UploadOffset`]
     /// or, when the recording is complete and durable, [`ResponseBody::RecordingStored`].
     UploadChunk(UploadHeader),
+    /// Ask for the flag changes on this device's records; answered by
+    /// [`ResponseBody::FlagChanges`]. A gateway older than this message answers
+    /// `MalformedMessage`, which the agent takes as "no flags reported".
+    FlagsSince(FlagsSince),
 }
 
 impl RequestBody {
@@ -79,6 +85,7 @@ impl RequestBody {
             RequestBody::AnnounceRecording(_) => "announce_recording",
             RequestBody::UploadOffset(_) => "upload_offset",
             RequestBody::UploadChunk(_) => "upload_chunk",
+            RequestBody::FlagsSince(_) => "flags_since",
         }
     }
 }
@@ -112,6 +119,8 @@ pub enum ResponseBody {
     UploadOffset(UploadOffset),
     /// The recording is durable.
     RecordingStored(RecordingStored),
+    /// Answer to a flags request.
+    FlagChanges(FlagChanges),
     /// The request was refused.
     Error(ErrorReply),
 }
