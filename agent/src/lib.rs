@@ -28,6 +28,7 @@ pub mod recordings;
 pub mod request;
 pub mod rules;
 pub mod runner;
+pub mod seal;
 pub mod status;
 pub mod sync;
 pub mod transport;

@@ -5,17 +5,11 @@
 //! synced roster says the two-officer rule is not met (R4) or an action that needs
 //! whole-process audio-video has no recording linked (R3).
 
-use protocol::Millis;
 use protocol::action_kind::{ActionKind, ActionKinds, UnknownActionKind};
-use protocol::clock::beyond_tolerance;
 use protocol::message::FlagChange;
 use protocol::message::RecordContent;
 use protocol::two_officer::NotCountedReason;
 use protocol::two_officer::{self, OfficerPresence, TwoOfficerOutcome, TwoOfficerPolicy};
-
-use crate::agent::Agent;
-use crate::outbox::StoreError;
-use crate::outbox::records::{QueuedRecord, RecordError};
 
 /// Why the terminal refuses a record before sealing it.
 #[derive(Debug, thiserror::Error)]
@@ -166,15 +160,6 @@ pub fn flag_notice(change: &FlagChange, kinds: &ActionKinds) -> String {
     format!("{zh}；{cause_zh}。 / {en}; {cause_en}.")
 }
 
-/// A record queued, with the warnings the officer must see.
-#[derive(Clone, Debug)]
-pub struct Recorded {
-    /// The sealed record.
-    pub queued: QueuedRecord,
-    /// Rules the record does not meet, as far as the terminal can tell.
-    pub warnings: Vec<Warning>,
-}
-
 /// The warnings for a record of `kind` whose officers have the given standings (none:
 /// the roster was never synced), with `min_officers` certified officers required.
 pub fn warnings(
@@ -212,54 +197,4 @@ pub fn warnings(
         });
     }
     out
-}
-
-impl Agent {
-    /// Checks a record against the vocabulary and the clock, seals it with its kind's
-    /// code (the normalised form), and says which rules the roster says it breaks.
-    pub async fn record_checked(
-        &self,
-        mut content: RecordContent,
-    ) -> Result<Recorded, RecordError> {
-        let rules = self.outbox().rules_in_force().await?;
-        let kind = rules
-            .action_kinds
-            .lookup(&content.action_kind)
-            .map_err(RuleRefusal::from)?
-            .clone();
-        let now = self.now();
-        if beyond_tolerance(content.made_at, now, rules.clock_tolerance_ms) {
-            return Err(RuleRefusal::Future {
-                ahead_s: (content.made_at - now) / 1000,
-                tolerance_s: rules.clock_tolerance_ms / 1000,
-            }
-            .into());
-        }
-        content.action_kind = kind.code.clone();
-        let present = self.presence(&content.officers, content.made_at).await?;
-        let warnings = warnings(&kind, &content, present.as_deref(), rules.min_officers);
-        let queued = self.record(content).await?;
-        Ok(Recorded { queued, warnings })
-    }
-
-    /// The listed officers' standings at `at` from the synced roster (none: the roster
-    /// was never synced).
-    async fn presence(
-        &self,
-        officers: &[String],
-        at: Millis,
-    ) -> Result<Option<Vec<OfficerPresence>>, StoreError> {
-        if self.outbox().roster_version().await? == 0 {
-            return Ok(None);
-        }
-        let mut out = Vec::with_capacity(officers.len());
-        for number in officers {
-            let entry = self.outbox().roster_entry(number).await?;
-            out.push(OfficerPresence {
-                certificate_number: number.clone(),
-                standing: entry.map(|e| e.standing_at(at)),
-            });
-        }
-        Ok(Some(out))
-    }
 }
