@@ -27,8 +27,9 @@ use serde_json::json;
 
 use super::audit::actions;
 use super::certificate_history::{self, on_conn};
-use super::records::{IngestRules, PG_CHAIN_LOCK_CLASS};
+use super::ingest_rules::IngestRules;
 use super::rows::convert_all;
+use super::tx::PG_CHAIN_LOCK_CLASS;
 use super::tx::{TxConn, WriteTx};
 use super::{Store, StoreError};
 

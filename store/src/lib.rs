@@ -65,6 +65,7 @@ mod tx;
 // Field records, identity checks and certificate history (issue 5).
 mod certificate_history;
 mod identity_checks;
+mod ingest_rules;
 mod officer_lookups;
 mod record_plan;
 mod record_reads;
@@ -91,12 +92,13 @@ pub use flag_reviews::{
     Decision, REVIEW_ACTOR, ReviewCause, TwoOfficerFlagChange, Violation, decide,
 };
 pub use identity_checks::{IdentityCheckRow, roster_entry};
+pub use ingest_rules::IngestRules;
 pub use operators::{
     OperatorRole, OperatorToken, OperatorTokenError, UnknownRole, operator_actions,
 };
 pub use record_reads::{RecordView, StoredRecord, TamperFlag, TwoOfficerFlag};
 pub use recordings::{Announced, RecordingRow, StateChange};
-pub use records::{IngestRules, IngestSummary, RecordBatch};
+pub use records::{IngestSummary, RecordBatch};
 pub use rows::{
     AgencyRow, DeviceRow, DeviceStatusEvent, NewAgency, NewDevice, OfficerChange, OfficerRecord,
     OfficerRow, RosterPage,
@@ -139,7 +141,7 @@ struct Inner {
     officer_lookups: officer_lookups::OfficerLookups,
     /// The rules registry changes and queued reviews judge two-officer flags by (the
     /// ones ingest applies; see [`Store::use_rules`]).
-    rules: std::sync::RwLock<Arc<records::IngestRules>>,
+    rules: std::sync::RwLock<Arc<ingest_rules::IngestRules>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -276,7 +278,7 @@ impl Store {
     /// applies. Why here and not an argument: every officer change (API, import,
     /// tests) reviews flags, and each would otherwise have to carry the vocabulary.
     /// Until set, the protocol's defaults.
-    pub fn use_rules(&self, rules: records::IngestRules) {
+    pub fn use_rules(&self, rules: ingest_rules::IngestRules) {
         *self
             .inner
             .rules
@@ -284,7 +286,7 @@ impl Store {
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
     }
 
-    fn rules(&self) -> Arc<records::IngestRules> {
+    fn rules(&self) -> Arc<ingest_rules::IngestRules> {
         self.inner
             .rules
             .read()

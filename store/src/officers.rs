@@ -11,7 +11,7 @@ use protocol::domain::CertificateStatus;
 use serde_json::{Value, json};
 
 use super::audit::actions;
-use super::records::IngestRules;
+use super::ingest_rules::IngestRules;
 use super::rows::{
     OfficerChange, OfficerRecord, OfficerRow, RawOfficer, RosterPage, convert_all, non_empty,
 };

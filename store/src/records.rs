@@ -11,31 +11,28 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use protocol::action_kind::{self, ActionKinds};
+use protocol::action_kind;
 use protocol::chain::ChainHead;
-use protocol::clock::{ClockPolicy, GatewayTime, on_gateway_time};
+use protocol::clock::{GatewayTime, on_gateway_time};
 use protocol::deadline::ClockSkew;
 use protocol::hash::Sha256Hash;
 use protocol::message::{FieldRecord, RecordAck};
-use protocol::two_officer::{self, TwoOfficerOutcome, TwoOfficerPolicy};
+use protocol::two_officer::{self, TwoOfficerOutcome};
 use protocol::{DeviceId, Millis};
 
 use super::certificate_history::{self, on_conn};
-use super::officer_lookups::OfficerLookups;
 use super::flag_reviews;
+use super::ingest_rules::IngestRules;
+use super::officer_lookups::OfficerLookups;
 use super::record_plan::{self, PushRef};
 use super::sql::{in_bound_list, json_list, values_list};
 use super::tamper::{self, NewTamperFlag};
-use super::tx::{Db, TxConn};
+use super::tx::{Db, PG_CHAIN_LOCK_CLASS, TxConn};
 use super::{Store, StoreError};
 
 /// Rows per multi-row INSERT: few statements per commit, far below either backend's
 /// limit on bound parameters.
 const ROWS_PER_INSERT: usize = 100;
-
-/// The advisory-lock class of record chains on PostgreSQL (`pg_advisory_xact_lock(class,
-/// hashtext(device))`).
-pub(crate) const PG_CHAIN_LOCK_CLASS: i32 = 0x6673_7263; // "fsrc"
 
 /// One device's push of records, as the committer hands it to the store.
 #[derive(Clone, Debug)]
@@ -46,38 +43,6 @@ pub struct RecordBatch {
     pub skew: ClockSkew,
     /// The records, in the order pushed (already checked against the protocol limits).
     pub records: Vec<FieldRecord>,
-}
-
-/// The rules a group commit applies to the records it stores.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IngestRules {
-    /// How many certified officers a two-officer action needs.
-    pub two_officer: TwoOfficerPolicy,
-    /// Which kinds need two officers (looked up in the normalised form).
-    pub action_kinds: ActionKinds,
-    /// How far device clocks are trusted.
-    pub clock: ClockPolicy,
-    /// Tamper flags kept per device; chain breaks beyond are counted in one row per
-    /// device (see the `tamper` module).
-    pub tamper_flags_per_device: u64,
-}
-
-impl IngestRules {
-    /// The default of [`IngestRules::tamper_flags_per_device`]: far more chain breaks
-    /// than an honest device ever makes (a restore from backup forks a few records),
-    /// and at the protocol's largest record (16 KiB of text) about 20 MiB of evidence.
-    pub const DEFAULT_TAMPER_FLAGS_PER_DEVICE: u64 = 1000;
-}
-
-impl Default for IngestRules {
-    fn default() -> Self {
-        Self {
-            two_officer: TwoOfficerPolicy::default(),
-            action_kinds: ActionKinds::default(),
-            clock: ClockPolicy::default(),
-            tamper_flags_per_device: Self::DEFAULT_TAMPER_FLAGS_PER_DEVICE,
-        }
-    }
 }
 
 /// What one group commit did, for metrics.

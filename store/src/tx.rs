@@ -18,6 +18,10 @@ use super::chain::{self, ChainHash};
 use super::notify::EventHub;
 use super::rows::DeviceStatusEvent;
 
+/// The advisory-lock class of record chains on PostgreSQL (`pg_advisory_xact_lock(class,
+/// hashtext(device))`).
+pub(crate) const PG_CHAIN_LOCK_CLASS: i32 = 0x6673_7263; // "fsrc"
+
 /// The pool of whichever backend the store was opened on.
 pub(crate) enum Db {
     Sqlite(SqlitePool),
