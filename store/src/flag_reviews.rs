@@ -29,7 +29,7 @@ use super::audit::actions;
 use super::certificate_history::{self, on_conn};
 use super::ingest_rules::IngestRules;
 use super::rows::convert_all;
-use super::tx::PG_CHAIN_LOCK_CLASS;
+use super::tx::lock_chains;
 use super::tx::{TxConn, WriteTx};
 use super::{Store, StoreError};
 
@@ -219,27 +219,6 @@ struct Judged {
 /// A stored record, by device and sequence number.
 type RecordKey = (String, i64);
 
-/// Takes the advisory lock of each device (PostgreSQL; sorted, one statement), so this
-/// transaction's flag changes of those devices commit in id order. SQLite writers are
-/// serialized by the database lock already.
-pub(crate) async fn lock_devices(
-    conn: &mut TxConn,
-    devices: &BTreeSet<&str>,
-) -> Result<(), StoreError> {
-    if let TxConn::Postgres(t) = conn {
-        let ids: Vec<&str> = devices.iter().copied().collect();
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock($1, k) FROM \
-             (SELECT DISTINCT hashtext(d) AS k FROM unnest($2::text[]) AS d ORDER BY k) AS s",
-        )
-        .bind(PG_CHAIN_LOCK_CLASS)
-        .bind(ids)
-        .execute(&mut **t)
-        .await?;
-    }
-    Ok(())
-}
-
 /// Appends one change to the log (ingest's raises and reviews' raises and clears).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn append_change(
@@ -394,8 +373,8 @@ impl WriteTx {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let devices: BTreeSet<&str> = records.iter().map(|(d, _)| d.as_str()).collect();
-        lock_devices(&mut self.conn, &devices).await?;
+        let devices = records.iter().map(|(d, _)| d.as_str());
+        lock_chains(&mut self.conn, devices).await?;
         let mut written = Vec::new();
         for key in records {
             let Some(record) = judged(&mut self.conn, key).await? else {

@@ -27,7 +27,7 @@ use super::officer_lookups::OfficerLookups;
 use super::record_plan::{self, PushRef};
 use super::sql::{in_bound_list, json_list, values_list};
 use super::tamper::{self, NewTamperFlag};
-use super::tx::{Db, PG_CHAIN_LOCK_CLASS, TxConn};
+use super::tx::{Db, TxConn, lock_chains};
 use super::{Store, StoreError};
 
 /// Rows per multi-row INSERT: few statements per commit, far below either backend's
@@ -77,17 +77,7 @@ impl IngestTx {
             Db::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
         };
-        if let TxConn::Postgres(t) = &mut conn {
-            let ids: Vec<&str> = devices.iter().map(|d| d.as_str()).collect();
-            sqlx::query(
-                "SELECT pg_advisory_xact_lock($1, k) FROM \
-                 (SELECT DISTINCT hashtext(d) AS k FROM unnest($2::text[]) AS d ORDER BY k) AS s",
-            )
-            .bind(PG_CHAIN_LOCK_CLASS)
-            .bind(ids)
-            .execute(&mut **t)
-            .await?;
-        }
+        lock_chains(&mut conn, devices.iter().map(|d| d.as_str())).await?;
         Ok(Self { conn })
     }
 

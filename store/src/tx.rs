@@ -20,7 +20,30 @@ use super::rows::DeviceStatusEvent;
 
 /// The advisory-lock class of record chains on PostgreSQL (`pg_advisory_xact_lock(class,
 /// hashtext(device))`).
-pub(crate) const PG_CHAIN_LOCK_CLASS: i32 = 0x6673_7263; // "fsrc"
+const PG_CHAIN_LOCK_CLASS: i32 = 0x6673_7263; // "fsrc"
+
+/// Takes the chain lock of each device (PostgreSQL: advisory locks, sorted and taken in
+/// one statement so that two transactions never wait for each other in opposite
+/// orders). A group commit holds it for the chains it appends to, and a flag review for
+/// the devices whose flag changes it writes, so both commit each device's changes in
+/// id order. SQLite writers are serialized by the database lock already.
+pub(crate) async fn lock_chains<'a>(
+    conn: &mut TxConn,
+    devices: impl IntoIterator<Item = &'a str>,
+) -> Result<(), StoreError> {
+    if let TxConn::Postgres(t) = conn {
+        let ids: Vec<&str> = devices.into_iter().collect();
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock($1, k) FROM \
+             (SELECT DISTINCT hashtext(d) AS k FROM unnest($2::text[]) AS d ORDER BY k) AS s",
+        )
+        .bind(PG_CHAIN_LOCK_CLASS)
+        .bind(ids)
+        .execute(&mut **t)
+        .await?;
+    }
+    Ok(())
+}
 
 /// The pool of whichever backend the store was opened on.
 pub(crate) enum Db {
